@@ -1,0 +1,31 @@
+"""Architecture entries: one module per paper, each registering builders with ``@register``.
+
+Importing this package registers every built-in entry. Users add their own entries with
+``--plugin FILE.py`` or an installed package exposing the entry-point group
+``semseg_bench.architectures`` (see ``bench.plugins``).
+"""
+
+from architectures._registry import (
+    ArchEntry,
+    ArchInfo,
+    build,
+    entries,
+    get_entry,
+    get_info,
+    names,
+    register,
+)
+
+# Built-in entries (import order = listing order).
+from architectures import fcn, torchvision_refs  # noqa: E402,F401  isort: skip
+
+__all__ = [
+    "ArchEntry",
+    "ArchInfo",
+    "build",
+    "entries",
+    "get_entry",
+    "get_info",
+    "names",
+    "register",
+]

@@ -1,0 +1,94 @@
+"""Checkpoints: saving a trained model and loading one safely (``weights_only=True`` always).
+
+The harness format is a dict ``{"format": "semseg-bench/1", "arch", "num_classes",
+"state_dict", "meta"}``; a plain ``state_dict`` (e.g. from torchvision or a user's own training)
+loads too. A checkpoint for another architecture or class count is refused with a report of
+missing, unexpected and shape-mismatched keys.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+FORMAT = "semseg-bench/1"
+
+
+def save_checkpoint(path: Path, model: nn.Module, *, arch: str, num_classes: int,
+                    meta: dict[str, Any] | None = None) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save({"format": FORMAT, "arch": arch, "num_classes": num_classes,
+                "state_dict": model.state_dict(), "meta": meta or {}}, tmp)
+    tmp.replace(path)
+    return path
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint file with ``weights_only=True``; returns the harness dict form."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Checkpoint {path} does not exist.")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(
+            f"Checkpoint {path} was refused: it holds Python objects that a weights-only load "
+            f"does not execute (a checkpoint that runs code on load is not accepted). "
+            f"Re-save it as a plain state_dict of tensors. Detail: {str(exc).splitlines()[0]}"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise ValueError(
+            f"Checkpoint {path} is not a readable torch file (corrupt or truncated?): {exc}"
+        ) from None
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        return obj
+    if isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return {"format": "state_dict", "arch": None, "num_classes": None, "state_dict": obj,
+                "meta": {}}
+    raise ValueError(
+        f"Checkpoint {path} is neither a semseg-bench checkpoint nor a state_dict of tensors "
+        f"(found {type(obj).__name__})."
+    )
+
+
+def load_into(model: nn.Module, path: Path, *, arch: str, num_classes: int) -> dict[str, Any]:
+    """Load a checkpoint into ``model`` (the registered architecture, not the PadCrop wrapper).
+
+    Raises:
+        ValueError: the checkpoint is for another architecture / class count, or its keys or
+            shapes do not match, with a report of the keys that differ.
+    """
+    ckpt = read_checkpoint(path)
+    if ckpt["arch"] not in (None, arch) or ckpt["num_classes"] not in (None, num_classes):
+        raise ValueError(
+            f"Checkpoint {path} is for arch {ckpt['arch']!r} with {ckpt['num_classes']} classes; "
+            f"asked for {arch!r} with {num_classes}. Pass the matching --arch/--num-classes."
+        )
+    state = ckpt["state_dict"]
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or mismatched:
+        def show(keys: list[str]) -> str:
+            return ", ".join(keys[:8]) + (f" (+{len(keys) - 8} more)" if len(keys) > 8 else "")
+
+        lines = [f"Checkpoint {path} does not fit {arch!r} with {num_classes} classes:"]
+        if missing:
+            lines.append(f"  missing keys ({len(missing)}): {show(missing)}")
+        if unexpected:
+            lines.append(f"  unexpected keys ({len(unexpected)}): {show(unexpected)}")
+        if mismatched:
+            lines.append("  shape mismatches: " + ", ".join(
+                f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                for k in mismatched[:8]))
+        lines.append("Is it for another architecture or class count?")
+        raise ValueError("\n".join(lines))
+    model.load_state_dict(state)
+    return ckpt

@@ -1,0 +1,314 @@
+"""Command-line interface: parses arguments and calls the harness (no logic of its own)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EPILOG = """\
+examples:
+  python run_bench.py                          # = run --suite quick (CUDA if present, else CPU)
+  python run_bench.py list archs --format json
+  python run_bench.py run --suite smoke --results-dir /tmp/res
+  python run_bench.py run --suite quick --archs fcn8s,tv_lraspp_mobilenet_v3_large
+  python run_bench.py run --suite quick --plugin my_arch.py --archs my_arch
+  python run_bench.py leaderboard              # re-render results/ from stored records only
+  python run_bench.py eval --arch fcn8s --dataset synthetic --checkpoint fcn8s.pt
+  python run_bench.py profile --arch fcn8s --input-shape 1,3,512,512 --speed
+
+Records: results/records/*.json (one per run; schema in bench/results.py).
+Leaderboard: results/LEADERBOARD.md, results/leaderboard.csv, results/plots/*.png.
+"""
+
+
+def _csv(value: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of names; got nothing")
+    return items
+
+
+def _shape(value: str) -> tuple[int, int, int, int]:
+    try:
+        parts = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 4 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected N,C,H,W as four positive integers (e.g. 1,3,512,512); got {value!r}")
+    return parts  # type: ignore[return-value]
+
+
+def _add_plugin(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
+                   help="import a Python file whose @register entries join the registry "
+                        "(repeatable; plugins are code: load only what you trust)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run_bench.py",
+        description="semseg-bench: measure segmentation architectures the same way "
+                    "(mIoU, pixel accuracy, FLOPs, params, latency, throughput, memory), "
+                    "record every run, render leaderboards.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list architectures, datasets or suites",
+                       description="List registered architectures (with paper, year, family), "
+                                   "datasets or built-in suites.")
+    p.add_argument("what", nargs="?", default="archs", choices=["archs", "datasets", "suites"])
+    p.add_argument("--format", default="table", choices=["table", "json"])
+    _add_plugin(p)
+
+    p = sub.add_parser("run", help="run a suite and regenerate the leaderboard",
+                       description="Run a suite: for each architecture count complexity, train "
+                                   "for the suite's steps, evaluate, time it, and write one "
+                                   "record; then regenerate the leaderboard and plots.")
+    p.add_argument("--suite", default="quick",
+                   help="built-in suite name (see `list suites`) or path to a .yaml file "
+                        "(default: quick)")
+    p.add_argument("--archs", type=_csv, default=None,
+                   help="comma-separated subset of the suite's architectures")
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA when available, else CPU), cpu, or cuda[:N]")
+    p.add_argument("--results-dir", type=Path, default=Path("results"))
+    p.add_argument("--resume", action="store_true",
+                   help="skip architectures that already have an ok record for this suite "
+                        "and setting")
+    p.add_argument("--save-checkpoints", type=Path, default=None, metavar="DIR",
+                   help="also save each trained model as DIR/<arch>.pt")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars (CI logs)")
+    _add_plugin(p)
+
+    p = sub.add_parser("leaderboard", help="re-render LEADERBOARD.md, CSV and plots from records",
+                       description="Regenerate LEADERBOARD.md, leaderboard.csv and plots/ "
+                                   "from the stored records alone (nothing is re-run).")
+    p.add_argument("--results-dir", type=Path, default=Path("results"))
+
+    p = sub.add_parser("eval", help="evaluate one model (fresh or from a checkpoint)")
+    p.add_argument("--arch", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--split", default="val")
+    p.add_argument("--resolution", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="image size (synthetic set; default: the dataset's)")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="a checkpoint saved by the harness or a plain state_dict")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--json", type=Path, default=None, metavar="OUT",
+                   help="also write the metrics as JSON")
+    p.add_argument("-q", "--quiet", action="store_true")
+    _add_plugin(p)
+
+    p = sub.add_parser("profile", help="params, MACs, GFLOPs (and speed) of one model",
+                       description="Count parameters and MACs/GFLOPs (fvcore, cross-checked "
+                                   "with torch's FlopCounterMode) at one input shape; with "
+                                   "--speed also latency and throughput.")
+    p.add_argument("--arch", required=True)
+    p.add_argument("--input-shape", type=_shape, required=True, metavar="N,C,H,W")
+    p.add_argument("--num-classes", type=int, default=21)
+    p.add_argument("--speed", action="store_true")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"])
+    p.add_argument("--format", default="table", choices=["table", "json"])
+    _add_plugin(p)
+    return parser
+
+
+def _load_plugins(paths: list[str]) -> None:
+    from bench.plugins import load_entry_points, load_plugin
+
+    load_entry_points()
+    for path in paths:
+        load_plugin(path)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    import architectures
+    from bench.data import dataset_description, dataset_names
+    from bench.suites import available_suites, load_suite
+
+    if args.what == "archs":
+        rows = [{"name": e.info.name, "title": e.info.title, "paper": e.info.paper,
+                 "year": e.info.year, "family": e.info.family,
+                 "input_divisor": e.info.input_divisor, "paper_params": e.info.paper_params,
+                 "source": e.source} for e in architectures.entries()]
+    elif args.what == "datasets":
+        rows = [{"name": n, "description": dataset_description(n)} for n in dataset_names()]
+    else:
+        rows = []
+        for n in available_suites():
+            s = load_suite(n)
+            rows.append({"name": n, "dataset": s.dataset, "setting": s.setting,
+                         "archs": s.archs, "description": s.description})
+    if args.format == "json":
+        print(json.dumps(rows, indent=1))
+    else:
+        print(tabulate(rows, headers="keys", tablefmt="github"))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import architectures
+    from bench.leaderboard import write_leaderboard
+    from bench.results import command_line, load_records
+    from bench.runner import Sweep
+    from bench.suites import load_suite
+
+    suite = load_suite(args.suite)
+    archs = suite.arch_names(architectures.names())
+    if args.archs:
+        unknown = [a for a in args.archs if a not in archs]
+        for a in unknown:
+            architectures.get_entry(a)  # unknown name: raises with close matches
+        if unknown:
+            raise ValueError(f"--archs {','.join(unknown)} not in suite {suite.name!r} "
+                             f"(its architectures: {', '.join(archs)}).")
+        archs = [a for a in archs if a in args.archs]
+    _check_writable(args.results_dir)
+    sweep = Sweep(suite, results_dir=args.results_dir, device=args.device,
+                  command=command_line(), progress=not args.quiet,
+                  checkpoint_dir=args.save_checkpoints)
+    print(f"suite {suite.name}: {len(archs)} architectures on {suite.dataset} "
+          f"({suite.setting}) on {sweep.device}; records -> {args.results_dir / 'records'}")
+    summary = sweep.run(archs, resume=args.resume)
+    if summary.skipped:
+        print(f"resumed: skipped {len(summary.skipped)} with ok records: "
+              f"{', '.join(summary.skipped)}")
+    written = write_leaderboard(args.results_dir, load_records(args.results_dir))
+    print(f"leaderboard: {', '.join(str(p) for p in written[:2])} (+{len(written) - 2} plots)")
+    if summary.failed:
+        print(f"\n{len(summary.failed)} of {len(archs)} architectures FAILED:", file=sys.stderr)
+        for arch, msg in summary.failed:
+            print(f"  {arch}: {msg}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _check_writable(results_dir: Path) -> None:
+    import tempfile
+
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=results_dir):
+            pass
+    except OSError as exc:
+        raise ValueError(
+            f"Results folder {results_dir} is not writable ({exc.strerror}). Pass "
+            f"--results-dir pointing at a folder you can write to."
+        ) from None
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from bench.leaderboard import write_leaderboard
+    from bench.results import load_records
+
+    written = write_leaderboard(args.results_dir, load_records(args.results_dir))
+    for path in written:
+        print(path)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import architectures
+    from bench.checkpoint import load_into
+    from bench.data import build_dataset
+    from bench.evaluate import evaluate
+    from bench.models import build_model
+    from bench.runner import resolve_device
+
+    device = resolve_device(args.device)
+    options = {"size": tuple(args.resolution)} if args.resolution else {}
+    dataset, info = build_dataset(args.dataset, split=args.split, root=args.data_root, **options)
+    architectures.get_entry(args.arch)
+    model = build_model(args.arch, num_classes=info.num_classes)
+    if args.checkpoint:
+        load_into(model.model, args.checkpoint, arch=args.arch, num_classes=info.num_classes)
+    result = evaluate(model, dataset, num_classes=info.num_classes,
+                      ignore_index=info.ignore_index, class_names=info.class_names,
+                      device=device, batch_size=args.batch_size, progress=not args.quiet)
+    metrics = result.metrics.to_dict()
+    out = {"arch": args.arch, "dataset": args.dataset, "split": args.split,
+           "checkpoint": str(args.checkpoint) if args.checkpoint else None,
+           "num_images": result.num_images, "metrics": metrics}
+    for key in ("miou", "pixel_acc", "mean_acc", "fwiou", "mean_dice"):
+        v = metrics[key]
+        print(f"{key:>10}: {'n/a' if v is None else f'{100 * v:.2f} %'}")
+    if args.json:
+        from bench.results import write_json_atomic
+
+        write_json_atomic(args.json, out)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from bench import complexity as cx
+    from bench import speed as sp
+    from bench.models import build_model
+    from bench.runner import resolve_device
+
+    device = resolve_device(args.device)
+    model = build_model(args.arch, num_classes=args.num_classes).eval()
+    report = cx.count_complexity(model, args.input_shape)
+    out: dict[str, object] = {"arch": args.arch, "complexity": report.to_dict()}
+    if args.speed:
+        n, c, h, w = args.input_shape
+        speed = sp.measure_speed(model, (c, h, w), gmacs_per_image=report.gmacs / n,
+                                 device=device, dtype=args.dtype)
+        out["speed"] = speed.to_dict()
+    if args.format == "json":
+        print(json.dumps(out, indent=1))
+        return 0
+    rows = [("params", f"{report.params:,}"), ("trainable params", f"{report.trainable_params:,}"),
+            ("MACs", f"{report.macs:,}"), ("GMACs", f"{report.gmacs:.3f}"),
+            ("GFLOPs (2 x GMACs)", f"{report.gflops:.3f}"),
+            ("input shape", "x".join(map(str, args.input_shape))),
+            ("counter", f"{report.counter} {report.counter_version}"),
+            ("cross-check GMACs", f"{report.crosscheck_macs / 1e9:.3f} "
+                                  f"(rel. diff {100 * report.rel_diff:.2f}%)"),
+            ("skipped operators", ", ".join(f"{k} x{v}" for k, v in
+                                            sorted(report.unsupported_ops.items())) or "none")]
+    if args.speed:
+        s = out["speed"]
+        rows += [("device", f"{s['device']} ({s['device_name']}, {s['dtype']})"),
+                 ("latency p50 / p90 (ms)", f"{s['latency_ms']['p50']:.2f} / "
+                                            f"{s['latency_ms']['p90']:.2f}"),
+                 ("throughput (img/s)", f"{s['throughput_ips']:.1f} at batch "
+                                        f"{s['throughput_batch_size']}"),
+                 ("efficiency", f"{100 * s['efficiency']:.1f}% of "
+                                f"{s['matmul_gflops_per_s']:.0f} GFLOP/s matmul")]
+    print(tabulate(rows, tablefmt="github", headers=["", args.arch]))
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "leaderboard": cmd_leaderboard,
+            "eval": cmd_eval, "profile": cmd_profile}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv or ["run", "--suite", "quick"])
+    try:
+        if hasattr(args, "plugin"):
+            _load_plugins(args.plugin)
+        return COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from bench.plugins import PluginError
+
+        if isinstance(exc, PluginError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        raise

@@ -1,0 +1,79 @@
+"""Evaluation: run a model over a split and accumulate one dataset-level confusion matrix."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from bench.metrics import ConfusionMatrix, SegMetrics
+from bench.models import main_logits
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    metrics: SegMetrics
+    matrix: np.ndarray
+    num_images: int
+    sample_preds: np.ndarray | None  # (S, H, W) uint8 predictions of the first S images
+
+
+def _pred_dtype(num_classes: int) -> torch.dtype:
+    # uint8 class ids make the confusion-matrix update fastest (see bench.metrics).
+    return torch.uint8 if num_classes <= 256 else torch.int32
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module | None,
+    dataset: Dataset,
+    *,
+    num_classes: int,
+    ignore_index: int,
+    class_names: Sequence[str],
+    device: str | torch.device = "cpu",
+    batch_size: int = 16,
+    num_samples: int = 0,
+    constant_class: int | None = None,
+    progress: bool = True,
+    desc: str = "eval",
+) -> EvalResult:
+    """Whole-image evaluation at the dataset's resolution.
+
+    With ``model=None`` and ``constant_class=c`` every pixel is predicted as class ``c`` (the
+    "predict background everywhere" baseline row of the leaderboard).
+    """
+    if model is None and constant_class is None:
+        raise ValueError("evaluate() needs a model or a constant_class.")
+    if model is not None:
+        model.to(device).eval()
+    cm = ConfusionMatrix(num_classes, ignore_index=ignore_index, device=device)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    kept: list[np.ndarray] = []
+    n = 0
+    for images, masks in tqdm(loader, desc=desc, disable=not progress, leave=False,
+                              unit="batch"):
+        masks = masks.to(device)
+        if model is None:
+            pred = torch.full_like(masks, constant_class, dtype=_pred_dtype(num_classes))
+        else:
+            logits = main_logits(model(images.to(device)))  # (N, K, H, W)
+            if logits.shape[-2:] != masks.shape[-2:] or logits.shape[1] != num_classes:
+                raise ValueError(
+                    f"Model output {tuple(logits.shape)} does not match labels "
+                    f"{tuple(masks.shape)} with {num_classes} classes: expected "
+                    f"(N, {num_classes}, H, W) at the label resolution."
+                )
+            pred = logits.argmax(1).to(_pred_dtype(num_classes))  # (N, H, W)
+        cm.update(pred, masks)
+        if len(kept) < num_samples:
+            kept.extend(pred[: num_samples - len(kept)].cpu().numpy().astype(np.uint8))
+        n += masks.shape[0]
+    samples = np.stack(kept) if kept else None
+    return EvalResult(metrics=cm.compute(class_names), matrix=cm.matrix.cpu().numpy(),
+                      num_images=n, sample_preds=samples)

@@ -1,0 +1,230 @@
+"""Segmentation metrics from one dataset-level confusion matrix.
+
+The matrix ``cm[t, p]`` counts pixels of ground-truth class ``t`` predicted as ``p``. It is
+accumulated on the device where the predictions live, summed over batches (and, by adding the
+matrices, over processes), and only then turned into numbers: mIoU is computed from the total
+matrix, never as a mean of per-image IoUs.
+
+Conventions (those of mmsegmentation):
+
+* Pixels whose label equals ``ignore_index`` are not counted.
+* A class absent from both the ground truth and the predictions has an undefined (NaN) IoU,
+  accuracy and Dice; NaN classes are excluded from every mean. A class present in the ground
+  truth but never predicted has IoU 0; a class predicted but absent from the ground truth also
+  has IoU 0 (its accuracy is NaN: it has no ground-truth pixels).
+* Labels outside ``[0, num_classes)`` that are not ``ignore_index`` are an error, reported with
+  the offending values: a silent clip would hide a broken dataset.
+
+Speed: the update builds one flat index ``num_classes * target + pred`` without compacting the
+valid pixels with a boolean mask (the slow part of the classic NumPy recipe). Ignored and invalid
+labels simply land in rows past ``num_classes - 1`` of a slightly larger histogram; those rows
+are dropped (ignored) or reported (invalid). uint8 or int32 inputs are fastest; int64 inputs work
+but cost an extra conversion pass.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+_INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+class ConfusionMatrix:
+    """Accumulates a ``(num_classes, num_classes)`` int64 confusion matrix on a device.
+
+    Args:
+        num_classes: Number of evaluated classes.
+        ignore_index: Label value to skip (255 by default; a dataset may declare its own).
+        device: Where the matrix lives; put it where the predictions are.
+    """
+
+    def __init__(
+        self, num_classes: int, ignore_index: int = 255, device: torch.device | str = "cpu"
+    ) -> None:
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive int; got {num_classes!r}.")
+        if 0 <= ignore_index < num_classes:
+            raise ValueError(
+                f"ignore_index {ignore_index} collides with class ids 0..{num_classes - 1}; "
+                f"choose a value outside that range (255 is the usual one)."
+            )
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+
+    def reset(self) -> None:
+        self.matrix.zero_()
+
+    @torch.no_grad()
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        """Add a batch of predicted and ground-truth label maps (same shape, integer dtype)."""
+        if pred.shape != target.shape:
+            raise ValueError(
+                f"pred and target must have the same shape; got pred {tuple(pred.shape)} and "
+                f"target {tuple(target.shape)}. Pass class ids (e.g. logits.argmax(1)), not logits."
+            )
+        for name, t in (("pred", pred), ("target", target)):
+            if t.dtype not in _INT_DTYPES:
+                raise TypeError(
+                    f"{name} must hold integer class ids; got dtype {t.dtype}. "
+                    f"Use logits.argmax(1) for predictions and integer masks for targets."
+                )
+        if target.numel() == 0:
+            return
+        k = self.num_classes
+        pred = pred.to(self.matrix.device)
+        target = target.to(self.matrix.device)
+
+        pmin, pmax = torch.aminmax(pred)
+        if int(pmin) < 0 or int(pmax) >= k:
+            raise ValueError(
+                f"Predictions must be class ids in [0, {k - 1}]; found values in "
+                f"[{int(pmin)}, {int(pmax)}]. Is num_classes={k} right for this model?"
+            )
+        tmin, tmax = (int(v) for v in torch.aminmax(target))
+        if tmin < 0 or tmax > max(k - 1, self.ignore_index):
+            # Negative labels cannot be flat indices, and labels beyond the ignore index would
+            # need a huge histogram: both take the explicit path (which reports invalid labels).
+            self._update_masked(pred, target)
+            return
+
+        rows = max(tmax, k - 1) + 1  # one histogram row per label value that occurs
+        # idx = k * target + pred, in int32 when it fits (faster bincount than int64).
+        idx_dtype = torch.int32 if rows * k < 2**31 else torch.int64
+        idx = torch.addcmul(
+            pred.to(idx_dtype), target.to(idx_dtype), torch.tensor(k, dtype=idx_dtype,
+                                                                      device=pred.device)
+        )
+        hist = torch.bincount(idx.reshape(-1), minlength=rows * k).reshape(rows, k)
+        if rows > k:
+            extra = hist[k:].sum(dim=1)  # pixels per label value >= k
+            if 0 <= self.ignore_index - k < extra.numel():
+                extra[self.ignore_index - k] = 0
+            if bool(extra.any()):
+                bad = (torch.nonzero(extra).flatten() + k).tolist()
+                self._raise_invalid(bad)
+        self.matrix += hist[:k]
+
+    def _update_masked(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        k = self.num_classes
+        target = target.long()
+        keep = target != self.ignore_index
+        invalid = keep & ((target < 0) | (target >= k))
+        if bool(invalid.any()):
+            self._raise_invalid(torch.unique(target[invalid]).tolist())
+        idx = k * target[keep] + pred.long()[keep]
+        self.matrix += torch.bincount(idx, minlength=k * k).reshape(k, k)
+
+    def _raise_invalid(self, values: Sequence[int]) -> None:
+        shown = ", ".join(str(v) for v in list(values)[:10])
+        more = f" (and {len(values) - 10} more)" if len(values) > 10 else ""
+        raise ValueError(
+            f"Target labels must be in [0, {self.num_classes - 1}] or the ignore index "
+            f"{self.ignore_index}; found {shown}{more}. Check the dataset's label encoding "
+            f"(e.g. colour-coded labels, or labelIds that need mapping to trainIds) or its "
+            f"num_classes/ignore_index."
+        )
+
+    def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
+        """Add another matrix (e.g. from another process or shard) in place; returns self."""
+        if other.num_classes != self.num_classes:
+            raise ValueError(
+                f"Cannot merge confusion matrices of {self.num_classes} and "
+                f"{other.num_classes} classes."
+            )
+        self.matrix += other.matrix.to(self.matrix.device)
+        return self
+
+    def all_reduce(self) -> None:
+        """Sum the matrix over all processes of an initialised torch.distributed group."""
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(self.matrix)
+
+    def compute(self, class_names: Sequence[str] | None = None) -> SegMetrics:
+        return compute_metrics(self.matrix.cpu().numpy(), class_names)
+
+
+@dataclass(frozen=True)
+class SegMetrics:
+    """Metrics from one confusion matrix; all fractions in [0, 1], NaN = undefined."""
+
+    miou: float
+    pixel_acc: float
+    mean_acc: float
+    fwiou: float
+    mean_dice: float
+    per_class_iou: dict[str, float]
+    per_class_acc: dict[str, float]
+    per_class_dice: dict[str, float]
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready dict; NaN becomes None (JSON has no NaN)."""
+
+        def clean(v: float) -> float | None:
+            return None if math.isnan(v) else float(v)
+
+        return {
+            "miou": clean(self.miou),
+            "pixel_acc": clean(self.pixel_acc),
+            "mean_acc": clean(self.mean_acc),
+            "fwiou": clean(self.fwiou),
+            "mean_dice": clean(self.mean_dice),
+            "per_class_iou": {k: clean(v) for k, v in self.per_class_iou.items()},
+            "per_class_acc": {k: clean(v) for k, v in self.per_class_acc.items()},
+            "per_class_dice": {k: clean(v) for k, v in self.per_class_dice.items()},
+        }
+
+
+def _nanmean(x: np.ndarray) -> float:
+    finite = x[~np.isnan(x)]
+    return float(finite.mean()) if finite.size else float("nan")
+
+
+def compute_metrics(
+    matrix: np.ndarray | torch.Tensor, class_names: Sequence[str] | None = None
+) -> SegMetrics:
+    """Turn a confusion matrix (rows = ground truth, columns = prediction) into metrics.
+
+    Args:
+        matrix: ``(K, K)`` non-negative counts.
+        class_names: K names for the per-class dicts (default ``"0".."K-1"``).
+    """
+    cm = matrix.cpu().numpy() if isinstance(matrix, torch.Tensor) else np.asarray(matrix)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"Confusion matrix must be square (K, K); got shape {cm.shape}.")
+    k = cm.shape[0]
+    names = [str(i) for i in range(k)] if class_names is None else list(class_names)
+    if len(names) != k:
+        raise ValueError(f"Got {len(names)} class names for a {k}-class confusion matrix.")
+    cm = cm.astype(np.float64)
+    tp = np.diag(cm)
+    gt = cm.sum(axis=1)  # pixels per ground-truth class
+    pr = cm.sum(axis=0)  # pixels per predicted class
+    total = cm.sum()
+    union = gt + pr - tp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.where(union > 0, tp / union, np.nan)
+        acc = np.where(gt > 0, tp / gt, np.nan)
+        dice = np.where(gt + pr > 0, 2 * tp / (gt + pr), np.nan)
+    if total > 0:
+        pixel_acc = float(tp.sum() / total)
+        freq = gt / total
+        valid = ~np.isnan(iou)
+        fwiou = float((freq[valid] * iou[valid]).sum())
+    else:  # everything ignored: nothing to score
+        pixel_acc = fwiou = float("nan")
+    return SegMetrics(
+        miou=_nanmean(iou),
+        pixel_acc=pixel_acc,
+        mean_acc=_nanmean(acc),
+        fwiou=fwiou,
+        mean_dice=_nanmean(dice),
+        per_class_iou=dict(zip(names, iou.tolist(), strict=True)),
+        per_class_acc=dict(zip(names, acc.tolist(), strict=True)),
+        per_class_dice=dict(zip(names, dice.tolist(), strict=True)),
+    )

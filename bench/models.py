@@ -1,0 +1,55 @@
+"""Building registered architectures for the harness: pad-and-crop, output checks."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import architectures
+
+
+class PadCrop(nn.Module):
+    """Pads the input's H and W up to a multiple of ``divisor`` and crops the logits back.
+
+    Zero padding (on the normalised image, i.e. the dataset mean) at the bottom and right, so
+    every architecture accepts any H x W and returns logits at the input resolution. In train
+    mode a dict of outputs is cropped entry by entry. ``self.model`` is the registered
+    architecture; its state dict is the checkpoint format (see ``bench.checkpoint``).
+    """
+
+    def __init__(self, model: nn.Module, divisor: int) -> None:
+        super().__init__()
+        self.model = model
+        self.divisor = divisor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+        h, w = x.shape[-2:]
+        d = self.divisor
+        ph, pw = (-h) % d, (-w) % d
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph))
+        out = self.model(x)
+        if not (ph or pw):
+            return out
+        if isinstance(out, dict):
+            return {k: v[..., :h, :w] for k, v in out.items()}
+        return out[..., :h, :w]
+
+
+def build_model(arch: str, *, num_classes: int, **options: object) -> PadCrop:
+    """Build a registered architecture wrapped in :class:`PadCrop`."""
+    entry = architectures.get_entry(arch)
+    return PadCrop(entry.build(num_classes=num_classes, **options), entry.info.input_divisor)
+
+
+def main_logits(out: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+    """The main logits of a model output (a tensor, or a dict with key ``"out"``)."""
+    if isinstance(out, dict):
+        if "out" not in out:
+            raise ValueError(
+                f"A model returning a dict must put its main logits under 'out'; got keys "
+                f"{sorted(out)}."
+            )
+        return out["out"]
+    return out

@@ -1,0 +1,76 @@
+"""User architectures: ``--plugin FILE.py`` and the ``semseg_bench.architectures`` entry points.
+
+Trust model: a plugin is Python code and runs with your permissions. The harness imports only
+files you name on the command line and entry points of packages you installed; it never
+discovers code in other places. Only load what you trust.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import traceback
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from architectures._registry import registering_from
+
+ENTRY_POINT_GROUP = "semseg_bench.architectures"
+
+
+class PluginError(RuntimeError):
+    """A plugin could not be loaded; the message carries the plugin's traceback."""
+
+
+def load_plugin(path: str | Path) -> list[str]:
+    """Import a plugin file; its ``@register`` entries join the registry.
+
+    Returns:
+        The names the file registered.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        PluginError: importing it raised (the message holds the file's traceback).
+    """
+    import architectures
+
+    path = Path(path)
+    if not path.is_file() or path.suffix != ".py":
+        raise FileNotFoundError(
+            f"Plugin {path} not found or not a .py file. Pass the path of a Python file that "
+            f"defines @register(ArchInfo(...)) builders (see README, 'Add an architecture')."
+        )
+    before = set(architectures.names())
+    module_name = f"semseg_bench_plugin_{path.stem}_{abs(hash(str(path.resolve()))) % 10**8}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise PluginError(f"Plugin {path}: Python cannot import this file.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        with registering_from(f"plugin:{path}"):
+            spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(module_name, None)
+        raise PluginError(
+            f"Plugin {path} raised while being imported, so nothing was run:\n"
+            f"{traceback.format_exc()}"
+        ) from exc
+    return [n for n in architectures.names() if n not in before]
+
+
+def load_entry_points() -> list[str]:
+    """Load architectures from installed packages' ``semseg_bench.architectures`` entry points."""
+    import architectures
+
+    before = set(architectures.names())
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            with registering_from(f"entry-point:{ep.name}"):
+                ep.load()
+        except Exception as exc:
+            raise PluginError(
+                f"Entry point {ep.name!r} ({ep.value}) in group {ENTRY_POINT_GROUP!r} raised "
+                f"while loading:\n{traceback.format_exc()}"
+            ) from exc
+    return [n for n in architectures.names() if n not in before]
