@@ -29,6 +29,14 @@ def save_checkpoint(path: Path, model: nn.Module, *, arch: str, num_classes: int
     return path
 
 
+def _unpickling_detail(message: str) -> str:
+    """The informative part of torch's weights-only error (it wraps it in generic advice)."""
+    boilerplate = ("Weights only load failed", "Please file an issue", "Check the documentation")
+    lines = [line.strip() for line in message.splitlines()
+             if line.strip() and not line.strip().startswith(boilerplate)]
+    return " ".join(lines) or message.strip()
+
+
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """Read a checkpoint file with ``weights_only=True``; returns the harness dict form."""
     path = Path(path)
@@ -37,10 +45,16 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        detail = _unpickling_detail(str(exc))
+        if "global" not in detail.lower():  # not an object reference: the bytes are garbage
+            raise ValueError(
+                f"Checkpoint {path} is not a readable torch file (corrupt or truncated?): "
+                f"{detail}"
+            ) from None
         raise ValueError(
             f"Checkpoint {path} was refused: it holds Python objects that a weights-only load "
             f"does not execute (a checkpoint that runs code on load is not accepted). "
-            f"Re-save it as a plain state_dict of tensors. Detail: {str(exc).splitlines()[0]}"
+            f"Re-save it as a plain state_dict of tensors. Detail: {detail}"
         ) from None
     except (RuntimeError, EOFError, OSError) as exc:
         raise ValueError(
@@ -65,21 +79,25 @@ def load_into(model: nn.Module, path: Path, *, arch: str, num_classes: int) -> d
             shapes do not match, with a report of the keys that differ.
     """
     ckpt = read_checkpoint(path)
-    if ckpt["arch"] not in (None, arch) or ckpt["num_classes"] not in (None, num_classes):
-        raise ValueError(
-            f"Checkpoint {path} is for arch {ckpt['arch']!r} with {ckpt['num_classes']} classes; "
-            f"asked for {arch!r} with {num_classes}. Pass the matching --arch/--num-classes."
-        )
     state = ckpt["state_dict"]
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     mismatched = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or mismatched:
+    other_arch = ckpt["arch"] not in (None, arch) or ckpt["num_classes"] not in (None, num_classes)
+    if other_arch or missing or unexpected or mismatched:
         def show(keys: list[str]) -> str:
             return ", ".join(keys[:8]) + (f" (+{len(keys) - 8} more)" if len(keys) > 8 else "")
 
-        lines = [f"Checkpoint {path} does not fit {arch!r} with {num_classes} classes:"]
+        if other_arch:
+            lines = [
+                f"Checkpoint {path} is for arch {ckpt['arch']!r} with {ckpt['num_classes']} "
+                f"classes; asked for {arch!r} with {num_classes}. Evaluate it as --arch "
+                f"{ckpt['arch']} on a dataset with {ckpt['num_classes']} classes, or pass the "
+                f"checkpoint of {arch!r}."
+            ]
+        else:
+            lines = [f"Checkpoint {path} does not fit {arch!r} with {num_classes} classes:"]
         if missing:
             lines.append(f"  missing keys ({len(missing)}): {show(missing)}")
         if unexpected:
@@ -88,7 +106,8 @@ def load_into(model: nn.Module, path: Path, *, arch: str, num_classes: int) -> d
             lines.append("  shape mismatches: " + ", ".join(
                 f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
                 for k in mismatched[:8]))
-        lines.append("Is it for another architecture or class count?")
+        if not other_arch:
+            lines.append("Is it for another architecture or class count?")
         raise ValueError("\n".join(lines))
     model.load_state_dict(state)
     return ckpt

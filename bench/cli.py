@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a checkpoint saved by the harness or a plain state_dict")
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the fresh model's initialisation (without --checkpoint)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT",
                    help="also write the metrics as JSON")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -171,9 +173,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ValueError(f"--archs {','.join(unknown)} not in suite {suite.name!r} "
                              f"(its architectures: {', '.join(archs)}).")
         archs = [a for a in archs if a in args.archs]
-    _check_writable(args.results_dir)
+    _check_writable(args.results_dir, "--results-dir")
+    if args.save_checkpoints is not None:
+        _check_writable(args.save_checkpoints, "--save-checkpoints")
     sweep = Sweep(suite, results_dir=args.results_dir, device=args.device,
-                  command=command_line(), progress=not args.quiet,
+                  command=command_line(args.argv), progress=not args.quiet,
                   checkpoint_dir=args.save_checkpoints)
     print(f"suite {suite.name}: {len(archs)} architectures on {suite.dataset} "
           f"({suite.setting}) on {sweep.device}; records -> {args.results_dir / 'records'}")
@@ -191,17 +195,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_writable(results_dir: Path) -> None:
+def _check_writable(folder: Path, option: str) -> None:
     import tempfile
 
     try:
-        results_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=results_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
         raise ValueError(
-            f"Results folder {results_dir} is not writable ({exc.strerror}). Pass "
-            f"--results-dir pointing at a folder you can write to."
+            f"{option} {folder} is not a writable folder ({exc.strerror}). Pass "
+            f"{option} pointing at a folder you can write to."
         ) from None
 
 
@@ -216,6 +220,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    import torch
+
     import architectures
     from bench.checkpoint import load_into
     from bench.data import build_dataset
@@ -227,6 +233,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     options = {"size": tuple(args.resolution)} if args.resolution else {}
     dataset, info = build_dataset(args.dataset, split=args.split, root=args.data_root, **options)
     architectures.get_entry(args.arch)
+    torch.manual_seed(args.seed)  # a fresh model's numbers must not depend on the RNG state
     model = build_model(args.arch, num_classes=info.num_classes)
     if args.checkpoint:
         load_into(model.model, args.checkpoint, arch=args.arch, num_classes=info.num_classes)
@@ -236,6 +243,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     metrics = result.metrics.to_dict()
     out = {"arch": args.arch, "dataset": args.dataset, "split": args.split,
            "checkpoint": str(args.checkpoint) if args.checkpoint else None,
+           "seed": None if args.checkpoint else args.seed,
            "num_images": result.num_images, "metrics": metrics}
     for key in ("miou", "pixel_acc", "mean_acc", "fwiou", "mean_dice"):
         v = metrics[key]
@@ -295,9 +303,12 @@ COMMANDS = {"list": cmd_list, "run": cmd_run, "leaderboard": cmd_leaderboard,
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The command as typed, for run records (not the host's sys.argv when called in-process).
+    typed = list(sys.argv) if argv is None else ["run_bench.py", *argv]
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv or ["run", "--suite", "quick"])
+    args.argv = typed
     try:
         if hasattr(args, "plugin"):
             _load_plugins(args.plugin)

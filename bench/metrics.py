@@ -32,6 +32,8 @@ import numpy as np
 import torch
 
 _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+# Largest histogram update() builds (32 MiB of int64 counts); labels further apart are compacted.
+_MAX_HIST_BINS = 1 << 22
 
 
 class ConfusionMatrix:
@@ -62,7 +64,14 @@ class ConfusionMatrix:
 
     @torch.no_grad()
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        """Add a batch of predicted and ground-truth label maps (same shape, integer dtype)."""
+        """Add a batch of predicted and ground-truth label maps (same shape, integer dtype).
+
+        Raises:
+            ValueError: shapes differ, a prediction is outside ``[0, num_classes)``, or a target
+                label is outside it and is not ``ignore_index`` (the message lists the values).
+                A failed update leaves the matrix unchanged.
+            TypeError: an input is not an integer tensor (e.g. logits or a float mask).
+        """
         if pred.shape != target.shape:
             raise ValueError(
                 f"pred and target must have the same shape; got pred {tuple(pred.shape)} and "
@@ -77,38 +86,61 @@ class ConfusionMatrix:
         if target.numel() == 0:
             return
         k = self.num_classes
-        pred = pred.to(self.matrix.device)
-        target = target.to(self.matrix.device)
+        device = self.matrix.device
+        if pred.device != device or target.device != device:
+            pred, target = pred.to(device), target.to(device)
+        self._check_pred(pred)
 
-        pmin, pmax = torch.aminmax(pred)
-        if int(pmin) < 0 or int(pmax) >= k:
-            raise ValueError(
-                f"Predictions must be class ids in [0, {k - 1}]; found values in "
-                f"[{int(pmin)}, {int(pmax)}]. Is num_classes={k} right for this model?"
-            )
-        tmin, tmax = (int(v) for v in torch.aminmax(target))
-        if tmin < 0 or tmax > max(k - 1, self.ignore_index):
-            # Negative labels cannot be flat indices, and labels beyond the ignore index would
-            # need a huge histogram: both take the explicit path (which reports invalid labels).
+        # Histogram rows cover the label values lo..hi: the classes, plus whatever else occurs
+        # (the ignore index, invalid labels). A uint8 target needs no scan: 256 rows hold them all.
+        if target.dtype == torch.uint8:
+            lo, hi = 0, max(255, k - 1)
+        else:
+            tmin, tmax = (int(v) for v in torch.aminmax(target))
+            lo, hi = min(tmin, 0), max(tmax, k - 1)
+        rows = hi - lo + 1
+        if rows * k > _MAX_HIST_BINS:  # far-off labels (e.g. 10**9): compact them first
             self._update_masked(pred, target)
             return
 
-        rows = max(tmax, k - 1) + 1  # one histogram row per label value that occurs
-        # idx = k * target + pred, in int32 when it fits (faster bincount than int64).
-        idx_dtype = torch.int32 if rows * k < 2**31 else torch.int64
-        idx = torch.addcmul(
-            pred.to(idx_dtype), target.to(idx_dtype), torch.tensor(k, dtype=idx_dtype,
-                                                                      device=pred.device)
+        # idx = k * (target - lo) + pred in the narrowest integer type that holds it: int16 for
+        # uint8 labels with up to 128 classes, so every pass (and bincount's own min/max scans)
+        # moves 2 bytes per pixel.
+        idx_dtype = torch.int16 if rows * k <= 2**15 else torch.int32
+        idx = torch.empty(target.shape, dtype=idx_dtype, device=target.device)  # contiguous
+        idx.copy_(target)
+        if lo:
+            idx.sub_(lo)
+        if pred.dtype.itemsize > idx.dtype.itemsize:
+            pred = pred.to(idx_dtype)  # a same-type add is faster than a widening one
+        torch.add(pred, idx, alpha=k, out=idx)
+        hist = torch.bincount(idx.view(-1), minlength=rows * k).view(rows, k)
+
+        counted = slice(-lo, -lo + k)  # rows of the labels 0..k-1
+        # Pixels per label value lo..hi, checked in NumPy: a few hundred numbers, where each
+        # further torch op would cost more in dispatch than in work.
+        extra = hist.sum(dim=1).cpu().numpy()
+        extra[counted] = 0
+        if lo <= self.ignore_index <= hi:
+            extra[self.ignore_index - lo] = 0
+        if extra.any():
+            self._raise_invalid((np.flatnonzero(extra) + lo).tolist())
+        self.matrix += hist[counted]
+
+    def _check_pred(self, pred: torch.Tensor) -> None:
+        k = self.num_classes
+        if pred.dtype == torch.uint8:  # unsigned: only the maximum can be out of range
+            if int(pred.max()) < k:
+                return
+        else:
+            pmin, pmax = torch.aminmax(pred)
+            if int(pmin) >= 0 and int(pmax) < k:
+                return
+        pmin, pmax = (int(v) for v in torch.aminmax(pred))
+        raise ValueError(
+            f"Predictions must be class ids in [0, {k - 1}]; found values in "
+            f"[{pmin}, {pmax}]. Is num_classes={k} right for this model?"
         )
-        hist = torch.bincount(idx.reshape(-1), minlength=rows * k).reshape(rows, k)
-        if rows > k:
-            extra = hist[k:].sum(dim=1)  # pixels per label value >= k
-            if 0 <= self.ignore_index - k < extra.numel():
-                extra[self.ignore_index - k] = 0
-            if bool(extra.any()):
-                bad = (torch.nonzero(extra).flatten() + k).tolist()
-                self._raise_invalid(bad)
-        self.matrix += hist[:k]
 
     def _update_masked(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         k = self.num_classes

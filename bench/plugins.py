@@ -30,9 +30,12 @@ def load_plugin(path: str | Path) -> list[str]:
 
     Raises:
         FileNotFoundError: the file does not exist.
-        PluginError: importing it raised (the message holds the file's traceback).
+        PluginError: importing it raised (the message holds the file's traceback). Entries the
+            file registered before it raised are removed again: a plugin joins whole or not at
+            all.
     """
     import architectures
+    from architectures._registry import unregister
 
     path = Path(path)
     if not path.is_file() or path.suffix != ".py":
@@ -52,9 +55,12 @@ def load_plugin(path: str | Path) -> list[str]:
             spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(module_name, None)
+        for name in architectures.names():
+            if name not in before:
+                unregister(name)
         raise PluginError(
-            f"Plugin {path} raised while being imported, so nothing was run:\n"
-            f"{traceback.format_exc()}"
+            f"Plugin {path} raised while being imported, so none of its entries were "
+            f"registered:\n{traceback.format_exc()}"
         ) from exc
     return [n for n in architectures.names() if n not in before]
 

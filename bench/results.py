@@ -7,7 +7,7 @@ alone. ``schema_version`` 1, top-level keys:
 key             content
 ==============  ==========================================================================
 schema_version  1
-run_id          ``<suite>__<arch>__<dataset>__<UTC time>_<8 hex>`` (also the file stem)
+run_id          ``<suite>__<arch>__<dataset>__<UTC time, microseconds>_<8 hex>`` (file stem)
 created         UTC ISO-8601 time the record was written
 kind            ``"model"`` or ``"baseline"`` (e.g. arch ``background``: class 0 everywhere)
 suite, setting  suite name and a short key of the settings the suite fixed (resolution, ...)
@@ -59,9 +59,14 @@ def utc_now() -> datetime:
 
 
 def new_run_id(suite: str, arch: str, dataset: str, when: datetime | None = None) -> str:
-    """Unique id: names never collide, even for re-runs within the same second."""
+    """Unique id: names never collide, even for re-runs within the same second.
+
+    The time has microseconds so that ids of the same (suite, arch, dataset) sort in creation
+    order: ``latest_ok`` and the leaderboard break ties of the second-resolution ``created``
+    by ``run_id``, and a random suffix alone would pick either of two same-second runs.
+    """
     when = when or utc_now()
-    return f"{suite}__{arch}__{dataset}__{when:%Y%m%dT%H%M%SZ}_{uuid.uuid4().hex[:8]}"
+    return f"{suite}__{arch}__{dataset}__{when:%Y%m%dT%H%M%S%fZ}_{uuid.uuid4().hex[:8]}"
 
 
 def write_json_atomic(path: Path, data: Any) -> Path:
@@ -166,7 +171,8 @@ def environment(device: str, seed: int, matmul_gflops: float | None) -> dict[str
     import torch
     import torchvision
 
-    gpu = torch.cuda.get_device_name() if device.startswith("cuda") else None
+    # The named device ("cuda:1"), not the current one.
+    gpu = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {
         "torch": torch.__version__,

@@ -28,7 +28,7 @@ from bench.evaluate import evaluate
 from bench.models import build_model
 from bench.results import environment, latest_ok, load_records, new_run_id, utc_now, write_record
 from bench.suites import SuiteConfig
-from bench.train import train
+from bench.train import class_frequencies, enet_class_weights, train
 
 BASELINE_ARCH = "background"
 SAMPLES_DIR = "samples"
@@ -108,12 +108,17 @@ class Sweep:
         self.log = log
         self.checkpoint_dir = checkpoint_dir
         h, w = suite.resolution
-        opts = {"size": (h, w), **suite.dataset_options}
+        opts = {**suite.dataset_options, "size": (h, w)}
         self.train_set, self.info = build_dataset(suite.dataset, split="train",
                                                   root=suite.data_root, **opts)
         self.eval_set, _ = build_dataset(suite.dataset, split=suite.eval.split,
                                          root=suite.data_root, **opts)
         self.matmul_gflops: float | None = None
+        self.class_weights: torch.Tensor | None = None
+        if suite.train.class_weighting == "enet" and suite.train.steps > 0:
+            freq = class_frequencies(self.train_set, self.info.num_classes,
+                                     self.info.ignore_index, suite.train.class_weight_samples)
+            self.class_weights = enet_class_weights(freq)
 
     # -- records -----------------------------------------------------------------------------
     def _base_record(self, arch: str, kind: str) -> dict[str, Any]:
@@ -173,8 +178,13 @@ class Sweep:
                 result = train(model, self.train_set, s.train,
                                ignore_index=self.info.ignore_index,
                                aux_weights=dict(entry.info.aux_weights), device=self.device,
+                               class_weights=self.class_weights,
                                seed=s.seed, progress=self.progress, desc=f"train {arch}")
                 record["train"] = result.to_dict()
+                record["train"]["class_weighting"] = s.train.class_weighting
+                if self.class_weights is not None:
+                    record["train"]["class_weights"] = [round(w, 6) for w in
+                                                        self.class_weights.tolist()]
                 if self.checkpoint_dir is not None:
                     save_checkpoint(Path(self.checkpoint_dir) / f"{arch}.pt", model.model,
                                     arch=arch, num_classes=self.info.num_classes,
@@ -229,8 +239,27 @@ class Sweep:
     def run(self, archs: list[str], *, resume: bool = False) -> SweepSummary:
         summary = SweepSummary()
         s = self.suite
+        threads_before = torch.get_num_threads()
         if s.threads:
             torch.set_num_threads(s.threads)
+        try:
+            return self._run(archs, resume, summary)
+        finally:
+            torch.set_num_threads(threads_before)
+
+    def _write(self, record: dict[str, Any]) -> Path:
+        """Write a record; a record that cannot be serialised becomes an error record."""
+        try:
+            return write_record(self.results_dir, record)
+        except (ValueError, TypeError) as exc:
+            record.update(status="error", metrics=None, speed=None, complexity=None,
+                          error={"type": type(exc).__name__, "stage": "record",
+                                 "message": f"record could not be written: {exc}",
+                                 "traceback": traceback.format_exc()})
+            return write_record(self.results_dir, record)
+
+    def _run(self, archs: list[str], resume: bool, summary: SweepSummary) -> SweepSummary:
+        s = self.suite
         if s.speed.enabled:
             self.matmul_gflops = sp.matmul_rate(self.device)
         done: set[str] = set()
@@ -239,7 +268,7 @@ class Sweep:
                     if su == s.name and d == s.dataset and st == s.setting}
         inputs_rel = self._write_inputs()
         if BASELINE_ARCH not in done:
-            summary.written.append(write_record(self.results_dir, self.run_baseline()))
+            summary.written.append(self._write(self.run_baseline()))
         bar = tqdm(archs, desc=f"suite {s.name}", disable=not self.progress, unit="arch")
         for i, arch in enumerate(bar, 1):
             if arch in done:
@@ -248,7 +277,7 @@ class Sweep:
             bar.set_description(f"suite {s.name} [{i}/{len(archs)}] {arch}")
             start = time.perf_counter()
             record = self.run_arch(arch, inputs_rel)
-            summary.written.append(write_record(self.results_dir, record))
+            summary.written.append(self._write(record))
             took = time.perf_counter() - start
             if record["status"] == "ok":
                 m = record["metrics"]["miou"]

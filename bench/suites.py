@@ -34,6 +34,8 @@ class TrainConfig:
     poly_power: float = 0.9  # lr = base * (1 - step / steps) ** power
     warmup_steps: int = 0
     grad_clip: float = 0.0  # max grad norm; 0 = off
+    class_weighting: str = "none"  # "none" | "enet" (1 / ln(1.02 + p_class), Paszke et al.)
+    class_weight_samples: int = 200  # training images used to estimate class frequencies
     num_workers: int = 0
 
 
@@ -172,11 +174,26 @@ def _check(cfg: SuiteConfig) -> None:
     if cfg.train.optimizer not in ("adamw", "sgd"):
         raise ValueError(f"{src}: train.optimizer must be 'adamw' or 'sgd'; found "
                          f"{cfg.train.optimizer!r}.")
+    if "size" in cfg.dataset_options:
+        raise ValueError(f"{src}: dataset_options.size is set by the suite's resolution; remove "
+                         f"it and set resolution: [H, W] instead.")
+    if cfg.train.class_weighting not in ("none", "enet"):
+        raise ValueError(f"{src}: train.class_weighting must be 'none' or 'enet'; found "
+                         f"{cfg.train.class_weighting!r}.")
     if cfg.speed.dtype not in ("fp32", "fp16", "bf16"):
         raise ValueError(f"{src}: speed.dtype must be fp32, fp16 or bf16; found "
                          f"{cfg.speed.dtype!r}.")
     if isinstance(cfg.archs, str) and cfg.archs != "all":
         raise ValueError(f"{src}: archs must be 'all' or a list of names; found {cfg.archs!r}.")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise ValueError(f"{src}: threads must be a positive int or null (torch's default); "
+                         f"found {cfg.threads}.")
+    if cfg.train.warmup_steps < 0:
+        raise ValueError(f"{src}: train.warmup_steps must be >= 0; found "
+                         f"{cfg.train.warmup_steps}.")
+    if cfg.eval.batch_size < 1 or cfg.eval.num_samples < 0:
+        raise ValueError(f"{src}: eval.batch_size must be >= 1 and eval.num_samples >= 0; found "
+                         f"{cfg.eval.batch_size} and {cfg.eval.num_samples}.")
 
 
 def available_suites() -> list[str]:
@@ -184,9 +201,20 @@ def available_suites() -> list[str]:
 
 
 def load_suite(name_or_path: str) -> SuiteConfig:
-    """Load a built-in suite by name or a suite file by path."""
+    """Load a built-in suite by name or a suite file by path.
+
+    Raises:
+        FileNotFoundError: ``name_or_path`` ends in ``.yaml``/``.yml`` but no such file exists.
+        ValueError: an unknown suite name (with close matches), invalid YAML, or a setting with
+            an unknown key, a wrong type or an out-of-range value (naming the file and key).
+    """
     path = Path(name_or_path)
-    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+    if path.suffix in (".yaml", ".yml") and not path.is_file():
+        raise FileNotFoundError(
+            f"Suite file {path} does not exist. Pass the path of an existing .yaml file, or a "
+            f"built-in suite name: {', '.join(available_suites())}."
+        )
+    if path.suffix not in (".yaml", ".yml"):
         path = SUITES_DIR / f"{name_or_path}.yaml"
         if not path.is_file():
             import difflib
@@ -201,7 +229,14 @@ def load_suite(name_or_path: str) -> SuiteConfig:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ValueError(f"Suite file {path} is not valid YAML: {exc}") from None
-    data = dict(data or {})
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"Suite file {path} must hold a mapping of settings (key: value lines); found "
+            f"{type(data).__name__} {data!r}. See bench/suites/quick.yaml for the format."
+        )
+    data = dict(data)
     data.setdefault("name", path.stem)
     cfg = _build(SuiteConfig, data, "", f"Suite file {path}")
     cfg = dataclasses.replace(cfg, source=str(path))

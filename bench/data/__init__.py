@@ -7,6 +7,7 @@ from bench.data.base import (
     dataset_names,
     register_dataset,
 )
+
 from bench.data import synthetic  # noqa: E402,F401  isort: skip
 
 __all__ = [

@@ -1,0 +1,525 @@
+"""Tests for bench.cli, called in-process through ``main([...])`` (plus one real subprocess).
+
+One ``run`` of the tiny suite (``tests/data/tiny_suite.yaml``, 2 mobile architectures, 3 steps
+at 32x32) is shared by the tests that read its records, leaderboard and checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import architectures
+from architectures import _registry
+from bench import speed as speed_module
+from bench.checkpoint import load_into
+from bench.cli import main
+from bench.data import build_dataset
+from bench.evaluate import evaluate
+from bench.models import build_model
+from bench.results import load_records
+from bench.suites import load_suite
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ROOT / "tests" / "data" / "tiny_suite.yaml"
+LRASPP = "tv_lraspp_mobilenet_v3_large"
+DEEPLAB = "tv_deeplabv3_mobilenet_v3_large"
+COMMANDS = ("list", "run", "leaderboard", "eval", "profile")
+
+BROKEN_PLUGIN = """
+import torch
+from torch import nn
+
+from architectures import ArchInfo, register
+
+
+class Broken(nn.Module):
+    def __init__(self, num_classes):
+        super().__init__()
+        self.conv = nn.Conv2d(3, num_classes, 1)
+
+    def forward(self, x):
+        raise RuntimeError("plugin model exploded")
+
+
+@register(ArchInfo(name="cli_broken_arch", title="Broken", paper="test", year=2026,
+                   family="test", input_divisor=1))
+def broken(*, num_classes):
+    return Broken(num_classes)
+
+
+@register(ArchInfo(name="cli_tiny_arch", title="1x1 conv", paper="test", year=2026,
+                   family="test", input_divisor=1))
+def tiny(*, num_classes):
+    return nn.Conv2d(3, num_classes, 1)
+"""
+
+RAISING_PLUGIN = """
+SETTING = 1 / 0  # a plugin with a bug at import time
+"""
+
+
+def call(argv: list[str]) -> tuple[int, str, str]:
+    """``main(argv)`` with stdout and stderr captured (usable in module-scoped fixtures)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread_and_clean_registry():
+    """Single-threaded CPU kernels (stable on shared machines); plugin entries removed after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    before = set(architectures.names())
+    yield
+    torch.set_num_threads(threads)
+    for name in set(architectures.names()) - before:
+        _registry.unregister(name)
+
+
+@pytest.fixture()
+def forget_plugins():
+    """Unregisters whatever a test's --plugin registered, so a later load can register again."""
+    before = set(architectures.names())
+    yield
+    for name in set(architectures.names()) - before:
+        _registry.unregister(name)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("cli_run")
+    results, ckpts = base / "results", base / "ckpt"
+    argv = ["run", "--suite", TINY, "--results-dir", results, "-q", "--save-checkpoints", ckpts]
+    code, out, err = call(argv)
+    return {
+        "code": code,
+        "out": out,
+        "err": err,
+        "results": results,
+        "ckpts": ckpts,
+        "argv": [str(a) for a in argv],
+    }
+
+
+# -- help and list ------------------------------------------------------------------------------
+
+
+def test_help_in_a_subprocess_names_every_command():
+    res = subprocess.run(
+        [sys.executable, "run_bench.py", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("usage: run_bench.py")
+    listed = [
+        line.split()[0]
+        for line in res.stdout.splitlines()
+        if line.startswith("    ") and not line.startswith("     ")
+    ]
+    assert listed == list(COMMANDS)
+
+
+def test_list_archs_json_has_every_registered_arch():
+    code, out, _ = call(["list", "archs", "--format", "json"])
+    assert code == 0
+    rows = json.loads(out)
+    names = [r["name"] for r in rows]
+    assert names == architectures.names()
+    for name in (
+        "fcn8s",
+        "fcn16s",
+        "fcn32s",
+        "tv_fcn_resnet50",
+        "tv_deeplabv3_resnet50",
+        DEEPLAB,
+        LRASPP,
+    ):
+        assert name in names
+    fcn8s = rows[names.index("fcn8s")]
+    info = architectures.get_info("fcn8s")
+    assert (fcn8s["title"], fcn8s["paper"], fcn8s["year"]) == (info.title, info.paper, info.year)
+    assert fcn8s["source"] == "builtin"
+
+
+def test_list_datasets_table():
+    code, out, _ = call(["list", "datasets"])
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split("|")[1].strip() == "name"
+    assert any(line.split("|")[1].strip() == "synthetic" for line in lines[2:])
+
+
+def test_list_suites_json():
+    code, out, _ = call(["list", "suites", "--format", "json"])
+    assert code == 0
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert set(rows) >= {"quick", "smoke"}
+    assert rows["smoke"]["archs"] == [LRASPP, DEEPLAB]
+    assert rows["quick"]["archs"] == "all"
+    assert rows["smoke"]["setting"] == "64x64-steps40-bs8-fp32-seed0"
+
+
+# -- run and leaderboard ----------------------------------------------------------------------
+
+
+def test_run_writes_records_leaderboard_and_plots(tiny_run):
+    assert tiny_run["code"] == 0, tiny_run["err"]
+    results = tiny_run["results"]
+    assert tiny_run["out"].startswith(
+        f"suite tiny_suite: 2 architectures on synthetic (32x32-steps3-bs2-fp32-seed0) on cpu; "
+        f"records -> {results / 'records'}"
+    )
+    records = load_records(results)
+    assert sorted(r["arch"] for r in records) == sorted(["background", LRASPP, DEEPLAB])
+    assert all(r["status"] == "ok" for r in records)
+    # The record holds the command as typed, not the test runner's own argv.
+    assert records[0]["command"] == "python run_bench.py " + " ".join(tiny_run["argv"])
+    assert (results / "LEADERBOARD.md").read_text().strip()
+    assert (results / "leaderboard.csv").read_text().count("\n") >= 3  # header + 2 archs
+    pngs = sorted((results / "plots").glob("*.png"))
+    assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    for arch in (LRASPP, DEEPLAB):
+        assert (tiny_run["ckpts"] / f"{arch}.pt").is_file()
+
+
+def test_leaderboard_rerender_is_byte_identical(tiny_run):
+    """`run` rendered once; `leaderboard` renders again from the stored records alone."""
+    results = tiny_run["results"]
+    names = ("LEADERBOARD.md", "leaderboard.csv")
+    from_run = [(results / n).read_bytes() for n in names]
+    plots_before = sorted(p.name for p in (results / "plots").iterdir())
+    code, out, _ = call(["leaderboard", "--results-dir", results])
+    assert code == 0
+    printed = out.splitlines()
+    assert printed[:2] == [str(results / n) for n in names]
+    assert sorted(printed[2:]) == [str(results / "plots" / p) for p in plots_before]
+    assert [(results / n).read_bytes() for n in names] == from_run
+    assert sorted(p.name for p in (results / "plots").iterdir()) == plots_before
+
+
+def test_leaderboard_without_records_exits_2(tmp_path):
+    code, _, err = call(["leaderboard", "--results-dir", tmp_path])
+    assert code == 2
+    assert f"error: No records folder at {tmp_path / 'records'}" in err
+
+
+def test_run_with_a_failing_plugin_arch_exits_1_and_keeps_the_others(tmp_path, forget_plugins):
+    plugin = tmp_path / "my_archs.py"
+    plugin.write_text(BROKEN_PLUGIN, encoding="utf-8")
+    suite = tmp_path / "mixed.yaml"
+    suite.write_text(
+        TINY.read_text().replace(
+            f"archs: [{LRASPP}, {DEEPLAB}]", "archs: [cli_tiny_arch, cli_broken_arch]"
+        )
+    )
+    results = tmp_path / "results"
+    code, _, err = call(
+        ["run", "--suite", suite, "--results-dir", results, "-q", "--plugin", plugin]
+    )
+    assert code == 1
+    assert "1 of 2 architectures FAILED:" in err
+    assert (
+        "  cli_broken_arch: complexity: RuntimeError: fvcore could not count PadCrop at "
+        "input shape (1, 3, 64, 64): RuntimeError: plugin model exploded"
+    ) in err
+    status = {r["arch"]: r["status"] for r in load_records(results)}
+    assert status == {"background": "ok", "cli_tiny_arch": "ok", "cli_broken_arch": "error"}
+    assert (results / "LEADERBOARD.md").is_file()  # the leaderboard still shows the others
+
+
+def test_run_unknown_arch_exits_2_with_close_matches(tmp_path):
+    results = tmp_path / "results"
+    code, _, err = call(
+        ["run", "--suite", TINY, "--results-dir", results, "--archs", "tv_lraspp_mobilenetv3_large"]
+    )
+    assert code == 2
+    assert (
+        "error: Unknown architecture 'tv_lraspp_mobilenetv3_large'. Did you mean: "
+        "tv_lraspp_mobilenet_v3_large"
+    ) in err
+    assert not results.exists()
+
+
+def test_run_arch_not_in_suite_exits_2(tmp_path):
+    code, _, err = call(
+        ["run", "--suite", TINY, "--results-dir", tmp_path / "r", "--archs", f"{LRASPP},fcn8s"]
+    )
+    assert code == 2
+    assert (
+        f"error: --archs fcn8s not in suite 'tiny_suite' (its architectures: {LRASPP}, {DEEPLAB})."
+    ) in err
+
+
+def test_run_unwritable_results_dir_exits_2(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    code, _, err = call(["run", "--suite", TINY, "--results-dir", blocker / "results"])
+    assert code == 2
+    assert (
+        f"error: --results-dir {blocker / 'results'} is not a writable folder (Not a "
+        f"directory). Pass --results-dir pointing at a folder you can write to."
+    ) in err
+
+
+def test_run_unwritable_checkpoint_dir_exits_2_before_running(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    results = tmp_path / "results"
+    code, _, err = call(
+        ["run", "--suite", TINY, "--results-dir", results, "--save-checkpoints", blocker / "ckpt"]
+    )
+    assert code == 2
+    assert f"error: --save-checkpoints {blocker / 'ckpt'} is not a writable folder" in err
+    assert not (results / "records").exists()
+
+
+def test_run_unknown_suite_exits_2():
+    code, _, err = call(["run", "--suite", "smok"])
+    assert code == 2
+    assert "error: Unknown suite 'smok'. Did you mean: smoke?" in err
+
+
+def test_plugin_that_raises_exits_2_with_its_traceback(tmp_path, forget_plugins):
+    plugin = tmp_path / "bad_plugin.py"
+    plugin.write_text(RAISING_PLUGIN, encoding="utf-8")
+    results = tmp_path / "results"
+    code, _, err = call(["run", "--suite", TINY, "--results-dir", results, "--plugin", plugin])
+    assert code == 2
+    assert f"error: Plugin {plugin} raised while being imported" in err
+    assert "Traceback (most recent call last)" in err
+    assert "SETTING = 1 / 0" in err and "ZeroDivisionError: division by zero" in err
+    assert not results.exists()
+
+
+def test_plugin_file_missing_exits_2(tmp_path):
+    code, _, err = call(["list", "--plugin", tmp_path / "nope.py"])
+    assert code == 2
+    assert f"error: Plugin {tmp_path / 'nope.py'} not found or not a .py file." in err
+
+
+# -- profile ----------------------------------------------------------------------------------
+
+
+def test_profile_json_complexity():
+    code, out, _ = call(
+        ["profile", "--arch", LRASPP, "--input-shape", "1,3,64,64", "--format", "json"]
+    )
+    assert code == 0
+    report = json.loads(out)
+    assert report["arch"] == LRASPP and "speed" not in report
+    cx = report["complexity"]
+    model = build_model(LRASPP, num_classes=21)  # --num-classes defaults to 21
+    assert cx["params"] == sum(p.numel() for p in model.parameters())
+    assert cx["input_shape"] == [1, 3, 64, 64]
+    assert isinstance(cx["macs"], int) and cx["macs"] > 0
+    assert cx["gflops"] == pytest.approx(2 * cx["macs"] / 1e9)
+    assert cx["gmacs"] == pytest.approx(cx["macs"] / 1e9)
+
+
+def test_profile_with_speed(monkeypatch):
+    # `profile` has no knobs for the timing budget; shrink measure_speed's defaults so the test
+    # stays fast (the CLI passes device, dtype and GMACs, which still reach the real function).
+    fast = functools.partial(
+        speed_module.measure_speed,
+        warmup=1,
+        min_iters=2,
+        max_iters=3,
+        min_time_s=0.01,
+        max_batch=2,
+        memory_iters=1,
+    )
+    monkeypatch.setattr(speed_module, "measure_speed", fast)
+    code, out, _ = call(
+        [
+            "profile",
+            "--arch",
+            LRASPP,
+            "--input-shape",
+            "1,3,32,32",
+            "--format",
+            "json",
+            "--speed",
+            "--device",
+            "cpu",
+        ]
+    )
+    assert code == 0
+    report = json.loads(out)
+    sp = report["speed"]
+    assert sp["device"] == "cpu" and sp["dtype"] == "fp32"
+    assert sp["input_shape"] == [1, 3, 32, 32]
+    assert sp["latency_ms"]["p50"] > 0 and sp["throughput_batch_size"] in (1, 2)
+    assert report["complexity"]["input_shape"] == [1, 3, 32, 32]
+
+
+def test_profile_table_names_the_units():
+    code, out, _ = call(["profile", "--arch", LRASPP, "--input-shape", "1,3,32,32"])
+    assert code == 0
+    assert "GFLOPs (2 x GMACs)" in out and "| input shape" in out and "1x3x32x32" in out
+
+
+@pytest.mark.parametrize("shape", ["1,3,64", "1,3,64,0", "a,b,c,d"])
+def test_profile_bad_input_shape_is_an_argparse_error(capsys, shape):
+    with pytest.raises(SystemExit) as exc:
+        main(["profile", "--arch", LRASPP, "--input-shape", shape])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"expected N,C,H,W as four positive integers (e.g. 1,3,512,512); got {shape!r}" in err
+
+
+def test_profile_unknown_arch_exits_2():
+    code, _, err = call(["profile", "--arch", "fcn9s", "--input-shape", "1,3,32,32"])
+    assert code == 2
+    assert "error: Unknown architecture 'fcn9s'. Did you mean: fcn8s" in err
+
+
+# -- eval -------------------------------------------------------------------------------------
+
+
+def eval_json(tmp_path: Path, name: str, *extra: object, arch: str = LRASPP) -> dict:
+    out = tmp_path / f"{name}.json"
+    code, stdout, err = call(
+        [
+            "eval",
+            "--arch",
+            arch,
+            "--dataset",
+            "synthetic",
+            "--resolution",
+            "32",
+            "32",
+            "--batch-size",
+            "50",
+            "-q",
+            "--json",
+            out,
+            *extra,
+        ]
+    )
+    assert code == 0, err
+    assert stdout.splitlines()[0].split(":")[0].strip() == "miou"
+    assert stdout.splitlines()[-1] == f"wrote {out}"
+    return json.loads(out.read_text())
+
+
+def test_eval_fresh_model_writes_metrics_and_is_seeded(tmp_path):
+    first = eval_json(tmp_path, "a")
+    assert (first["arch"], first["dataset"], first["split"]) == (LRASPP, "synthetic", "val")
+    assert first["checkpoint"] is None and first["seed"] == 0
+    assert first["num_images"] == 200  # the synthetic val split's default size
+    for key in ("miou", "pixel_acc", "mean_acc", "fwiou", "mean_dice"):
+        assert 0.0 <= first["metrics"][key] <= 1.0
+    torch.manual_seed(12345)  # another global RNG state must not change a fresh model
+    assert eval_json(tmp_path, "b")["metrics"] == first["metrics"]
+
+
+@pytest.mark.parametrize("arch", [LRASPP, DEEPLAB])
+def test_checkpoint_reproduces_the_records_metrics(tiny_run, arch):
+    """The saved weights give back the record's metrics on the suite's own eval split.
+
+    The CLI cannot express the suite's dataset option ``num_samples: 16`` (``eval`` always
+    uses the split's default size), so this check loads the checkpoint in-process.
+    """
+    record = next(r for r in load_records(tiny_run["results"]) if r["arch"] == arch)
+    suite = load_suite(str(TINY))
+    eval_set, info = build_dataset("synthetic", split="val", size=(32, 32), num_samples=16)
+    model = build_model(arch, num_classes=info.num_classes)
+    load_into(
+        model.model, tiny_run["ckpts"] / f"{arch}.pt", arch=arch, num_classes=info.num_classes
+    )
+    result = evaluate(
+        model,
+        eval_set,
+        num_classes=info.num_classes,
+        ignore_index=info.ignore_index,
+        class_names=info.class_names,
+        batch_size=suite.eval.batch_size,
+        progress=False,
+    )
+    assert result.metrics.to_dict() == record["metrics"]
+
+
+def test_eval_checkpoint_is_repeatable_and_differs_from_a_fresh_model(tiny_run, tmp_path):
+    # DeepLabV3: after 3 steps its predictions have moved (LR-ASPP's argmax has not yet).
+    ckpt = tiny_run["ckpts"] / f"{DEEPLAB}.pt"
+    first = eval_json(tmp_path, "c1", "--checkpoint", ckpt, arch=DEEPLAB)
+    second = eval_json(tmp_path, "c2", "--checkpoint", ckpt, arch=DEEPLAB)
+    assert first["checkpoint"] == str(ckpt) and first["seed"] is None
+    assert first["num_images"] == 200
+    assert first["metrics"] == second["metrics"]
+    fresh = eval_json(tmp_path, "fresh", arch=DEEPLAB)
+    assert fresh["metrics"]["miou"] != first["metrics"]["miou"]
+
+
+def test_eval_checkpoint_of_another_arch_exits_2(tiny_run):
+    ckpt = tiny_run["ckpts"] / f"{LRASPP}.pt"
+    code, _, err = call(
+        [
+            "eval",
+            "--arch",
+            DEEPLAB,
+            "--dataset",
+            "synthetic",
+            "--resolution",
+            "32",
+            "32",
+            "--checkpoint",
+            ckpt,
+        ]
+    )
+    assert code == 2
+    assert (
+        f"error: Checkpoint {ckpt} is for arch '{LRASPP}' with 8 classes; asked for "
+        f"'{DEEPLAB}' with 8. Evaluate it as --arch {LRASPP} on a dataset with 8 "
+        f"classes, or pass the checkpoint of '{DEEPLAB}'."
+    ) in err
+
+
+def test_eval_plain_state_dict_of_another_arch_names_the_keys(tiny_run, tmp_path):
+    state = torch.load(tiny_run["ckpts"] / f"{LRASPP}.pt", weights_only=True)["state_dict"]
+    plain = tmp_path / "plain.pt"
+    torch.save(state, plain)
+    code, _, err = call(
+        [
+            "eval",
+            "--arch",
+            DEEPLAB,
+            "--dataset",
+            "synthetic",
+            "--resolution",
+            "32",
+            "32",
+            "--checkpoint",
+            plain,
+        ]
+    )
+    assert code == 2
+    lines = err.splitlines()
+    assert lines[0] == f"error: Checkpoint {plain} does not fit '{DEEPLAB}' with 8 classes:"
+    # DeepLabV3 has an ASPP head and an auxiliary FCN head; LR-ASPP has neither.
+    assert lines[1].startswith("  missing keys (52): aux_classifier.0.weight, ")
+    assert lines[1].endswith(" (+44 more)")
+    assert lines[2].startswith("  unexpected keys (11): classifier.cbr.0.weight, ")
+    assert lines[-1] == "Is it for another architecture or class count?"
+
+
+def test_eval_missing_checkpoint_exits_2(tmp_path):
+    code, _, err = call(
+        ["eval", "--arch", LRASPP, "--dataset", "synthetic", "--checkpoint", tmp_path / "none.pt"]
+    )
+    assert code == 2
+    assert f"error: Checkpoint {tmp_path / 'none.pt'} does not exist." in err

@@ -1,0 +1,240 @@
+"""Tests for bench.train: schedule, loss, determinism and the failures it reports."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from bench.data import build_dataset
+from bench.suites import TrainConfig
+from bench.train import make_optimizer, poly_lr_factor, segmentation_loss, train
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# -- learning-rate schedule ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("step", "total", "power", "warmup", "expected"),
+    [
+        (0, 10, 0.9, 0, 1.0),
+        (5, 10, 1.0, 0, 0.5),
+        (5, 10, 2.0, 0, 0.25),
+        (5, 10, 0.9, 0, 0.5**0.9),
+        (9, 10, 1.0, 0, 0.1),
+        (10, 10, 0.9, 0, 0.0),
+        (12, 10, 1.0, 0, 0.0),  # past the end: clamped, never negative
+        (0, 0, 0.9, 0, 1.0),  # zero steps: no division by zero
+        # Linear warm-up over 4 steps: (step + 1) / 4, then poly over the remaining 6 steps,
+        # so the rate is continuous where warm-up ends.
+        (0, 10, 1.0, 4, 0.25),
+        (1, 10, 1.0, 4, 0.5),
+        (3, 10, 1.0, 4, 1.0),
+        (4, 10, 1.0, 4, 1.0),
+        (7, 10, 1.0, 4, 0.5),
+    ],
+)
+def test_poly_lr_factor_hand_values(step, total, power, warmup, expected):
+    assert poly_lr_factor(step, total, power, warmup) == pytest.approx(expected, abs=1e-12)
+
+
+# -- loss --------------------------------------------------------------------------------------
+
+
+def tiny_logits(a: float, b: float) -> torch.Tensor:
+    """(1, 2, 1, 2): pixel 0 has logits (a, b), pixel 1 has logits (0, 0)."""
+    return torch.tensor([[[[a, 0.0]], [[b, 0.0]]]])
+
+
+# Pixel 0 is class 1, pixel 1 is ignored (255).
+TARGET = torch.tensor([[[1, 255]]], dtype=torch.uint8)
+
+
+def test_segmentation_loss_is_cross_entropy_over_non_ignored_pixels():
+    # Logits (0, ln 3): softmax gives class 1 probability 3/4, so the loss is ln(4/3).
+    loss = segmentation_loss(tiny_logits(0.0, math.log(3)), TARGET, ignore_index=255)
+    assert loss.item() == pytest.approx(math.log(4 / 3), rel=1e-6)
+
+
+def test_segmentation_loss_with_class_weights():
+    # One non-ignored pixel: the weighted mean over one pixel is that pixel's loss.
+    loss = segmentation_loss(
+        tiny_logits(0.0, math.log(3)),
+        TARGET,
+        ignore_index=255,
+        class_weights=torch.tensor([1.0, 5.0]),
+    )
+    assert loss.item() == pytest.approx(math.log(4 / 3), rel=1e-6)
+    # Two pixels of different classes: (w0 * l0 + w1 * l1) / (w0 + w1).
+    logits = torch.tensor([[[[0.0, 0.0]], [[math.log(3), 0.0]]]])  # p1 = 3/4, then 1/2
+    target = torch.tensor([[[1, 0]]])
+    loss = segmentation_loss(
+        logits, target, ignore_index=255, class_weights=torch.tensor([1.0, 3.0])
+    )
+    expected = (3 * math.log(4 / 3) + 1 * math.log(2)) / 4
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_segmentation_loss_adds_weighted_aux_loss():
+    out = {
+        "out": tiny_logits(0.0, math.log(3)),  # p(class 1) = 3/4 -> ln(4/3)
+        "aux": tiny_logits(math.log(3), 0.0),  # p(class 1) = 1/4 -> ln 4
+    }
+    loss = segmentation_loss(out, TARGET, ignore_index=255, aux_weights={"aux": 0.4})
+    assert loss.item() == pytest.approx(math.log(4 / 3) + 0.4 * math.log(4), rel=1e-6)
+
+
+def test_segmentation_loss_dict_without_aux_is_the_main_loss():
+    out = {"out": tiny_logits(0.0, math.log(3))}
+    loss = segmentation_loss(out, TARGET, ignore_index=255, aux_weights={"aux": 0.4})
+    assert loss.item() == pytest.approx(math.log(4 / 3), rel=1e-6)
+
+
+def test_segmentation_loss_unknown_aux_key_is_named():
+    out = {"out": tiny_logits(0.0, 0.0), "deep_sup": tiny_logits(0.0, 0.0)}
+    with pytest.raises(ValueError) as exc:
+        segmentation_loss(out, TARGET, ignore_index=255, aux_weights={"aux": 0.4})
+    msg = str(exc.value)
+    assert "auxiliary outputs ['deep_sup'] without a loss weight" in msg
+    assert "aux_weights=(('deep_sup', 0.4),)" in msg
+
+
+# -- optimiser -------------------------------------------------------------------------------
+
+
+def test_make_optimizer_uses_the_configured_kind_and_skips_frozen_params():
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.Conv2d(4, 2, 1))
+    model[0].weight.requires_grad_(False)
+    sgd = make_optimizer(model, TrainConfig(optimizer="sgd", lr=0.1, momentum=0.5))
+    assert isinstance(sgd, torch.optim.SGD)
+    assert sgd.param_groups[0]["lr"] == 0.1 and sgd.param_groups[0]["momentum"] == 0.5
+    assert sum(len(g["params"]) for g in sgd.param_groups) == 3  # 4 tensors, 1 frozen
+    adamw = make_optimizer(model, TrainConfig(optimizer="adamw", weight_decay=0.01))
+    assert isinstance(adamw, torch.optim.AdamW)
+    assert adamw.param_groups[0]["weight_decay"] == 0.01
+
+
+# -- the training loop --------------------------------------------------------------------------
+
+
+def tiny_net(num_classes: int) -> nn.Module:
+    torch.manual_seed(123)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Dropout2d(0.5),  # draws from the global RNG: train() must seed it
+        nn.Conv2d(8, num_classes, 1),
+    )
+
+
+CFG = TrainConfig(steps=3, batch_size=2, lr=0.01)
+
+
+@pytest.fixture(scope="module")
+def synthetic_train():
+    return build_dataset("synthetic", split="train", size=(32, 32), num_samples=8)
+
+
+def test_training_is_deterministic_for_a_seed(synthetic_train):
+    dataset, info = synthetic_train
+    start = tiny_net(info.num_classes)
+    runs = []
+    for _ in range(2):
+        model = copy.deepcopy(start)
+        torch.manual_seed(999)  # whatever the caller's RNG state, train() reseeds
+        result = train(model, dataset, CFG, ignore_index=info.ignore_index, seed=5, progress=False)
+        runs.append((result, model.state_dict()))
+    (r1, w1), (r2, w2) = runs
+    assert r1.final_loss == r2.final_loss
+    assert r1.loss_curve == r2.loss_curve
+    assert w1.keys() == w2.keys()
+    for key in w1:
+        assert torch.equal(w1[key], w2[key]), key
+    # The weights moved, and another seed (other batches, dropout) ends elsewhere.
+    assert not torch.equal(w1["0.weight"], start.state_dict()["0.weight"])
+    other = copy.deepcopy(start)
+    r3 = train(other, dataset, CFG, ignore_index=info.ignore_index, seed=6, progress=False)
+    assert r3.final_loss != r1.final_loss
+    assert not torch.equal(other.state_dict()["0.weight"], w1["0.weight"])
+
+
+def test_train_result_fields(synthetic_train):
+    dataset, info = synthetic_train
+    cfg = TrainConfig(steps=4, batch_size=2, optimizer="sgd", lr=0.05)
+    result = train(
+        tiny_net(info.num_classes), dataset, cfg, ignore_index=info.ignore_index, progress=False
+    )
+    d = result.to_dict()
+    assert set(d) == {
+        "steps",
+        "seconds",
+        "final_loss",
+        "loss_curve",
+        "batch_size",
+        "optimizer",
+        "lr",
+    }
+    assert (d["steps"], d["batch_size"], d["optimizer"], d["lr"]) == (4, 2, "sgd", 0.05)
+    # window = max(1, 4 // 20) = 1: one curve point per step, the last one is the final loss.
+    assert len(d["loss_curve"]) == 4
+    assert d["loss_curve"][-1] == round(d["final_loss"], 6)
+    assert math.isfinite(d["final_loss"]) and d["final_loss"] > 0
+    assert d["seconds"] >= 0
+
+
+class NaNFromStep(nn.Module):
+    """A 1x1 conv whose output turns NaN from forward call ``bad_call`` (1-based) on."""
+
+    def __init__(self, num_classes: int, bad_call: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, num_classes, 1)
+        self.bad_call = bad_call
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        out = self.conv(x)
+        return out * float("nan") if self.calls >= self.bad_call else out
+
+
+def test_nan_loss_raises_naming_the_step(synthetic_train):
+    dataset, info = synthetic_train
+    with pytest.raises(FloatingPointError) as exc:
+        train(
+            NaNFromStep(info.num_classes, bad_call=2),
+            dataset,
+            CFG,
+            ignore_index=info.ignore_index,
+            progress=False,
+        )
+    msg = str(exc.value)
+    assert "Training loss became nan at step 2 of 3" in msg
+    assert "Lower train.lr or enable train.grad_clip" in msg
+
+
+def test_dataset_smaller_than_a_batch_raises():
+    dataset = TensorDataset(torch.zeros(3, 3, 8, 8), torch.zeros(3, 8, 8, dtype=torch.uint8))
+    with pytest.raises(ValueError) as exc:
+        train(
+            nn.Conv2d(3, 2, 1),
+            dataset,
+            TrainConfig(steps=1, batch_size=4),
+            ignore_index=255,
+            progress=False,
+        )
+    assert str(exc.value) == (
+        "Training set has 3 samples, fewer than one batch of 4; lower train.batch_size."
+    )
