@@ -36,6 +36,7 @@ class TrainConfig:
     grad_clip: float = 0.0  # max grad norm; 0 = off
     class_weighting: str = "none"  # "none" | "enet" (1 / ln(1.02 + p_class), Paszke et al.)
     class_weight_samples: int = 200  # training images used to estimate class frequencies
+    precise_bn_batches: int = 0  # after training, recompute BatchNorm statistics over N batches
     num_workers: int = 0
 
 
@@ -88,7 +89,19 @@ class SuiteConfig:
         """Short key of what a record depends on besides (suite, arch, dataset)."""
         h, w = self.resolution
         return (f"{h}x{w}-steps{self.train.steps}-bs{self.train.batch_size}-"
-                f"{self.speed.dtype}-seed{self.seed}")
+                f"{self.speed.dtype}-seed{self.seed}-{self.fingerprint}")
+
+    @property
+    def fingerprint(self) -> str:
+        """6 hex digits of a hash of every setting that changes results (not the arch list)."""
+        import hashlib
+        import json
+
+        data = dataclasses.asdict(self)
+        for key in ("name", "description", "archs", "exclude", "source"):
+            data.pop(key)
+        blob = json.dumps(data, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:6]
 
     def arch_names(self, registered: list[str]) -> list[str]:
         """Resolve ``archs``/``exclude`` against the registry (unknown names raise)."""

@@ -32,12 +32,14 @@ class TrainResult:
     batch_size: int
     optimizer: str
     lr: float
+    precise_bn_batches: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return {
             "steps": self.steps, "seconds": self.seconds, "final_loss": self.final_loss,
             "loss_curve": self.loss_curve, "batch_size": self.batch_size,
             "optimizer": self.optimizer, "lr": self.lr,
+            "precise_bn_batches": self.precise_bn_batches,
         }
 
 
@@ -173,7 +175,32 @@ def train(
             curve.append(round(running / window, 6))
             running = 0.0
             bar.set_postfix(loss=f"{curve[-1]:.3f}")
+    bn_batches = 0
+    if cfg.precise_bn_batches > 0 and any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+                                          for m in model.modules()):
+        bn_batches = recompute_bn_stats(model, loader, cfg.precise_bn_batches, device)
     seconds = time.perf_counter() - start
     return TrainResult(steps=cfg.steps, seconds=round(seconds, 3), final_loss=last,
                        loss_curve=curve, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
-                       lr=cfg.lr)
+                       lr=cfg.lr, precise_bn_batches=bn_batches)
+
+
+@torch.no_grad()
+def recompute_bn_stats(model: nn.Module, loader: DataLoader, batches: int,
+                       device: str | torch.device) -> int:
+    """Replace BatchNorm running statistics by their true average over ``batches`` batches
+    with the trained weights fixed ("precise BN", fvcore's ``update_bn_stats``; Wu & Johnson,
+    "Rethinking 'Batch' in BatchNorm", arXiv 2105.07576).
+
+    Short schedules need it: a running average with torchvision MobileNetV3's momentum of 0.01
+    still carries most of its initial (0, 1) statistics after a few hundred steps, and the
+    model then collapses to one class in eval mode although its training loss fell.
+    """
+    from fvcore.nn.precise_bn import update_bn_stats
+
+    batches = min(batches, len(loader))
+    was_training = model.training
+    model.train()
+    update_bn_stats(model, (images.to(device) for images, _ in loader), num_iters=batches)
+    model.train(was_training)
+    return batches

@@ -94,8 +94,9 @@ class TinyUNet(nn.Module):
         out = self.head(d)  # (N, K, H, W)
         if not self.training:
             return out
-        aux = F.interpolate(self.aux_head(b), size=size, mode="bilinear",
-                            align_corners=False)  # (N, K, H, W)
+        aux = F.interpolate(
+            self.aux_head(b), size=size, mode="bilinear", align_corners=False
+        )  # (N, K, H, W)
         return {"out": out, "aux": aux}
 
 

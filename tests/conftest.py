@@ -56,8 +56,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     """Names the plugin entries under test, so a run says what it covered."""
-    return [f"semseg-bench plugin {path}: {', '.join(names) or '(registered nothing)'}"
-            for path, names in _loaded_plugins.items()]
+    return [
+        f"semseg-bench plugin {path}: {', '.join(names) or '(registered nothing)'}"
+        for path, names in _loaded_plugins.items()
+    ]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

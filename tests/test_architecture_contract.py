@@ -61,9 +61,9 @@ PAPER_PARAMS_TOLERANCE = 0.05
 PAPER_MACS_TOLERANCE = 0.10
 MAC_OP_HINTS = ("conv", "mm", "matmul", "linear", "einsum", "bmm", "attention")
 
-# Counting both counters at the paper's resolution costs roughly 0.08 s per GMAC on this 2-core
-# machine when idle (tv_fcn_resnet50, 143 GMACs at 520x520: ~12 s); above this the case is
-# marked ``slow`` (run with ``-m slow``).
+# Counting with both counters at the paper's resolution costs roughly 0.1 s per GMAC on one core
+# here (tv_fcn_resnet50, 143 GMACs at 520x520: 17 s with the build; the MobileNetV3 entries,
+# 2-10 GMACs: 1-1.5 s). Cases above this are marked ``slow`` (run them with ``-m slow``).
 SLOW_PAPER_GMACS = 50.0
 
 # Parameters an entry registers but deliberately does not use in its forward pass, with the
@@ -104,8 +104,7 @@ class ModelCache:
         """One training step of the ``(name, 2)`` model, computed once."""
         model = self.get(name, NUM_CLASSES[0])
         if name not in self._train:
-            self._train[name] = run_train_step(model, architectures.get_info(name),
-                                               NUM_CLASSES[0])
+            self._train[name] = run_train_step(model, architectures.get_info(name), NUM_CLASSES[0])
         return self._train[name]
 
     def clear(self) -> None:
@@ -186,8 +185,9 @@ def run_train_step(model: nn.Module, info: ArchInfo, num_classes: int) -> TrainS
         n, _, h, w = BATCH_SHAPE
         target = torch.randint(0, num_classes, (n, h, w), generator=gen)
         out = model(x)
-        loss = segmentation_loss(out, target, ignore_index=IGNORE_INDEX,
-                                 aux_weights=dict(info.aux_weights))
+        loss = segmentation_loss(
+            out, target, ignore_index=IGNORE_INDEX, aux_weights=dict(info.aux_weights)
+        )
         loss.backward()
         if isinstance(out, Mapping):
             kind, shapes = "dict", {k: tuple(v.shape) for k, v in out.items()}
@@ -199,8 +199,11 @@ def run_train_step(model: nn.Module, info: ArchInfo, num_classes: int) -> TrainS
             loss=float(loss.detach()),
             trainable=tuple(name for name, _ in params),
             no_grad=tuple(name for name, p in params if p.grad is None),
-            non_finite=tuple(name for name, p in params
-                             if p.grad is not None and not torch.isfinite(p.grad).all()),
+            non_finite=tuple(
+                name
+                for name, p in params
+                if p.grad is not None and not torch.isfinite(p.grad).all()
+            ),
         )
     finally:
         model.zero_grad(set_to_none=True)
@@ -213,8 +216,9 @@ def check_train_outputs(result: TrainStepResult, info: ArchInfo, num_classes: in
     aux_keys = {k for k, _ in info.aux_weights}
     if result.output_kind == "dict":
         keys = set(result.output_shapes)
-        assert "out" in keys, f"train-mode dict output needs the main logits under 'out'; " \
-                              f"got keys {sorted(keys)}"
+        assert "out" in keys, (
+            f"train-mode dict output needs the main logits under 'out'; got keys {sorted(keys)}"
+        )
         assert keys - {"out"} == aux_keys, (
             f"{info.name}: train-mode auxiliary outputs {sorted(keys - {'out'})} must be exactly "
             f"the ArchInfo.aux_weights keys {sorted(aux_keys)}"
@@ -302,8 +306,10 @@ def check_state_dict_round_trip(name: str, num_classes: int, model: PadCrop) -> 
     )
 
 
-def check_complexity(model: nn.Module, shape: tuple[int, int, int, int] = COMPLEXITY_SHAPE,
-                     ) -> None:
+def check_complexity(
+    model: nn.Module,
+    shape: tuple[int, int, int, int] = COMPLEXITY_SHAPE,
+) -> None:
     """MACs are countable: both counters agree and no matrix operator was skipped."""
     report = count_complexity(model, shape)
     assert report.macs > 0, "no MACs counted"
@@ -312,8 +318,9 @@ def check_complexity(model: nn.Module, shape: tuple[int, int, int, int] = COMPLE
         f"{report.rel_diff:.1%} apart (> {COUNTER_TOLERANCE:.0%}); unsupported by fvcore: "
         f"{report.unsupported_ops}"
     )
-    skipped = sorted(op for op in report.unsupported_ops
-                     if any(hint in op.lower() for hint in MAC_OP_HINTS))
+    skipped = sorted(
+        op for op in report.unsupported_ops if any(hint in op.lower() for hint in MAC_OP_HINTS)
+    )
     assert not skipped, f"fvcore skipped matrix operators (MACs undercounted): {skipped}"
 
 
@@ -351,8 +358,9 @@ def test_eval_forward_awkward_size(arch: str, cache: ModelCache) -> None:
     check_eval_forward(cache.get(arch, NUM_CLASSES[0]), NUM_CLASSES[0], AWKWARD_SHAPE)
 
 
-def check_num_classes_shape(name: str, num_classes: int,
-                            shape: tuple[int, ...] = BATCH_SHAPE) -> None:
+def check_num_classes_shape(
+    name: str, num_classes: int, shape: tuple[int, ...] = BATCH_SHAPE
+) -> None:
     """The output has ``num_classes`` channels: a shape check, run on the meta device.
 
     Meta tensors carry shapes only, so building and running FCN this way costs nothing; the
@@ -465,10 +473,13 @@ def test_paper_macs(arch: str, cache: ModelCache) -> None:
 
     * torchvision's ``meta["_ops"]`` (the "paper" figure of the ``tv_*`` entries) includes the
       auxiliary classifier, which torchvision runs even in eval mode; our entries skip it in
-      eval. tv_fcn_resnet50: 142.7 GMACs measured vs 152.7 published (-6.5%);
-      tv_deeplabv3_resnet50: 168.7 vs 178.7 (-5.6%); the MobileNet aux head is tiny.
+      eval. Measured (torch 2.14.1, fvcore 0.1.5): tv_fcn_resnet50 142.73 GMACs vs 152.72
+      published (-6.5%); tv_deeplabv3_resnet50 168.73 vs 178.72 (-5.6%); the MobileNetV3 aux
+      head is tiny (0.016 GMACs).
     * Entries whose ``input_divisor`` does not divide the resolution are padded (520 -> 528 for
-      divisor 16: about +3% MACs for the MobileNetV3 entries).
+      divisor 16). Strided layers round 520 up anyway (ceil(520 / 16) = 33 = 528 / 16), so only
+      the early layers grow: tv_deeplabv3_mobilenet_v3_large 10.450 vs 10.452 (-0.02%),
+      tv_lraspp_mobilenet_v3_large 2.100 vs 2.086 (+0.7%).
     """
     info = architectures.get_info(arch)
     if info.paper_gmacs is None:

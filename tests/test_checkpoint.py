@@ -45,8 +45,13 @@ def _assert_same_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) ->
 
 def test_harness_format_round_trip(tmp_path: Path) -> None:
     model = _build(LRASPP, 2, seed=0)
-    path = save_checkpoint(tmp_path / "sub" / "lraspp.pt", model, arch=LRASPP, num_classes=2,
-                           meta={"steps": 3, "miou": 0.25})
+    path = save_checkpoint(
+        tmp_path / "sub" / "lraspp.pt",
+        model,
+        arch=LRASPP,
+        num_classes=2,
+        meta={"steps": 3, "miou": 0.25},
+    )
     assert path == tmp_path / "sub" / "lraspp.pt" and path.is_file()
     assert [p.name for p in path.parent.iterdir()] == ["lraspp.pt"]  # no .tmp left behind
 
@@ -78,8 +83,9 @@ def test_plain_state_dict_round_trip(tmp_path: Path) -> None:
 
 
 def test_other_class_count_lists_shape_mismatches(tmp_path: Path) -> None:
-    path = save_checkpoint(tmp_path / "k3.pt", _build(LRASPP, 3, seed=0), arch=LRASPP,
-                           num_classes=3)
+    path = save_checkpoint(
+        tmp_path / "k3.pt", _build(LRASPP, 3, seed=0), arch=LRASPP, num_classes=3
+    )
     model = _build(LRASPP, 2, seed=1)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(ValueError) as info:
@@ -95,8 +101,9 @@ def test_other_class_count_lists_shape_mismatches(tmp_path: Path) -> None:
 
 
 def test_other_arch_lists_missing_and_unexpected_keys(tmp_path: Path) -> None:
-    path = save_checkpoint(tmp_path / "deeplab.pt", _build(DEEPLAB, 2, seed=0), arch=DEEPLAB,
-                           num_classes=2)
+    path = save_checkpoint(
+        tmp_path / "deeplab.pt", _build(DEEPLAB, 2, seed=0), arch=DEEPLAB, num_classes=2
+    )
     with pytest.raises(ValueError) as info:
         load_into(_build(LRASPP, 2, seed=1), path, arch=LRASPP, num_classes=2)
     message = str(info.value)
@@ -147,8 +154,11 @@ def _valid_bytes(tmp_path: Path) -> bytes:
 @pytest.mark.parametrize("kind", ["random", "truncated", "empty", "text"])
 def test_corrupt_file_raises_value_error_naming_it(tmp_path: Path, kind: str) -> None:
     data = {
-        "random": bytes(torch.randint(0, 256, (4096,), dtype=torch.uint8,
-                                      generator=torch.Generator().manual_seed(0)).tolist()),
+        "random": bytes(
+            torch.randint(
+                0, 256, (4096,), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+            ).tolist()
+        ),
         "truncated": _valid_bytes(tmp_path)[:400],
         "empty": b"",
         "text": b"not a checkpoint\n",
@@ -165,8 +175,11 @@ def test_corrupt_file_raises_value_error_naming_it(tmp_path: Path, kind: str) ->
 def test_non_tensor_content_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "list.pt"
     torch.save([torch.zeros(2)], path)
-    with pytest.raises(ValueError, match=r"neither a semseg-bench checkpoint nor a state_dict.*"
-                                         r"found list"):
+    with pytest.raises(
+        ValueError,
+        match=r"neither a semseg-bench checkpoint nor a state_dict.*"
+        r"found list",
+    ):
         read_checkpoint(path)
 
 
@@ -187,8 +200,16 @@ def test_checkpoint_that_runs_code_is_refused(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
     payload = _RunsCodeOnLoad(f"echo pwned > {marker}")
-    torch.save({"format": FORMAT, "arch": LRASPP, "num_classes": 2, "state_dict": {},
-                "meta": {"x": payload}}, path)
+    torch.save(
+        {
+            "format": FORMAT,
+            "arch": LRASPP,
+            "num_classes": 2,
+            "state_dict": {},
+            "meta": {"x": payload},
+        },
+        path,
+    )
 
     with pytest.raises(ValueError) as info:
         read_checkpoint(path)

@@ -31,8 +31,21 @@ from architectures.fcn import (
 from bench.complexity import count_params
 
 # VGG16's 13 convolutions (3x3, with bias): (in, out) channels, Simonyan & Zisserman, Table 1 D.
-VGG16_CONVS = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
-               (256, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512)]
+VGG16_CONVS = [
+    (3, 64),
+    (64, 64),
+    (64, 128),
+    (128, 128),
+    (128, 256),
+    (256, 256),
+    (256, 256),
+    (256, 512),
+    (512, 512),
+    (512, 512),
+    (512, 512),
+    (512, 512),
+    (512, 512),
+]
 VGG16_CONV_PARAMS = sum(9 * cin * cout + cout for cin, cout in VGG16_CONVS)
 FC6_PARAMS = 7 * 7 * 512 * 4096 + 4096  # convolutionalised fc6: 7x7, 512 -> 4096, bias
 FC7_PARAMS = 4096 * 4096 + 4096  # convolutionalised fc7: 1x1, 4096 -> 4096, bias
@@ -41,8 +54,13 @@ PAPER_FCN8S_PARAMS = 134_000_000  # "134M", FCN-VGG16, arXiv 1411.4038 Table 1
 
 def hand_param_count(stride: int, k: int) -> dict[str, int]:
     """Parameters of FCN-{stride}s for ``k`` classes, by component, from the layer shapes."""
-    parts = {"vgg16_convs": VGG16_CONV_PARAMS, "fc6": FC6_PARAMS, "fc7": FC7_PARAMS,
-             "scorers": 4096 * k + k, "up2": 0}
+    parts = {
+        "vgg16_convs": VGG16_CONV_PARAMS,
+        "fc6": FC6_PARAMS,
+        "fc7": FC7_PARAMS,
+        "scorers": 4096 * k + k,
+        "up2": 0,
+    }
     if stride <= 16:  # score_pool4 (1x1, 512 -> k, bias) and one 4x4 k -> k up2, no bias
         parts["scorers"] += 512 * k + k
         parts["up2"] += k * k * 16
@@ -135,8 +153,7 @@ def test_fixed_upsample_constant_and_ramp(factor: int) -> None:
     m = factor // 2  # output pixels closer than f/2 to a border see the zero padding
     const = up(torch.full((1, 2, 4, 5), 3.5))
     assert const.shape == (1, 2, 4 * factor, 5 * factor)
-    torch.testing.assert_close(const[..., m:-m, m:-m],
-                               torch.full_like(const[..., m:-m, m:-m], 3.5))
+    torch.testing.assert_close(const[..., m:-m, m:-m], torch.full_like(const[..., m:-m, m:-m], 3.5))
     # At the border, the transposed convolution sees zeros (F.interpolate would clamp).
     assert const[0, 0, 0, 0] < 3.5
 
@@ -228,8 +245,7 @@ def test_real_forward_shape(fcn8s_model: FCN) -> None:
 
 
 def test_invalid_stride_rejected() -> None:
-    with pytest.raises(ValueError, match="stride must be 32, 16 or 8; got 4"), \
-            torch.device("meta"):
+    with pytest.raises(ValueError, match="stride must be 32, 16 or 8; got 4"), torch.device("meta"):
         FCN(3, stride=4)
 
 
@@ -249,8 +265,11 @@ def test_im2col_conv_equals_conv2d(kernel: int, padding: int) -> None:
     grad_out = torch.randn_like(y_ref)
     y_ours.backward(grad_out)
     y_ref.backward(grad_out)
-    for a, b in [(x_ours.grad, x_ref.grad), (ours.weight.grad, ref.weight.grad),
-                 (ours.bias.grad, ref.bias.grad)]:
+    for a, b in [
+        (x_ours.grad, x_ref.grad),
+        (ours.weight.grad, ref.weight.grad),
+        (ours.bias.grad, ref.bias.grad),
+    ]:
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
@@ -295,8 +314,9 @@ def test_load_vgg16_convolutionalises_fc6_and_fc7(fcn8s_model: FCN) -> None:
         assert torch.equal(last.weight, state["features.28.weight"])
         pool5 = torch.randn(1, 512, 7, 7, generator=gen)
         with torch.no_grad():
-            linear6 = F.linear(pool5.flatten(1), state["classifier.0.weight"],
-                               state["classifier.0.bias"])  # (1, 4096)
+            linear6 = F.linear(
+                pool5.flatten(1), state["classifier.0.weight"], state["classifier.0.bias"]
+            )  # (1, 4096)
             conv6 = F.conv2d(pool5, fcn8s_model.fc6.weight, fcn8s_model.fc6.bias)  # (1, 4096, 1, 1)
             h = torch.randn(1, 4096, generator=gen)
             linear7 = F.linear(h, state["classifier.3.weight"], state["classifier.3.bias"])

@@ -78,8 +78,9 @@ def test_example_meets_the_contract(example: str) -> None:
     assert isinstance(model, PadCrop) and model.divisor == info.input_divisor == 8
     check_eval_forward(model, NUM_CLASSES[0], BATCH_SHAPE)
     check_eval_forward(model, NUM_CLASSES[0], AWKWARD_SHAPE)  # padded to 104x136, cropped back
-    check_eval_forward(build_model(example, num_classes=NUM_CLASSES[1]), NUM_CLASSES[1],
-                       BATCH_SHAPE)
+    check_eval_forward(
+        build_model(example, num_classes=NUM_CLASSES[1]), NUM_CLASSES[1], BATCH_SHAPE
+    )
     step = run_train_step(model, info, NUM_CLASSES[0])
     assert step.output_kind == "dict" and set(step.output_shapes) == {"out", "aux"}
     check_train_outputs(step, info, NUM_CLASSES[0])
@@ -109,7 +110,9 @@ def test_example_width_option(example: str) -> None:
 
 def test_contract_checks_catch_broken_entries(restore_registry: None, tmp_path: Path) -> None:
     """The reused checks can fail: an entry with the wrong output size, one with a dead layer."""
-    plugin = _write(tmp_path / "broken.py", """
+    plugin = _write(
+        tmp_path / "broken.py",
+        """
         import torch.nn.functional as F
         from torch import nn
         from architectures import ArchInfo, register
@@ -135,7 +138,8 @@ def test_contract_checks_catch_broken_entries(restore_registry: None, tmp_path: 
         @register(info("tmp_dead_layer"))
         def tmp_dead_layer(*, num_classes):
             return Broken(num_classes, half=False)
-    """)
+    """,
+    )
     assert load_plugin(plugin) == ["tmp_half_res", "tmp_dead_layer"]
     with pytest.raises(AssertionError, match=r"expected logits \(2, 2, 64, 64\), got \(2, 2, 32"):
         check_eval_forward(build_model("tmp_half_res", num_classes=2), 2, BATCH_SHAPE)
@@ -160,12 +164,15 @@ def test_plugin_source_is_plugin_path(restore_registry: None, tmp_path: Path) ->
 def test_plugin_that_raises_reports_traceback_and_registers_nothing(
     restore_registry: None, tmp_path: Path
 ) -> None:
-    source = BUILDER.format(name="tmp_half") + """
+    source = (
+        BUILDER.format(name="tmp_half")
+        + """
 def helper():
     raise RuntimeError("boom")
 
 helper()
 """
+    )
     plugin = _write(tmp_path / "bad.py", source)
     line = source.splitlines().index('    raise RuntimeError("boom")') + 1
     before = architectures.names()
@@ -194,16 +201,16 @@ def test_missing_or_non_python_file(tmp_path: Path, name: str) -> None:
         load_plugin(path)
 
 
-def test_duplicate_of_builtin_names_previous_source(restore_registry: None,
-                                                     tmp_path: Path) -> None:
+def test_duplicate_of_builtin_names_previous_source(restore_registry: None, tmp_path: Path) -> None:
     plugin = _write(tmp_path / "dup.py", BUILDER.format(name="fcn8s"))
     with pytest.raises(PluginError, match=r"'fcn8s' is already registered \(by builtin\)"):
         load_plugin(plugin)
     assert architectures.get_entry("fcn8s").source == "builtin"
 
 
-def test_duplicate_across_plugins_names_first_plugin(restore_registry: None,
-                                                      tmp_path: Path) -> None:
+def test_duplicate_across_plugins_names_first_plugin(
+    restore_registry: None, tmp_path: Path
+) -> None:
     first = _write(tmp_path / "first.py", BUILDER.format(name="tmp_shared"))
     second = _write(tmp_path / "second.py", BUILDER.format(name="tmp_shared"))
     load_plugin(first)

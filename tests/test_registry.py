@@ -20,8 +20,9 @@ TEMP_NAME = "tmp_test_arch"
 
 
 def _info(name: str = TEMP_NAME, **kwargs: object) -> ArchInfo:
-    fields: dict[str, object] = dict(name=name, title="Temp", paper="1411.4038", year=2015,
-                                     family="test")
+    fields: dict[str, object] = dict(
+        name=name, title="Temp", paper="1411.4038", year=2015, family="test"
+    )
     fields.update(kwargs)
     return ArchInfo(**fields)
 
@@ -77,8 +78,10 @@ def test_duplicate_name_raises(temp_entry: str) -> None:
 
 
 def test_duplicate_of_builtin_names_source(restore_registry: None) -> None:
-    with pytest.raises(ValueError, match=r"'fcn8s' is already registered \(by builtin\)"), \
-            registering_from("plugin:/x/y.py"):
+    with (
+        pytest.raises(ValueError, match=r"'fcn8s' is already registered \(by builtin\)"),
+        registering_from("plugin:/x/y.py"),
+    ):
 
         @register(_info(name="fcn8s"))
         def fcn8s(*, num_classes: int) -> nn.Module:
@@ -170,8 +173,7 @@ def test_archinfo_gflops_needs_resolution_and_convention(kwargs: dict[str, objec
 
 @pytest.mark.parametrize(("convention", "gmacs"), [("macs", 10.0), ("2*macs", 5.0)])
 def test_paper_gmacs_conversion(convention: str, gmacs: float) -> None:
-    info = _info(paper_gflops=10.0, paper_resolution=(512, 1024),
-                 paper_flops_convention=convention)
+    info = _info(paper_gflops=10.0, paper_resolution=(512, 1024), paper_flops_convention=convention)
     assert info.paper_gmacs == gmacs
 
 
@@ -189,8 +191,16 @@ def test_archinfo_is_frozen() -> None:
 
 
 def test_architectures_does_not_import_bench() -> None:
-    code = ("import architectures, sys; "
-            "print(any(m == 'bench' or m.startswith('bench.') for m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                            text=True, timeout=120, check=True)
+    code = (
+        "import architectures, sys; "
+        "print(any(m == 'bench' or m.startswith('bench.') for m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert result.stdout.strip() == "False"

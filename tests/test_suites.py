@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
+import yaml
 
 import architectures
 from bench.suites import (
+    SUITES_DIR,
     ComplexityConfig,
     EvalConfig,
     SpeedConfig,
@@ -48,10 +51,11 @@ def test_smoke_suite_loads_with_its_file_values():
 
 def test_quick_suite_loads_with_its_file_values():
     s = load_suite("quick")
+    raw = yaml.safe_load((SUITES_DIR / "quick.yaml").read_text())
     assert s.archs == "all"
-    assert s.dataset_options == {"num_samples": 800}
-    assert s.train.steps == 100
-    assert s.complexity.input_size == [512, 512]
+    assert s.dataset_options == raw["dataset_options"]
+    assert s.train.steps == raw["train"]["steps"] > 0
+    assert s.complexity.input_size == raw["complexity"]["input_size"]
     # Keys the file leaves out keep the dataclass defaults.
     assert s.train.poly_power == 0.9 and s.train.warmup_steps == 0
     assert s.speed.dtype == "fp32" and s.speed.channels_last is False
@@ -66,7 +70,8 @@ def test_tiny_test_suite_loads_by_path():
 
 
 def test_setting_string_names_what_a_record_depends_on():
-    assert load_suite(str(TINY)).setting == "32x32-steps3-bs2-fp32-seed0"
+    tiny = load_suite(str(TINY))
+    assert tiny.setting == f"32x32-steps3-bs2-fp32-seed0-{tiny.fingerprint}"
     s = SuiteConfig(
         name="x",
         resolution=[96, 128],
@@ -74,7 +79,12 @@ def test_setting_string_names_what_a_record_depends_on():
         train=TrainConfig(steps=0, batch_size=4),
         speed=SpeedConfig(dtype="bf16"),
     )
-    assert s.setting == "96x128-steps0-bs4-bf16-seed7"
+    assert s.setting == f"96x128-steps0-bs4-bf16-seed7-{s.fingerprint}"
+    # The fingerprint changes with any result-relevant setting, not with the name or arch list.
+    assert dataclasses.replace(s, name="y", archs=["fcn8s"]).fingerprint == s.fingerprint
+    assert dataclasses.replace(s, dataset_options={"num_classes": 4}).fingerprint != s.fingerprint
+    assert dataclasses.replace(s, train=TrainConfig(steps=0, batch_size=4, lr=0.5)
+                               ).fingerprint != s.fingerprint
 
 
 def test_integer_given_for_a_float_key_becomes_a_float(tmp_path):
