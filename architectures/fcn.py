@@ -42,7 +42,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import VGG16_Weights, vgg16
+from torchvision.models import VGG16_Weights
+from torchvision.models.vgg import cfgs, make_layers
 
 from architectures._pretrained import load_local_state_dict
 from architectures._registry import ArchInfo, register
@@ -89,6 +90,10 @@ class _Im2colConv2d(nn.Conv2d):
     took 25 s per batch of 8 at 64x64 here, against 0.8 s for the equivalent unfold + matmul.
     """
 
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 padding: int) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, padding=padding)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
         cols = F.unfold(x, self.kernel_size, padding=self.padding)  # (N, C*k*k, H*W)
@@ -111,14 +116,20 @@ class FCN(nn.Module):
         if stride not in (32, 16, 8):
             raise ValueError(f"FCN stride must be 32, 16 or 8; got {stride}.")
         self.stride = stride
-        features = vgg16(weights=None).features
+        # Only VGG16's convolutional part, with torchvision's initialisation (building the
+        # whole vgg16() would also create and discard its 123.6M-parameter classifier).
+        features = make_layers(cfgs["D"], batch_norm=False)
+        for m in features.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
         # torchvision's vgg16.features: pool3 ends at index 16, pool4 at 23, pool5 at 30.
         self.to_pool3 = features[:17]  # (N, 256, H/8, W/8)
         self.to_pool4 = features[17:24]  # (N, 512, H/16, W/16)
         self.to_pool5 = features[24:]  # (N, 512, H/32, W/32)
         self.fc6 = _Im2colConv2d(512, 4096, 7, padding=3)
         self.fc7 = nn.Conv2d(4096, 4096, 1)
-        self.drop = nn.Dropout2d(dropout)
+        self.drop = nn.Dropout(dropout)  # element-wise, as the reference nets
         self.score_fr = nn.Conv2d(4096, num_classes, 1)
         for conv in (self.fc6, self.fc7):
             nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")

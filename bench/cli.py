@@ -152,7 +152,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(rows, indent=1))
     else:
-        print(tabulate(rows, headers="keys", tablefmt="github"))
+        print(tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True))
     return 0
 
 

@@ -20,9 +20,9 @@ valid pixels with a boolean mask (the slow part of the classic NumPy recipe). Ig
 labels simply land in their own rows of a slightly larger histogram; those rows are dropped
 (ignored) or reported (invalid). uint8 inputs (what the harness passes) are the fast path: no
 scan of the labels is needed (256 rows hold every value) and the index is int16, so each pass
-moves 2 bytes per pixel. On CPU an update costs about 1.2-1.5x a bare ``torch.bincount`` of the
-same number of indices (``tests/benchmarks/test_bench_metrics.py``). Wider inputs work but cost
-a range scan and a narrowing pass each.
+moves 2 bytes per pixel. On one CPU thread an update costs about 1.1-1.5x a bare
+``torch.bincount`` of the same number of indices (``tests/benchmarks/test_bench_metrics.py``).
+Wider inputs work but cost a range scan and a narrowing pass each.
 """
 
 from __future__ import annotations
@@ -127,9 +127,10 @@ class ConfusionMatrix:
 
         The flat index ``k * (target - lo) + pred`` is built in the narrowest integer type that
         holds it (int16 for uint8 labels and up to 128 classes), so each pass moves 2 bytes per
-        pixel. Both inputs are converted explicitly into preallocated buffers: a mixed-dtype add
-        would allocate a converted copy of one input on every call. On CPU the pixels go through
-        in chunks whose buffers stay in cache between the conversion, the add and the bincount.
+        pixel. Both inputs are converted explicitly into two buffers allocated once per update (a
+        mixed-dtype add would allocate a converted copy of one input for every chunk). On CPU the
+        pixels go through in chunks, so the buffers stay in cache from the conversion through the
+        add to the bincount.
         """
         k = self.num_classes
         n = target.numel()

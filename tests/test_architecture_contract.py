@@ -327,6 +327,22 @@ def check_complexity(
 # --------------------------------------------------------------------------- tests
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Runs this module's forward/backward passes on one intra-op thread, then restores.
+
+    The inputs here are tiny, and on a shared 2-core machine two OpenMP threads contend with
+    other processes: at load average ~4.5 this module took 230 s with 2 threads and 99 s with
+    one (64 s of CPU time; 61 s wall at load ~3.5). No test depends on the thread count.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def cache() -> Iterator[ModelCache]:
     models = ModelCache()

@@ -170,7 +170,8 @@ def test_list_suites_json():
     assert set(rows) >= {"quick", "smoke"}
     assert rows["smoke"]["archs"] == [LRASPP, DEEPLAB]
     assert rows["quick"]["archs"] == "all"
-    assert rows["smoke"]["setting"] == "64x64-steps40-bs8-fp32-seed0"
+    assert rows["smoke"]["setting"] == load_suite("smoke").setting
+    assert rows["smoke"]["setting"].startswith("64x64-steps40-bs8-fp32-seed0-")
 
 
 # -- run and leaderboard ----------------------------------------------------------------------
@@ -180,7 +181,7 @@ def test_run_writes_records_leaderboard_and_plots(tiny_run):
     assert tiny_run["code"] == 0, tiny_run["err"]
     results = tiny_run["results"]
     assert tiny_run["out"].startswith(
-        f"suite tiny_suite: 2 architectures on synthetic (32x32-steps3-bs2-fp32-seed0) on cpu; "
+        f"suite tiny_suite: 2 architectures on synthetic ({load_suite(str(TINY)).setting}) on cpu; "
         f"records -> {results / 'records'}"
     )
     records = load_records(results)

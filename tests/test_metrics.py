@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench import metrics
 from bench.metrics import ConfusionMatrix, SegMetrics, compute_metrics
 
 NAN = float("nan")
@@ -387,6 +389,25 @@ def test_inputs_are_not_modified_and_strided_inputs_work() -> None:
         np.testing.assert_array_equal(cm.matrix.numpy(), expected)
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 64])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int64])
+def test_chunked_update_matches_one_pass(
+    monkeypatch: pytest.MonkeyPatch, chunk: int, dtype: torch.dtype
+) -> None:
+    """CPU updates run in chunks of ``_CPU_CHUNK`` pixels; a ragged last chunk included."""
+    rng = np.random.default_rng(6)
+    k = 5
+    pred, target = random_batch(rng, k, (3, 11, 13), 0.1)  # 429 pixels: 429 % 64 = 45
+    monkeypatch.setattr(metrics, "_CPU_CHUNK", chunk)
+    cm = ConfusionMatrix(k)
+    cm.update(torch.from_numpy(pred).to(dtype), torch.from_numpy(target).to(dtype))
+    np.testing.assert_array_equal(cm.matrix.numpy(), np_confusion(pred, target, k, 255))
+    bad = torch.from_numpy(target).to(dtype)
+    bad[2, 10, 12] = 9  # the very last pixel, in the last (ragged) chunk
+    with pytest.raises(ValueError, match=r"found 9\. "):
+        cm.update(torch.from_numpy(pred).to(dtype), bad)
+
+
 def test_many_classes_with_uint8_ignore() -> None:
     """150 classes (ADE20K): the flat index no longer fits int16; results must not change."""
     rng = np.random.default_rng(4)
@@ -468,6 +489,7 @@ def np_metrics(cm: np.ndarray) -> dict[str, object]:
     ignore_kind=st.sampled_from(["255", "k", "negative"]),
     pred_dtype=st.sampled_from(INT_DTYPES),
     target_dtype=st.sampled_from(INT_DTYPES),
+    chunk=st.sampled_from([1 << 19, 1, 3, 100]),
     seed=st.integers(0, 2**32 - 1),
 )
 def test_matches_independent_numpy_implementation(
@@ -478,6 +500,7 @@ def test_matches_independent_numpy_implementation(
     ignore_kind: str,
     pred_dtype: torch.dtype,
     target_dtype: torch.dtype,
+    chunk: int,
     seed: int,
 ) -> None:
     ignore = {"255": 255, "k": k, "negative": -1}[ignore_kind]
@@ -493,7 +516,10 @@ def test_matches_independent_numpy_implementation(
         pred = rng.choice(pred_classes, size=shape)
         target = rng.choice(gt_classes, size=shape)
         target[rng.random(shape) < ignore_frac] = ignore
-        cm.update(torch.from_numpy(pred).to(pred_dtype), torch.from_numpy(target).to(target_dtype))
+        with mock.patch.object(metrics, "_CPU_CHUNK", chunk):
+            cm.update(
+                torch.from_numpy(pred).to(pred_dtype), torch.from_numpy(target).to(target_dtype)
+            )
         expected += np_confusion(pred, target, k, ignore)
     np.testing.assert_array_equal(cm.matrix.numpy(), expected)
 

@@ -91,7 +91,7 @@ def test_example_meets_the_contract(example: str) -> None:
 
 
 def test_example_aux_head_only_in_train_mode(example: str) -> None:
-    """The auxiliary head is not run in eval: eval MACs exclude it (hand count of the head)."""
+    """The auxiliary head runs in train mode only, so eval speed and MACs exclude it."""
     model = architectures.build(example, num_classes=2)
     calls: list[str] = []
     model.aux_head.register_forward_hook(lambda *args: calls.append("aux"))
