@@ -90,9 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate one model (fresh or from a checkpoint)")
     p.add_argument("--arch", required=True)
-    p.add_argument("--dataset", required=True)
+    p.add_argument("--dataset", default=None,
+                   help="dataset name (see `list datasets`); or take it from --suite")
+    p.add_argument("--suite", default=None,
+                   help="use a suite's dataset, dataset options, resolution and eval split "
+                        "(e.g. to re-score a checkpoint saved by `run --suite quick`)")
     p.add_argument("--data-root", default=None)
-    p.add_argument("--split", default="val")
+    p.add_argument("--split", default=None, help="split to score (default: val, or the suite's)")
     p.add_argument("--resolution", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="image size (synthetic set; default: the dataset's)")
     p.add_argument("--checkpoint", type=Path, default=None,
@@ -230,8 +234,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from bench.runner import resolve_device
 
     device = resolve_device(args.device)
-    options = {"size": tuple(args.resolution)} if args.resolution else {}
-    dataset, info = build_dataset(args.dataset, split=args.split, root=args.data_root, **options)
+    options: dict[str, object] = {}
+    split, root = args.split, args.data_root
+    if args.suite:
+        from bench.suites import load_suite
+
+        suite = load_suite(args.suite)
+        if args.dataset not in (None, suite.dataset):
+            raise ValueError(f"--dataset {args.dataset} contradicts suite {suite.name!r}, "
+                             f"which uses {suite.dataset!r}; pass one of them.")
+        args.dataset = suite.dataset
+        options = {**suite.dataset_options, "size": tuple(suite.resolution)}
+        split, root = split or suite.eval.split, root or suite.data_root
+    if args.dataset is None:
+        raise ValueError("eval needs --dataset NAME or --suite NAME (see `list datasets`).")
+    if args.resolution:
+        options["size"] = tuple(args.resolution)
+    args.split = split or "val"
+    dataset, info = build_dataset(args.dataset, split=args.split, root=root, **options)
     architectures.get_entry(args.arch)
     torch.manual_seed(args.seed)  # a fresh model's numbers must not depend on the RNG state
     model = build_model(args.arch, num_classes=info.num_classes)

@@ -524,3 +524,23 @@ def test_eval_missing_checkpoint_exits_2(tmp_path):
     )
     assert code == 2
     assert f"error: Checkpoint {tmp_path / 'none.pt'} does not exist." in err
+
+
+def test_eval_with_suite_reproduces_the_run_record_of_a_checkpoint(tiny_run, tmp_path):
+    # `eval --suite` takes the suite's dataset options, resolution and eval split, so scoring a
+    # checkpoint saved by `run` gives exactly the metrics in that run's record.
+    ckpt = tiny_run["ckpts"] / f"{DEEPLAB}.pt"
+    out = tmp_path / "suite_eval.json"
+    code, _, err = call(["eval", "--arch", DEEPLAB, "--suite", TINY, "--checkpoint", ckpt,
+                         "--json", out, "-q"])
+    assert code == 0, err
+    record = next(r for r in load_records(tiny_run["results"]) if r["arch"] == DEEPLAB)
+    scored = json.loads(out.read_text())
+    assert scored["num_images"] == record["protocol"]["num_images"]
+    assert scored["metrics"] == record["metrics"]
+
+
+def test_eval_without_dataset_or_suite_exits_2():
+    code, _, err = call(["eval", "--arch", LRASPP])
+    assert code == 2
+    assert "eval needs --dataset NAME or --suite NAME" in err
