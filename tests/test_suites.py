@@ -57,7 +57,7 @@ def test_quick_suite_loads_with_its_file_values():
     assert s.train.steps == raw["train"]["steps"] > 0
     assert s.complexity.input_size == raw["complexity"]["input_size"]
     # Keys the file leaves out keep the dataclass defaults.
-    assert s.train.poly_power == 0.9 and s.train.warmup_steps == 0
+    assert s.train.poly_power == 0.9 and s.train.warmup_steps == raw["train"]["warmup_steps"]
     assert s.speed.dtype == "fp32" and s.speed.channels_last is False
 
 

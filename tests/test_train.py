@@ -12,7 +12,13 @@ from torch.utils.data import TensorDataset
 
 from bench.data import build_dataset
 from bench.suites import TrainConfig
-from bench.train import make_optimizer, poly_lr_factor, segmentation_loss, train
+from bench.train import (
+    make_optimizer,
+    poly_lr_factor,
+    recompute_bn_stats,
+    segmentation_loss,
+    train,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -186,8 +192,10 @@ def test_train_result_fields(synthetic_train):
         "batch_size",
         "optimizer",
         "lr",
+        "precise_bn_batches",
     }
     assert (d["steps"], d["batch_size"], d["optimizer"], d["lr"]) == (4, 2, "sgd", 0.05)
+    assert d["precise_bn_batches"] == 0  # not asked for
     # window = max(1, 4 // 20) = 1: one curve point per step, the last one is the final loss.
     assert len(d["loss_curve"]) == 4
     assert d["loss_curve"][-1] == round(d["final_loss"], 6)
@@ -238,3 +246,25 @@ def test_dataset_smaller_than_a_batch_raises():
     assert str(exc.value) == (
         "Training set has 3 samples, fewer than one batch of 4; lower train.batch_size."
     )
+
+
+
+def test_precise_bn_replaces_running_stats_by_the_true_batch_average(synthetic_train):
+    # BatchNorm with momentum 0.01 keeps ~96% of its initial (0, 1) statistics after 4 steps;
+    # precise BN sets running_mean to the average of the per-batch means, whatever the momentum.
+    dataset, info = synthetic_train
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1),
+                                torch.nn.BatchNorm2d(4, momentum=0.01),
+                                torch.nn.Conv2d(4, info.num_classes, 1))
+    cfg = TrainConfig(steps=4, batch_size=2, optimizer="sgd", lr=0.01, precise_bn_batches=3)
+    result = train(model, dataset, cfg, ignore_index=info.ignore_index, progress=False)
+    assert result.precise_bn_batches == 3
+    loader = torch.utils.data.DataLoader(dataset, batch_size=2, shuffle=False)
+    recompute_bn_stats(model, loader, 3, "cpu")
+    with torch.no_grad():
+        batch_means = [model[0](x).mean(dim=(0, 2, 3)) for x, _ in list(loader)[:3]]
+    expected = torch.stack(batch_means).mean(0)
+    assert expected.abs().max() > 1e-2  # far from the 0 a momentum-0.01 average would keep
+    torch.testing.assert_close(model[1].running_mean, expected, rtol=1e-5, atol=1e-6)
+    assert model.training  # the model's mode is restored
