@@ -153,8 +153,12 @@ def test_load_records_rejects_non_records_naming_the_file(tmp_path, content, exp
     assert str(exc.value) == f"{path}: {expected}."
 
 
-def test_validate_record_accepts_an_error_record():
-    validate_record(record(status="error", error={"message": "boom"}), source="x")
+def test_validate_record_accepts_an_error_record(tmp_path):
+    rec = record(status="error", error={"message": "boom"})
+    validate_record(rec, source="x")  # raises if rejected
+    results.write_record(tmp_path, rec)
+    (loaded,) = load_records(tmp_path)
+    assert loaded["status"] == "error" and loaded["error"] == {"message": "boom"}
 
 
 def test_latest_ok_picks_the_newest_ok_record_per_key():

@@ -68,7 +68,7 @@ def _info(name: str, title: str) -> architectures.ArchInfo:
 
 
 @pytest.fixture(scope="module")
-def test_archs():
+def temp_archs():
     """Registers a broken entry and a 1x1-conv entry for the module; removes them after."""
     _registry.register(_info(BROKEN, "Broken (test)"))(lambda *, num_classes: Broken(num_classes))
     _registry.register(_info(TINY_CONV, "1x1 conv (test)"))(
@@ -82,7 +82,7 @@ def test_archs():
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory, test_archs):
+def sweep(tmp_path_factory, temp_archs):
     results_dir = tmp_path_factory.mktemp("sweep")
     logs: list[str] = []
     sw = Sweep(
@@ -219,13 +219,15 @@ def test_failing_arch_becomes_an_error_record_and_the_sweep_goes_on(sweep):
 def test_records_are_plain_json(sweep):
     _, summary, _, _, _ = sweep
     for path in summary.written:
-        json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
+        assert isinstance(data, dict) and data["schema_version"] == 1
+        assert path.stem == data["run_id"]
 
 
 # -- resume, with the cheap 1x1-conv entry ------------------------------------------------------
 
 
-def test_resume_skips_archs_with_ok_records(tmp_path, test_archs):
+def test_resume_skips_archs_with_ok_records(tmp_path, temp_archs):
     suite = load_suite(str(TINY))
     quiet = {"results_dir": tmp_path, "device": "cpu", "progress": False, "log": lambda m: None}
     first = Sweep(suite, **quiet).run([TINY_CONV, BROKEN])
