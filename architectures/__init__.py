@@ -18,6 +18,10 @@ from architectures._registry import (
 
 # Built-in entries (import order = listing order).
 from architectures import fcn, torchvision_refs  # noqa: E402,F401  isort: skip
+# [issue-3 helper A imports]
+# [issue-3 helper B imports]
+# [issue-3 helper C imports]
+# [issue-5 imports]
 
 __all__ = [
     "ArchEntry",

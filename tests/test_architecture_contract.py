@@ -19,7 +19,8 @@ For every entry, on CPU with small inputs:
   outputs bit for bit;
 * fvcore and ``FlopCounterMode`` agree on the MACs within 5%, and fvcore skipped no
   convolution / matrix-product operator;
-* declared paper figures match measurement: parameters within 5%, MACs within 10%;
+* declared paper figures match measurement: parameters within 5%, MACs within 10%, unless
+  ``tests/paper_gaps.py`` pins the measured value with the reason it differs;
 * the ``ArchInfo`` metadata is well formed.
 
 Cost: each model is built once per (name, num_classes) and reused (FCN has 134M parameters;
@@ -48,6 +49,7 @@ from architectures import ArchInfo
 from bench.complexity import count_complexity, count_params
 from bench.models import PadCrop, build_model
 from bench.train import segmentation_loss
+from tests.paper_gaps import PAPER_GAPS
 
 ARCH_NAMES = architectures.names()
 NUM_CLASSES = (2, 19)
@@ -474,6 +476,19 @@ def test_paper_params(arch: str) -> None:
     assert info.paper_num_classes is not None, f"{arch}: paper_params without paper_num_classes"
     total = count_built_params(arch, info.paper_num_classes)
     rel = (total - info.paper_params) / info.paper_params
+    gap = PAPER_GAPS.get(arch, {}).get("params")
+    if gap is not None:
+        pinned, reason = gap
+        assert reason.strip(), f"{arch}: a pinned parameter gap needs its reason"
+        assert total == pinned, (
+            f"{arch}: {total:,} parameters, but tests/paper_gaps.py pins {int(pinned):,} "
+            f"({reason}). Update the pin only if the model change is intended."
+        )
+        assert abs(rel) > PAPER_PARAMS_TOLERANCE, (
+            f"{arch}: {total:,} parameters are within {PAPER_PARAMS_TOLERANCE:.0%} of the "
+            f"paper's {info.paper_params:,}; remove the stale entry from tests/paper_gaps.py"
+        )
+        return
     assert abs(rel) <= PAPER_PARAMS_TOLERANCE, (
         f"{arch}: {total:,} parameters vs the paper's {info.paper_params:,} ({rel:+.1%}; "
         f"{info.paper_params_note})"
@@ -503,6 +518,19 @@ def test_paper_macs(arch: str, cache: ModelCache) -> None:
     h, w = info.paper_resolution
     report = count_complexity(_paper_model(cache, info), (1, 3, h, w))
     rel = (report.gmacs - info.paper_gmacs) / info.paper_gmacs
+    gap = PAPER_GAPS.get(arch, {}).get("gmacs")
+    if gap is not None:
+        pinned, reason = gap
+        assert reason.strip(), f"{arch}: a pinned MACs gap needs its reason"
+        assert report.gmacs == pytest.approx(pinned, rel=0.005), (
+            f"{arch}: {report.gmacs:.3f} GMACs at {h}x{w}, but tests/paper_gaps.py pins "
+            f"{pinned:.3f} ({reason}). Update the pin only if the model change is intended."
+        )
+        assert abs(rel) > PAPER_MACS_TOLERANCE, (
+            f"{arch}: {report.gmacs:.2f} GMACs are within {PAPER_MACS_TOLERANCE:.0%} of the "
+            f"paper's {info.paper_gmacs:.2f}; remove the stale entry from tests/paper_gaps.py"
+        )
+        return
     assert abs(rel) <= PAPER_MACS_TOLERANCE, (
         f"{arch}: {report.gmacs:.2f} GMACs at {h}x{w} vs the paper's {info.paper_gmacs:.2f} "
         f"({info.paper_gflops} in convention {info.paper_flops_convention!r}): {rel:+.1%}"
