@@ -21,7 +21,8 @@ from architectures import fcn, torchvision_refs  # noqa: E402,F401  isort: skip
 # [issue-3 helper A imports]
 # [issue-3 helper B imports]
 # [issue-3 helper C imports]
-# [issue-5 imports]
+# [issue-5 helper D imports]
+# [issue-5 helper E imports]
 
 __all__ = [
     "ArchEntry",

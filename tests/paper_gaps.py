@@ -18,4 +18,6 @@ PAPER_GAPS: dict[str, dict[str, tuple[float, str]]] = {
     # [issue-3 helper A gaps]
     # [issue-3 helper B gaps]
     # [issue-3 helper C gaps]
+    # [issue-5 helper D gaps]
+    # [issue-5 helper E gaps]
 }
