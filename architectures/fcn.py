@@ -83,21 +83,34 @@ class _FixedUpsample(nn.Module):
 
 
 class _Im2colConv2d(nn.Conv2d):
-    """A stride-1 ``Conv2d`` computed as unfold + matmul.
+    """A stride-1, odd-kernel "same" ``Conv2d`` computed as unfold + matmul.
 
-    Same parameters, same function, same MAC count as ``nn.Conv2d``. Used for fc6 only: on CPU,
-    PyTorch's backward of a 7x7, 512 -> 4096 convolution on the tiny pool5 maps of small inputs
-    took 25 s per batch of 8 at 64x64 here, against 0.8 s for the equivalent unfold + matmul.
+    Same parameters, same function as ``nn.Conv2d``. Used for fc6 only: on CPU, PyTorch's
+    backward of a 7x7, 512 -> 4096 convolution on the tiny pool5 maps of small inputs took 25 s
+    per batch of 8 at 64x64 here, against 0.8 s for the equivalent unfold + matmul.
+
+    Taps that only ever meet zero padding are skipped: on an ``h``-row map with padding
+    ``p = k // 2``, kernel rows outside ``[p - h + 1, p + h - 1]`` multiply padding for every
+    output position (likewise for columns). On the 2x2 pool5 map of a 64x64 input only the
+    central 3x3 of fc6's 7x7 taps can touch data, so the matmul is 5.4x smaller (the outputs
+    are the same; the gradient of the skipped taps is exactly zero, as it is for a plain
+    convolution). Maps of at least ``p + 1`` rows and columns (inputs of 128 px and more) use
+    every tap. MAC counters see the multiply-adds actually done.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
-                 padding: int) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, padding=padding)
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
+        if kernel_size % 2 != 1:
+            raise ValueError(f"_Im2colConv2d needs an odd kernel size; got {kernel_size}.")
+        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
-        cols = F.unfold(x, self.kernel_size, padding=self.padding)  # (N, C*k*k, H*W)
-        out = self.weight.flatten(1) @ cols + self.bias[:, None]  # (N, 4096, H*W)
+        kh, kw = self.kernel_size
+        ph, pw = self.padding
+        r0, c0 = max(0, ph - h + 1), max(0, pw - w + 1)  # first kernel row/col that meets data
+        weight = self.weight[:, :, r0 : kh - r0, c0 : kw - c0]  # (O, C, kh', kw')
+        cols = F.unfold(x, weight.shape[-2:], padding=(ph - r0, pw - c0))  # (N, C*kh'*kw', H*W)
+        out = weight.flatten(1) @ cols + self.bias[:, None]  # (N, O, H*W)
         return out.view(n, self.out_channels, h, w)
 
 
@@ -127,7 +140,7 @@ class FCN(nn.Module):
         self.to_pool3 = features[:17]  # (N, 256, H/8, W/8)
         self.to_pool4 = features[17:24]  # (N, 512, H/16, W/16)
         self.to_pool5 = features[24:]  # (N, 512, H/32, W/32)
-        self.fc6 = _Im2colConv2d(512, 4096, 7, padding=3)
+        self.fc6 = _Im2colConv2d(512, 4096, 7)
         self.fc7 = nn.Conv2d(4096, 4096, 1)
         self.drop = nn.Dropout(dropout)  # element-wise, as the reference nets
         self.score_fr = nn.Conv2d(4096, num_classes, 1)

@@ -1069,7 +1069,14 @@ def _paper_section(runs: list[_Run]) -> list[str]:
                 _cell(run.paper_params_note or ""),
             ]
         )
-    lines = ["## Paper vs measured", ""]
+    lines = [
+        "## Paper vs measured",
+        "",
+        "Measured here at this suite's class count and complexity resolution. `PAPERS.md` "
+        "(`python run_bench.py papers`) measures every entry under its paper's own class count "
+        "and resolution.",
+        "",
+    ]
     if not rows:
         return [*lines, "No architecture in these records declares paper params or compute.", ""]
     headers = [

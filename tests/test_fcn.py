@@ -252,13 +252,20 @@ def test_invalid_stride_rejected() -> None:
 # --------------------------------------------------------------------------- fc6 as matmul
 
 
-@pytest.mark.parametrize(("kernel", "padding"), [(7, 3), (3, 1), (1, 0)])
-def test_im2col_conv_equals_conv2d(kernel: int, padding: int) -> None:
+@pytest.mark.parametrize(
+    ("kernel", "size"),
+    # (7, (5, 4)) and (7, (2, 2)) skip padding-only taps (rows/cols 0 and 6; only the central
+    # 3x3 for a 2x2 map); (7, (1, 3)) uses one kernel row; the others use every tap.
+    [(7, (5, 4)), (7, (2, 2)), (7, (1, 3)), (7, (4, 9)), (3, (5, 4)), (1, (5, 4))],
+)
+def test_im2col_conv_equals_conv2d(kernel: int, size: tuple[int, int]) -> None:
+    """Outputs and all gradients equal a plain ``nn.Conv2d`` with "same" padding, including
+    the zero gradient of the taps that only meet padding."""
     torch.manual_seed(3)
-    ours = _Im2colConv2d(6, 10, kernel, padding=padding)
-    ref = nn.Conv2d(6, 10, kernel, padding=padding)
+    ours = _Im2colConv2d(6, 10, kernel)
+    ref = nn.Conv2d(6, 10, kernel, padding=kernel // 2)
     ref.load_state_dict(ours.state_dict())
-    x = torch.randn(2, 6, 5, 4)
+    x = torch.randn(2, 6, *size)
     x_ours, x_ref = x.clone().requires_grad_(), x.clone().requires_grad_()
     y_ours, y_ref = ours(x_ours), ref(x_ref)
     torch.testing.assert_close(y_ours, y_ref, atol=1e-4, rtol=1e-4)
@@ -271,6 +278,16 @@ def test_im2col_conv_equals_conv2d(kernel: int, padding: int) -> None:
         (ours.bias.grad, ref.bias.grad),
     ]:
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    if size == (2, 2):  # only taps [2:5, 2:5] can see the 2x2 map
+        outside = ours.weight.grad.clone()
+        outside[:, :, 2:5, 2:5] = 0
+        assert outside.abs().max() == 0
+        assert ours.weight.grad[:, :, 2:5, 2:5].abs().min() > 0
+
+
+def test_im2col_conv_rejects_even_kernel() -> None:
+    with pytest.raises(ValueError, match="odd kernel size; got 4"):
+        _Im2colConv2d(2, 2, 4)
 
 
 # --------------------------------------------------------------------------- pretrained
