@@ -18,11 +18,11 @@ from architectures._registry import (
 
 # Built-in entries (import order = listing order).
 from architectures import fcn, torchvision_refs  # noqa: E402,F401  isort: skip
-# [issue-3 helper A imports]
-# [issue-3 helper B imports]
-# [issue-3 helper C imports]
-# [issue-5 helper D imports]
-# [issue-5 helper E imports]
+from architectures import segnet, enet  # noqa: E402,F401  isort: skip
+from architectures import unet, fcdensenet  # noqa: E402,F401  isort: skip
+from architectures import linknet, refinenet, pspnet  # noqa: E402,F401  isort: skip
+from architectures import erfnet, bisenet, segformer, icnet  # noqa: E402,F401  isort: skip
+from architectures import deeplabv3plus, frrn, maskrcnn  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "ArchEntry",

@@ -10,6 +10,8 @@ Model contract (checked for every entry by ``tests/test_architecture_contract.py
   size up to a multiple and crops the logits back, see ``bench.models.PadCrop``).
 * In train mode it returns either the same tensor or a dict with the main logits under ``"out"``
   and auxiliary logits under other keys; ``ArchInfo.aux_weights`` gives each auxiliary loss weight.
+  Exception: an entry with ``ArchInfo.train_needs_targets`` is called as
+  ``model(images, targets=masks)`` in training and returns a dict of scalar losses.
   Auxiliary branches are never run in eval mode, so complexity and speed (always measured in eval
   mode) do not include them.
 
@@ -49,6 +51,12 @@ class ArchInfo:
         paper_flops_convention: ``"macs"`` (one multiply-add = one FLOP, as fvcore and most
             segmentation papers) or ``"2*macs"``.
         aux_weights: ``((key, weight), ...)`` for auxiliary outputs returned in train mode.
+        train_needs_targets: The model computes its own training loss from the targets (e.g. a
+            detector wrapped for segmentation): in train mode the harness calls
+            ``model(images, targets=masks)`` with the ``(N, H, W)`` semantic masks and minimises
+            the sum of the returned dict of scalar losses instead of the cross-entropy. Such a
+            model still returns ``(N, K, H, W)`` logits in eval mode (and in train mode when
+            called without targets).
         notes: Deviations from the paper, in one or two sentences.
     """
 
@@ -66,6 +74,7 @@ class ArchInfo:
     paper_resolution: tuple[int, int] | None = None
     paper_flops_convention: str | None = None
     aux_weights: tuple[tuple[str, float], ...] = field(default_factory=tuple)
+    train_needs_targets: bool = False
     notes: str = ""
 
     def __post_init__(self) -> None:

@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from bench.inference import predict
 from bench.metrics import ConfusionMatrix, SegMetrics
 from bench.models import main_logits
 
@@ -43,11 +44,17 @@ def evaluate(
     progress: bool = True,
     desc: str = "eval",
 ) -> EvalResult:
-    """Whole-image evaluation at the dataset's resolution.
+    """Evaluation over a dataset, scored with one confusion matrix at the labels' resolution.
+
+    The model runs as the dataset's ``protocol`` attribute says (a
+    :class:`bench.data.transforms.EvalProtocol`: resize, sliding window, multi-scale and flip;
+    file-backed datasets have one), else on the whole image as loaded. Datasets whose images
+    differ in size (no ``eval_resolution``) cannot be batched: pass ``batch_size=1``.
 
     With ``model=None`` and ``constant_class=c`` every pixel is predicted as class ``c`` (the
     "predict background everywhere" baseline row of the leaderboard).
     """
+    protocol = getattr(dataset, "protocol", None)
     if model is None and constant_class is None:
         raise ValueError("evaluate() needs a model or a constant_class.")
     if model is not None:
@@ -62,7 +69,11 @@ def evaluate(
         if model is None:
             pred = torch.full_like(masks, constant_class, dtype=_pred_dtype(num_classes))
         else:
-            logits = main_logits(model(images.to(device)))  # (N, K, H, W)
+            images = images.to(device)
+            if protocol is None:
+                logits = main_logits(model(images))  # (N, K, H, W)
+            else:  # resize / sliding window / multi-scale + flip, scored at the label's size
+                logits = predict(model, images, protocol, out_size=masks.shape[-2:])
             if logits.shape[-2:] != masks.shape[-2:] or logits.shape[1] != num_classes:
                 raise ValueError(
                     f"Model output {tuple(logits.shape)} does not match labels "

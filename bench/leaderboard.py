@@ -907,9 +907,17 @@ def _describe_protocol(run: _Run) -> str:
         parts.append(f"scales {p['scales']}")
     if p.get("flip") is not None:
         parts.append("with flip" if p["flip"] else "no flip")
+    if p.get("mode") == "slide" and p.get("crop") and p.get("stride"):
+        parts.append(f"crop {p['crop'][0]}x{p['crop'][1]} stride {p['stride'][0]}x{p['stride'][1]}")
     res = p.get("resolution")
     if isinstance(res, list) and len(res) == 2:
         parts.append(f"at {res[0]}x{res[1]}")
+    elif isinstance(res, str):
+        parts.append(f"at {res}")
+    if p.get("short_side"):
+        parts.append(f"short side {p['short_side']}")
+    if p.get("label_resolution") is not None:
+        parts.append(f"scored at the {p['label_resolution']} label size")
     if p.get("num_images") is not None:
         parts.append(f"{p['num_images']} images")
     return ", ".join(parts) if parts else "not recorded"

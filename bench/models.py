@@ -16,19 +16,31 @@ class PadCrop(nn.Module):
     every architecture accepts any H x W and returns logits at the input resolution. In train
     mode a dict of outputs is cropped entry by entry. ``self.model`` is the registered
     architecture; its state dict is the checkpoint format (see ``bench.checkpoint``).
+
+    Entries with ``ArchInfo.train_needs_targets`` (``self.train_needs_targets``, set by
+    :func:`build_model`) are trained as ``model(x, targets=masks, ignore_index=...)``: the
+    ``(N, H, W)`` masks are padded like the images, with ``ignore_index``, passed to the entry as
+    ``targets=`` and its dict of scalar losses is returned uncropped.
     """
 
-    def __init__(self, model: nn.Module, divisor: int) -> None:
+    def __init__(self, model: nn.Module, divisor: int, train_needs_targets: bool = False) -> None:
         super().__init__()
         self.model = model
         self.divisor = divisor
+        self.train_needs_targets = train_needs_targets
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, targets: torch.Tensor | None = None, *, ignore_index: int = 255
+    ) -> torch.Tensor | dict[str, torch.Tensor]:
         h, w = x.shape[-2:]
         d = self.divisor
         ph, pw = (-h) % d, (-w) % d
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph))
+        if targets is not None:  # the entry computes its own losses: nothing to crop
+            if ph or pw:
+                targets = F.pad(targets.long(), (0, pw, 0, ph), value=ignore_index)
+            return self.model(x, targets=targets)
         out = self.model(x)
         if not (ph or pw):
             return out
@@ -40,7 +52,11 @@ class PadCrop(nn.Module):
 def build_model(arch: str, *, num_classes: int, **options: object) -> PadCrop:
     """Build a registered architecture wrapped in :class:`PadCrop`."""
     entry = architectures.get_entry(arch)
-    return PadCrop(entry.build(num_classes=num_classes, **options), entry.info.input_divisor)
+    return PadCrop(
+        entry.build(num_classes=num_classes, **options),
+        entry.info.input_divisor,
+        train_needs_targets=entry.info.train_needs_targets,
+    )
 
 
 def main_logits(out: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:

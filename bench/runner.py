@@ -2,15 +2,41 @@
 
 Each architecture runs in isolation: any exception (including out-of-memory and NaN losses)
 becomes an ``error`` record naming the stage, and the sweep goes on to the next architecture.
+
+Faults and scale:
+
+* **Time limit** (``timeout_per_arch``): each architecture then runs in a child process (the
+  ``spawn`` start method: a forked child of a process that already ran OpenMP kernels can hang,
+  and CUDA cannot be forked). The child reports its stage as it goes and sends its record back;
+  the limit counts from the start of the first stage (build), not the child's start-up;
+  a child that does not finish in time is killed and the architecture gets an ``error`` record
+  (``TimeoutError``, naming the stage it was stuck in); a child that dies (a segfault, the OS
+  out-of-memory killer) gets one too. It costs a Python start-up per architecture, so without a
+  limit everything runs in-process. Entries must be importable in the child: built-ins, entry
+  points and ``--plugin`` files are; entries registered by other means are not.
+* **Resume** (``resume=True``): (architecture, dataset, setting) combinations that already have an
+  ``ok`` record from the same device type (cpu / cuda) are skipped; the rest run. Records are
+  written atomically, so a killed sweep leaves complete records or none.
+* **Shards** (``shard=(i, n)``): the suite's combinations (the ``background`` baseline first,
+  then the architectures in suite order) are dealt round-robin and shard ``i`` of ``n`` (1-based)
+  runs every ``n``-th one, so ``n`` machines or job-array tasks given the same suite, ``--archs``
+  and plugins run disjoint slices that together cover the suite.
+* **Determinism**: on the CPU the sweep runs with ``torch.use_deterministic_algorithms(True,
+  warn_only=True)`` (uninitialised-memory filling off, so timing is unaffected), restored after;
+  seeds are fixed per architecture, so a CPU suite with a fixed thread count reproduces its
+  metrics exactly run to run on one machine.
 """
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
+import signal
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +58,9 @@ from bench.train import class_frequencies, enet_class_weights, train
 
 BASELINE_ARCH = "background"
 SAMPLES_DIR = "samples"
+CHILD_SETUP_ALLOWANCE_S = 300.0  # start-up of a --timeout-per-arch child, not counted in the limit
+# measure_relative_latency: at least 10 rounds and 2 s, so a fast model gets a steadier median
+NORMALISED_ROUNDS, NORMALISED_MIN_TIME_S = 10, 2.0
 
 
 @dataclass
@@ -39,6 +68,81 @@ class SweepSummary:
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (arch, one-line message)
     skipped: list[str] = field(default_factory=list)
+    not_in_shard: list[str] = field(default_factory=list)  # combinations of other shards
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` -> ``(I, N)``: shard I (1-based) of N.
+
+    Raises:
+        ValueError: not two integers ``I/N`` with ``1 <= I <= N``.
+    """
+    parts = text.split("/")
+    try:
+        index, count = (int(p) for p in parts) if len(parts) == 2 else (0, 0)
+    except ValueError:
+        index, count = 0, 0
+    if count < 1 or not 1 <= index <= count:
+        raise ValueError(
+            f"--shard expects I/N with 1 <= I <= N (shard I of N, counted from 1, e.g. 2/3); "
+            f"got {text!r}. In a Slurm array use --array=1-N and --shard "
+            f"$SLURM_ARRAY_TASK_ID/N."
+        )
+    return index, count
+
+
+def shard_items(items: list[str], index: int, count: int) -> list[str]:
+    """The items of shard ``index`` (1-based) of ``count``: every ``count``-th, round-robin.
+
+    Round-robin rather than contiguous blocks, so slow and fast architectures (suites list
+    families together) spread over the shards.
+    """
+    if count < 1 or not 1 <= index <= count:
+        raise ValueError(f"shard must satisfy 1 <= index <= count; got {index}/{count}.")
+    return items[index - 1 :: count]
+
+
+def _device_type(device: str | None) -> str:
+    return (device or "").split(":", 1)[0]
+
+
+def plugin_files() -> list[str]:
+    """Files of the ``--plugin`` entries in the registry, in registration order."""
+    files: list[str] = []
+    for entry in architectures.entries():
+        if entry.source.startswith("plugin:"):
+            path = entry.source.split(":", 1)[1]
+            if path not in files:
+                files.append(path)
+    return files
+
+
+@contextlib.contextmanager
+def run_flags(device: str, threads: int | None) -> Iterator[None]:
+    """Thread count and determinism flags for a sweep (or one isolated architecture), restored.
+
+    On the CPU: ``use_deterministic_algorithms(True, warn_only=True)`` with
+    ``fill_uninitialized_memory`` off (filling every new tensor would slow the timing down).
+    CUDA runs keep the caller's flags: deterministic cuDNN algorithms would change what the
+    speed columns measure.
+    """
+    import torch.utils.deterministic as det
+
+    threads_before = torch.get_num_threads()
+    flags_before = (torch.are_deterministic_algorithms_enabled(),
+                    torch.is_deterministic_algorithms_warn_only_enabled(),
+                    det.fill_uninitialized_memory)
+    if threads:
+        torch.set_num_threads(threads)
+    if _device_type(device) == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        det.fill_uninitialized_memory = False
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads_before)
+        torch.use_deterministic_algorithms(flags_before[0], warn_only=flags_before[1])
+        det.fill_uninitialized_memory = flags_before[2]
 
 
 def resolve_device(device: str) -> str:
@@ -99,7 +203,19 @@ class Sweep:
 
     def __init__(self, suite: SuiteConfig, *, results_dir: Path, device: str = "auto",
                  command: str = "", progress: bool = True, checkpoint_dir: Path | None = None,
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print, timeout_per_arch: float | None = None,
+                 class_weights: torch.Tensor | None = None) -> None:
+        """
+        Args:
+            timeout_per_arch: Seconds each architecture may take (build to speed); ``None``
+                runs everything in-process without a limit (see the module docstring).
+            class_weights: Precomputed class weights (the child process of an isolated
+                architecture gets the parent's); computed from the training set when ``None``
+                and the suite asks for them.
+        """
+        if timeout_per_arch is not None and not timeout_per_arch > 0:
+            raise ValueError(f"--timeout-per-arch must be a positive number of seconds; got "
+                             f"{timeout_per_arch}.")
         self.suite = suite
         self.results_dir = Path(results_dir)
         self.device = resolve_device(device)
@@ -107,6 +223,8 @@ class Sweep:
         self.progress = progress
         self.log = log
         self.checkpoint_dir = checkpoint_dir
+        self.timeout_per_arch = timeout_per_arch
+        self.stage_hook: Callable[[str], None] | None = None  # told each stage as it starts
         h, w = suite.resolution
         opts = {**suite.dataset_options, "size": (h, w)}
         self.train_set, self.info = build_dataset(suite.dataset, split="train",
@@ -114,13 +232,29 @@ class Sweep:
         self.eval_set, _ = build_dataset(suite.dataset, split=suite.eval.split,
                                          root=suite.data_root, **opts)
         self.matmul_gflops: float | None = None
-        self.class_weights: torch.Tensor | None = None
-        if suite.train.class_weighting == "enet" and suite.train.steps > 0:
+        self.class_weights: torch.Tensor | None = class_weights
+        if class_weights is None and suite.train.class_weighting == "enet" and suite.train.steps > 0:
             freq = class_frequencies(self.train_set, self.info.num_classes,
                                      self.info.ignore_index, suite.train.class_weight_samples)
             self.class_weights = enet_class_weights(freq)
 
     # -- records -----------------------------------------------------------------------------
+    def _protocol(self) -> dict[str, Any]:
+        """The evaluation protocol as run: the eval split's own (file-backed datasets) or
+        whole-image inference at the suite's resolution (the synthetic set)."""
+        s = self.suite
+        protocol = {"split": s.eval.split, "mode": "whole", "scales": [1.0], "flip": False,
+                    "resolution": list(s.resolution), "num_images": len(self.eval_set)}
+        own = getattr(self.eval_set, "protocol", None)
+        if own is not None:
+            protocol.update(own.to_dict())
+            protocol["resolution"] = (list(own.size) if own.size is not None
+                                      else "native (the label's size)")
+        augment = getattr(self.train_set, "describe", None)
+        if callable(augment):
+            protocol["train_augment"] = augment().get("augment")
+        return protocol
+
     def _base_record(self, arch: str, kind: str) -> dict[str, Any]:
         s = self.suite
         now = utc_now()
@@ -135,9 +269,7 @@ class Sweep:
             "arch_info": None,
             "dataset": s.dataset,
             "dataset_info": _dataset_info_dict(self.info),
-            "protocol": {"split": s.eval.split, "mode": "whole", "scales": [1.0],
-                         "flip": False, "resolution": list(s.resolution),
-                         "num_images": len(self.eval_set)},
+            "protocol": self._protocol(),
             "status": "ok", "error": None, "metrics": None, "complexity": None,
             "speed": None, "train": None,
             "env": environment(self.device, s.seed, self.matmul_gflops),
@@ -162,7 +294,7 @@ class Sweep:
     def run_arch(self, arch: str, inputs_rel: str | None) -> dict[str, Any]:
         s = self.suite
         record = self._base_record(arch, "model")
-        stage = "build"
+        stage = self._enter("build")
         try:
             entry = architectures.get_entry(arch)
             record["arch_info"] = _arch_info_dict(entry.info)
@@ -170,10 +302,10 @@ class Sweep:
             model = build_model(arch, num_classes=self.info.num_classes,
                                 **s.arch_options.get(arch, {}))
             if s.complexity.enabled:
-                stage = "complexity"
+                stage = self._enter("complexity")
                 report = cx.count_complexity(model, (1, 3, *s.complexity.input_size))
                 record["complexity"] = report.to_dict()
-            stage = "train"
+            stage = self._enter("train")
             if s.train.steps > 0:
                 result = train(model, self.train_set, s.train,
                                ignore_index=self.info.ignore_index,
@@ -189,7 +321,7 @@ class Sweep:
                     save_checkpoint(Path(self.checkpoint_dir) / f"{arch}.pt", model.model,
                                     arch=arch, num_classes=self.info.num_classes,
                                     meta={"run_id": record["run_id"], "suite": s.name})
-            stage = "evaluate"
+            stage = self._enter("evaluate")
             ev = evaluate(model, self.eval_set, num_classes=self.info.num_classes,
                           ignore_index=self.info.ignore_index,
                           class_names=self.info.class_names, device=self.device,
@@ -202,7 +334,7 @@ class Sweep:
                                  indices=np.arange(len(ev.sample_preds)))
                 record["samples"] = {"file": rel, "inputs_file": inputs_rel}
             if s.speed.enabled:
-                stage = "speed"
+                stage = self._enter("speed")
                 h, w = s.resolution
                 if record["complexity"] and record["complexity"]["input_shape"][2:] == [h, w]:
                     gmacs = record["complexity"]["gmacs"]
@@ -213,8 +345,14 @@ class Sweep:
                     dtype=s.speed.dtype, channels_last=s.speed.channels_last,
                     warmup=s.speed.warmup, min_iters=s.speed.min_iters,
                     max_iters=s.speed.max_iters, min_time_s=s.speed.min_time_s,
-                    max_batch=s.speed.max_batch)
+                    max_batch=s.speed.max_batch,
+                    matmul_gflops_per_s=self.matmul_gflops if s.speed.dtype == "fp32" else None)
                 record["speed"] = report.to_dict()
+                # Interleaved with a reference network: the figure regression checks compare.
+                record["speed"]["normalised"] = sp.measure_relative_latency(
+                    model, (3, h, w), device=self.device, dtype=s.speed.dtype,
+                    channels_last=s.speed.channels_last, warmup=s.speed.warmup,
+                    rounds=NORMALISED_ROUNDS, min_time_s=NORMALISED_MIN_TIME_S).to_dict()
         except Exception as exc:  # noqa: BLE001 - one architecture's failure must not end the sweep
             record["status"] = "error"
             record["error"] = {"type": type(exc).__name__, "message": str(exc),
@@ -223,6 +361,90 @@ class Sweep:
             if self.device.startswith("cuda"):
                 torch.cuda.empty_cache()
         return record
+
+    def _enter(self, stage: str) -> str:
+        if self.stage_hook is not None:
+            self.stage_hook(stage)
+        return stage
+
+    # -- one architecture in a child process, under a time limit --------------------------------
+    def _killed_record(self, arch: str, error_type: str, stage: str, message: str
+                       ) -> dict[str, Any]:
+        record = self._base_record(arch, "model")
+        with contextlib.suppress(ValueError):
+            record["arch_info"] = _arch_info_dict(architectures.get_entry(arch).info)
+        record["status"] = "error"
+        record["error"] = {"type": error_type, "message": message, "traceback": None,
+                           "stage": stage}
+        return record
+
+    def run_arch_isolated(self, arch: str, inputs_rel: str | None) -> dict[str, Any]:
+        """:meth:`run_arch` in a child process that is killed after ``timeout_per_arch`` s."""
+        limit = float(self.timeout_per_arch or 0)
+        job = _ChildJob(suite=self.suite, results_dir=str(self.results_dir), device=self.device,
+                        command=self.command, progress=self.progress,
+                        checkpoint_dir=None if self.checkpoint_dir is None
+                        else str(self.checkpoint_dir),
+                        plugins=tuple(plugin_files()), arch=arch, inputs_rel=inputs_rel,
+                        matmul_gflops=self.matmul_gflops, class_weights=self.class_weights)
+        ctx = multiprocessing.get_context("spawn")
+        receive, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_child_main, args=(job, send), name=f"semseg-bench:{arch}")
+        proc.start()
+        send.close()  # the child holds the other end: EOF here when it dies
+        # The limit runs from the first stage (build); the child's start-up (Python, imports,
+        # datasets) has its own allowance, so a slow start on a busy machine is not the model's.
+        deadline = time.monotonic() + max(limit, CHILD_SETUP_ALLOWANCE_S)
+        stage, record, setup_error, timed_out = "setup", None, None, False
+        try:
+            while record is None and setup_error is None:
+                left = deadline - time.monotonic()
+                if left <= 0 or not receive.poll(left):
+                    timed_out = True
+                    break
+                try:
+                    kind, payload = receive.recv()
+                except EOFError:
+                    break
+                if kind == "stage":
+                    if stage == "setup":
+                        deadline = time.monotonic() + limit
+                    stage = payload
+                elif kind == "record":
+                    record = payload
+                else:
+                    setup_error = payload
+        finally:
+            if record is None and proc.is_alive():
+                proc.kill()
+            proc.join(timeout=60)
+            if proc.is_alive():  # finished its record but hangs on exit
+                proc.kill()
+                proc.join()
+            receive.close()
+        if record is not None:
+            return record
+        if setup_error is not None:
+            return self._killed_record(arch, "ChildSetupError", "setup", setup_error)
+        if timed_out and stage == "setup":
+            return self._killed_record(
+                arch, "TimeoutError", stage,
+                f"the child process for {arch} did not start within "
+                f"{max(limit, CHILD_SETUP_ALLOWANCE_S):g} s (imports and dataset set-up); it "
+                f"was killed and the sweep went on.")
+        if timed_out:
+            return self._killed_record(
+                arch, "TimeoutError", stage,
+                f"{arch} did not finish within --timeout-per-arch {limit:g} s (stuck in stage "
+                f"{stage!r}); its process was killed and the sweep went on. Raise the limit or "
+                f"lower the suite's budget if the run was merely slow.")
+        code = proc.exitcode
+        how = (f"was killed by signal {signal.Signals(-code).name}" if code is not None
+               and code < 0 else f"exited with code {code}")
+        return self._killed_record(
+            arch, "ChildProcessError", stage,
+            f"the process running {arch} {how} in stage {stage!r} before sending its record "
+            f"(a crash in native code, or the OS out-of-memory killer?).")
 
     def run_baseline(self) -> dict[str, Any]:
         record = self._base_record(BASELINE_ARCH, "baseline")
@@ -236,16 +458,22 @@ class Sweep:
         return record
 
     # -- the sweep ----------------------------------------------------------------------------
-    def run(self, archs: list[str], *, resume: bool = False) -> SweepSummary:
+    def run(self, archs: list[str], *, resume: bool = False,
+            shard: tuple[int, int] | None = None) -> SweepSummary:
+        """Run the baseline and ``archs``; with ``shard=(i, n)`` only shard i's combinations."""
         summary = SweepSummary()
-        s = self.suite
-        threads_before = torch.get_num_threads()
-        if s.threads:
-            torch.set_num_threads(s.threads)
-        try:
-            return self._run(archs, resume, summary)
-        finally:
-            torch.set_num_threads(threads_before)
+        with run_flags(self.device, self.suite.threads):
+            return self._run(archs, resume, shard, summary)
+
+    def done_combinations(self) -> set[str]:
+        """Architectures (and the baseline) with an ``ok`` record for this suite, dataset,
+        setting and device type in the results folder."""
+        if not (self.results_dir / "records").is_dir():
+            return set()
+        s, dev = self.suite, _device_type(self.device)
+        return {a for (su, a, d, st), r in latest_ok(load_records(self.results_dir)).items()
+                if (su, d, st) == (s.name, s.dataset, s.setting)
+                and _device_type((r.get("env") or {}).get("device")) in (dev, "")}
 
     def _write(self, record: dict[str, Any]) -> Path:
         """Write a record; a record that cannot be serialised becomes an error record."""
@@ -258,17 +486,19 @@ class Sweep:
                                  "traceback": traceback.format_exc()})
             return write_record(self.results_dir, record)
 
-    def _run(self, archs: list[str], resume: bool, summary: SweepSummary) -> SweepSummary:
+    def _run(self, archs: list[str], resume: bool, shard: tuple[int, int] | None,
+             summary: SweepSummary) -> SweepSummary:
         s = self.suite
-        if s.speed.enabled:
-            self.matmul_gflops = sp.matmul_rate(self.device)
-        done: set[str] = set()
-        if resume and (self.results_dir / "records").is_dir():
-            done = {a for (su, a, d, st) in latest_ok(load_records(self.results_dir))
-                    if su == s.name and d == s.dataset and st == s.setting}
-        inputs_rel = self._write_inputs()
-        if BASELINE_ARCH not in done:
+        combos = [BASELINE_ARCH, *archs]
+        mine = shard_items(combos, *shard) if shard else combos
+        summary.not_in_shard = [c for c in combos if c not in mine]
+        done = self.done_combinations() if resume else set()
+        if BASELINE_ARCH in mine and BASELINE_ARCH not in done:
             summary.written.append(self._write(self.run_baseline()))
+        archs = [a for a in archs if a in mine]
+        if s.speed.enabled and any(a not in done for a in archs):
+            self.matmul_gflops = sp.matmul_rate(self.device)
+        inputs_rel = self._write_inputs() if archs else None
         bar = tqdm(archs, desc=f"suite {s.name}", disable=not self.progress, unit="arch")
         for i, arch in enumerate(bar, 1):
             if arch in done:
@@ -276,7 +506,10 @@ class Sweep:
                 continue
             bar.set_description(f"suite {s.name} [{i}/{len(archs)}] {arch}")
             start = time.perf_counter()
-            record = self.run_arch(arch, inputs_rel)
+            if self.timeout_per_arch is None:
+                record = self.run_arch(arch, inputs_rel)
+            else:
+                record = self.run_arch_isolated(arch, inputs_rel)
             summary.written.append(self._write(record))
             took = time.perf_counter() - start
             if record["status"] == "ok":
@@ -289,3 +522,50 @@ class Sweep:
                 self.log(f"[{i}/{len(archs)}] {arch}: ERROR in {err['stage']}: "
                          f"{err['type']}: {first}")
         return summary
+
+
+# -- the child process of run_arch_isolated -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _ChildJob:
+    suite: SuiteConfig
+    results_dir: str
+    device: str
+    command: str
+    progress: bool
+    checkpoint_dir: str | None
+    plugins: tuple[str, ...]
+    arch: str
+    inputs_rel: str | None
+    matmul_gflops: float | None
+    class_weights: torch.Tensor | None
+
+
+def _child_main(job: _ChildJob, conn: Any) -> None:
+    """Entry point of the spawned child: rebuild the sweep, run one architecture, send it."""
+    try:
+        from bench.plugins import load_entry_points, load_plugin
+
+        load_entry_points()
+        for path in job.plugins:
+            load_plugin(path)
+        architectures.get_entry(job.arch)
+        sweep = Sweep(job.suite, results_dir=Path(job.results_dir), device=job.device,
+                      command=job.command, progress=job.progress,
+                      checkpoint_dir=None if job.checkpoint_dir is None
+                      else Path(job.checkpoint_dir),
+                      log=lambda message: None, class_weights=job.class_weights)
+        sweep.matmul_gflops = job.matmul_gflops
+    except Exception:  # noqa: BLE001 - reported to the parent, which writes the error record
+        conn.send(("setup_error", f"could not set up the child process for {job.arch} "
+                                  f"(entries must come from built-ins, entry points or "
+                                  f"--plugin files to run under --timeout-per-arch):\n"
+                                  f"{traceback.format_exc()}"))
+        conn.close()
+        return
+    sweep.stage_hook = lambda stage: conn.send(("stage", stage))
+    with run_flags(job.device, job.suite.threads):
+        record = sweep.run_arch(job.arch, job.inputs_rel)
+    conn.send(("record", record))
+    conn.close()

@@ -5,6 +5,11 @@ with the dataset's ignore index, plus weighted auxiliary losses for architecture
 ``{"out": ..., <aux>: ...}`` in train mode (weights from ``ArchInfo.aux_weights``). A NaN or
 infinite loss stops training with the step at which it happened. Full-scale training (AMP, DDP,
 checkpoint/resume, the papers' schedules) grows from this loop.
+
+Entries with ``ArchInfo.train_needs_targets`` (a detector wrapped for segmentation computes its
+own losses from the masks) are called as ``model(images, targets=masks, ignore_index=...)`` and
+the sum of the returned losses is minimised (:func:`summed_losses`); class weights do not apply
+to them. ``bench.models.build_model`` marks such models with ``train_needs_targets = True``.
 """
 
 from __future__ import annotations
@@ -90,6 +95,28 @@ def segmentation_loss(
     return loss
 
 
+def needs_targets(model: nn.Module) -> bool:
+    """Whether ``model`` computes its own training loss from the targets (see module docstring)."""
+    return bool(getattr(model, "train_needs_targets", False))
+
+
+def summed_losses(losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """The unweighted sum of a dict of scalar losses (torchvision detectors' training output).
+
+    Raises:
+        ValueError: if ``losses`` is not a non-empty dict of scalar tensors.
+    """
+    if not isinstance(losses, Mapping) or not losses:
+        raise ValueError(
+            f"A model with ArchInfo.train_needs_targets must return a non-empty dict of scalar "
+            f"losses in train mode when given targets; got {type(losses).__name__}."
+        )
+    bad = sorted(k for k, v in losses.items() if not isinstance(v, torch.Tensor) or v.dim() != 0)
+    if bad:
+        raise ValueError(f"Training losses must be scalar tensors; not scalar: {bad}.")
+    return torch.stack(list(losses.values())).sum()
+
+
 def class_frequencies(dataset: Dataset, num_classes: int, ignore_index: int,
                       max_samples: int = 200) -> torch.Tensor:
     """Fraction of (non-ignored) pixels per class over the first ``max_samples`` samples."""
@@ -152,12 +179,16 @@ def train(
     last = float("nan")
     start = time.perf_counter()
     batches = _cycle(loader)
+    own_loss = needs_targets(model)
     bar = tqdm(range(cfg.steps), desc=desc, disable=not progress, leave=False, unit="step")
     for step in bar:
         images, masks = next(batches)
         images, masks = images.to(device), masks.to(device)
-        loss = segmentation_loss(model(images), masks, ignore_index=ignore_index,
-                                 aux_weights=aux_weights, class_weights=class_weights)
+        if own_loss:
+            loss = summed_losses(model(images, targets=masks, ignore_index=ignore_index))
+        else:
+            loss = segmentation_loss(model(images), masks, ignore_index=ignore_index,
+                                     aux_weights=aux_weights, class_weights=class_weights)
         last = loss.item()
         if not math.isfinite(last):
             raise FloatingPointError(

@@ -14,7 +14,9 @@ For every entry, on CPU with small inputs:
   batch 2 at 64x64) gives every trainable parameter a finite gradient; parameters that are
   legitimately unused must be listed, with the reason, in ``DOCUMENTED_UNUSED``;
 * train-mode outputs are a tensor, or a dict with ``"out"`` whose other keys are exactly the
-  ``aux_weights`` keys;
+  ``aux_weights`` keys; entries with ``ArchInfo.train_needs_targets`` are trained through the
+  same hook as ``bench.train`` (``model(x, targets=masks, ignore_index=...)``, the sum of the
+  returned scalar losses, ``bench.train.summed_losses``) and must return a dict of scalars;
 * eval is deterministic, and a state-dict round trip into a freshly built model reproduces the
   outputs bit for bit;
 * fvcore and ``FlopCounterMode`` agree on the MACs within 5%, and fvcore skipped no
@@ -48,7 +50,7 @@ import architectures
 from architectures import ArchInfo
 from bench.complexity import count_complexity, count_params
 from bench.models import PadCrop, build_model
-from bench.train import segmentation_loss
+from bench.train import segmentation_loss, summed_losses
 from tests.paper_gaps import PAPER_GAPS
 
 ARCH_NAMES = architectures.names()
@@ -158,8 +160,8 @@ def check_eval_forward(model: nn.Module, num_classes: int, shape: tuple[int, ...
 class TrainStepResult:
     """What one training step showed: output structure and gradient status per parameter."""
 
-    output_kind: str  # "tensor" or "dict"
-    output_shapes: dict[str, tuple[int, ...]]  # "out" for a plain tensor
+    output_kind: str  # "tensor", "dict" or "losses" (train_needs_targets entries)
+    output_shapes: dict[str, tuple[int, ...]]  # "out" for a plain tensor; () for each loss
     loss: float
     trainable: tuple[str, ...]
     no_grad: tuple[str, ...]  # trainable parameters whose .grad stayed None
@@ -176,7 +178,9 @@ def run_train_step(model: nn.Module, info: ArchInfo, num_classes: int) -> TrainS
     """Forward in train mode on a batch of 2 at 64x64, the harness loss, and backward.
 
     Gradients are inspected and then released; the model is left in eval mode. Batch norm
-    running statistics are updated by the forward pass, as in real training.
+    running statistics are updated by the forward pass, as in real training. An entry with
+    ``info.train_needs_targets`` gets the masks (``targets=``) and its own losses are summed,
+    exactly as ``bench.train.train`` does.
     """
     params = [(n, p) for n, p in _named_parameters(model) if p.requires_grad]
     model.zero_grad(set_to_none=True)
@@ -186,12 +190,18 @@ def run_train_step(model: nn.Module, info: ArchInfo, num_classes: int) -> TrainS
         x = torch.randn(BATCH_SHAPE, generator=gen)
         n, _, h, w = BATCH_SHAPE
         target = torch.randint(0, num_classes, (n, h, w), generator=gen)
-        out = model(x)
-        loss = segmentation_loss(
-            out, target, ignore_index=IGNORE_INDEX, aux_weights=dict(info.aux_weights)
-        )
+        if info.train_needs_targets:
+            out = model(x, targets=target, ignore_index=IGNORE_INDEX)
+            loss = summed_losses(out)
+        else:
+            out = model(x)
+            loss = segmentation_loss(
+                out, target, ignore_index=IGNORE_INDEX, aux_weights=dict(info.aux_weights)
+            )
         loss.backward()
-        if isinstance(out, Mapping):
+        if info.train_needs_targets:
+            kind, shapes = "losses", {k: tuple(v.shape) for k, v in out.items()}
+        elif isinstance(out, Mapping):
             kind, shapes = "dict", {k: tuple(v.shape) for k, v in out.items()}
         else:
             kind, shapes = "tensor", {"out": tuple(out.shape)}
@@ -213,8 +223,18 @@ def run_train_step(model: nn.Module, info: ArchInfo, num_classes: int) -> TrainS
 
 
 def check_train_outputs(result: TrainStepResult, info: ArchInfo, num_classes: int) -> None:
-    """Train mode returns a tensor, or a dict ``{"out", *aux_weights keys}`` of full-size logits."""
+    """Train mode returns a tensor, or a dict ``{"out", *aux_weights keys}`` of full-size logits
+    (a dict of scalar losses for ``train_needs_targets`` entries)."""
     n, _, h, w = BATCH_SHAPE
+    if info.train_needs_targets:
+        assert result.output_kind == "losses" and result.output_shapes, (
+            f"{info.name}: with train_needs_targets, train mode must return a dict of losses"
+        )
+        assert all(shape == () for shape in result.output_shapes.values()), (
+            f"{info.name}: losses must be scalars; got shapes {result.output_shapes}"
+        )
+        assert math.isfinite(result.loss), f"training loss is {result.loss}"
+        return
     aux_keys = {k for k, _ in info.aux_weights}
     if result.output_kind == "dict":
         keys = set(result.output_shapes)

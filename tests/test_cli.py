@@ -19,6 +19,7 @@ import torch
 
 import architectures
 from architectures import _registry
+from bench import cli
 from bench import speed as speed_module
 from bench.checkpoint import load_into
 from bench.cli import main
@@ -32,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "data" / "tiny_suite.yaml"
 LRASPP = "tv_lraspp_mobilenet_v3_large"
 DEEPLAB = "tv_deeplabv3_mobilenet_v3_large"
-COMMANDS = ("list", "run", "leaderboard", "eval", "profile")
+COMMANDS = ("list", "run", "leaderboard", "eval", "profile", "papers", "data", "score", "baseline",
+            "check", "merge")
 
 BROKEN_PLUGIN = """
 import torch
@@ -130,7 +132,8 @@ def test_help_in_a_subprocess_names_every_command():
         for line in res.stdout.splitlines()
         if line.startswith("    ") and not line.startswith("     ")
     ]
-    assert listed == list(COMMANDS)
+    assert sorted(listed) == sorted(COMMANDS)
+    assert set(COMMANDS) == set(cli.COMMANDS)  # every command is documented in --help
 
 
 def test_list_archs_json_has_every_registered_arch():

@@ -216,7 +216,7 @@ def test_unknown_suite_name_suggests_close_matches():
         load_suite("smok")
     msg = str(exc.value)
     assert "Unknown suite 'smok'. Did you mean: smoke?" in msg
-    assert "Built-in suites: quick, smoke" in msg
+    assert "Built-in suites: camvid, camvid_full, quick, smoke" in msg
 
 
 def test_missing_suite_file_is_named(tmp_path):

@@ -1,0 +1,377 @@
+"""Faults a sweep survives: SIGKILL then resume, NaN / out-of-memory / stuck / crashing
+architectures, and bad input answered with a message.
+
+The architectures come from ``tests/data/fault_plugin.py`` (tiny nets, and nets that fail on
+purpose); ``tests/data/fault_suite.yaml`` runs them at 16x16 for 2 steps, so a sweep costs little
+more than the Python start-up of its process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import architectures
+from architectures import _registry
+from bench.cli import main
+from bench.plugins import load_plugin
+from bench.results import load_records
+from bench.runner import BASELINE_ARCH, Sweep
+from bench.suites import load_suite
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
+FAULT_SUITE = DATA / "fault_suite.yaml"
+PLUGIN = DATA / "fault_plugin.py"
+COMBOS = [BASELINE_ARCH, "fault_conv_a", "fault_conv_b", "fault_sleepy", "fault_conv_c"]
+
+
+def call(argv: list[object]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def one_thread_and_clean_registry():
+    """One intra-op thread; entries registered by a test (plugins) are removed after it."""
+    threads = torch.get_num_threads()
+    before = set(architectures.names())
+    yield
+    torch.set_num_threads(threads)
+    for name in set(architectures.names()) - before:
+        _registry.unregister(name)
+
+
+@pytest.fixture
+def fault_archs() -> None:
+    load_plugin(PLUGIN)
+
+
+def _subprocess_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **extra}
+
+
+def _wait_for_records(folder: Path, archs: set[str], proc: subprocess.Popen, limit_s: float):
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the sweep ended (code {proc.returncode}) before it could be killed")
+        names = {p.name.split("__")[1] for p in folder.glob("*.json")} if folder.is_dir() else set()
+        if archs <= names:
+            return
+        time.sleep(0.2)
+    pytest.fail(f"no records for {sorted(archs)} in {folder} after {limit_s} s")
+
+
+def _assert_every_file_is_a_complete_record(results: Path) -> None:
+    for path in (results / "records").iterdir():
+        if path.name.startswith("."):  # an atomic write's temporary file, never read
+            assert path.suffix == ".tmp", path
+            continue
+        record = json.loads(path.read_text(encoding="utf-8"))  # raises on partial JSON
+        assert record["run_id"] == path.stem
+
+
+# -- SIGKILL mid-sweep, then resume ---------------------------------------------------------------
+
+
+def test_sigkill_mid_sweep_then_resume_ends_with_one_ok_record_each(tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "run_bench.py",
+            "run",
+            "--suite",
+            str(FAULT_SUITE),
+            "--plugin",
+            str(PLUGIN),
+            "--results-dir",
+            str(results),
+            "-q",
+        ],
+        cwd=ROOT,
+        env=_subprocess_env(SEMSEG_TEST_SLEEP_S="600"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        # The first three combinations are written; the sweep then sits in fault_sleepy.
+        _wait_for_records(results / "records", set(COMBOS[:3]), proc, limit_s=300)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    _assert_every_file_is_a_complete_record(results)
+    before = {r["arch"]: r["run_id"] for r in load_records(results)}
+    assert sorted(before) == sorted(COMBOS[:3])
+
+    monkeypatch.setenv("SEMSEG_TEST_SLEEP_S", "0")
+    code, out, err = call(
+        [
+            "run",
+            "--suite",
+            FAULT_SUITE,
+            "--plugin",
+            PLUGIN,
+            "--results-dir",
+            results,
+            "--resume",
+            "-q",
+        ]
+    )
+    assert code == 0, err
+    assert "resumed: skipped 2 with ok records: fault_conv_a, fault_conv_b" in out
+
+    _assert_every_file_is_a_complete_record(results)
+    records = load_records(results)
+    assert sorted(r["arch"] for r in records) == sorted(COMBOS)  # exactly one record each
+    assert all(r["status"] == "ok" for r in records)
+    for r in records:  # the killed run's records were kept, not redone
+        if r["arch"] in before:
+            assert r["run_id"] == before[r["arch"]]
+    assert "fault_conv_c" in (results / "LEADERBOARD.md").read_text(encoding="utf-8")
+
+    # Nothing is left for another resume.
+    sweep = Sweep(load_suite(str(FAULT_SUITE)), results_dir=results, device="cpu")
+    assert sweep.done_combinations() == set(COMBOS)
+
+
+def test_resume_ignores_ok_records_of_another_device_type(tmp_path, fault_archs):
+    suite = load_suite(str(FAULT_SUITE))
+    quiet = {"results_dir": tmp_path, "device": "cpu", "progress": False, "log": lambda m: None}
+    Sweep(suite, **quiet).run(["fault_conv_a"])
+    (path,) = [p for p in (tmp_path / "records").glob("*fault_conv_a*.json")]
+    record = json.loads(path.read_text(encoding="utf-8"))
+    record["env"]["device"] = "cuda:0"  # as if the folder came from a GPU machine
+    path.write_text(json.dumps(record), encoding="utf-8")
+    sweep = Sweep(suite, **quiet)
+    assert sweep.done_combinations() == {BASELINE_ARCH}
+    again = sweep.run(["fault_conv_a"], resume=True)
+    assert again.skipped == []  # the baseline (ok on the cpu) is not re-run, nor listed
+    assert [p.name.split("__")[1] for p in again.written] == ["fault_conv_a"]
+
+
+def test_corrupt_record_stops_resume_and_leaderboard_naming_the_file(tmp_path):
+    records = tmp_path / "records"
+    records.mkdir()
+    bad = records / "fault_suite__fault_conv_a__synthetic__20260101T000000000000Z_0.json"
+    bad.write_text('{"schema_version": 1, "run_id": "x", "suite"', encoding="utf-8")  # cut short
+    for argv in (
+        ["leaderboard", "--results-dir", tmp_path],
+        [
+            "run",
+            "--suite",
+            FAULT_SUITE,
+            "--plugin",
+            PLUGIN,
+            "--results-dir",
+            tmp_path,
+            "--resume",
+            "-q",
+        ],
+    ):
+        code, _, err = call(argv)
+        assert code == 2
+        assert f"error: Corrupt run record {bad}:" in err
+        assert "Delete or restore this file" in err
+    assert [p.name for p in records.iterdir()] == [bad.name]  # nothing was run
+
+
+# -- keep going: NaN, out of memory, stuck and crashing architectures ------------------------------
+
+
+def test_nan_and_oom_become_error_records_and_the_sweep_goes_on(tmp_path, fault_archs):
+    suite = load_suite(str(FAULT_SUITE))
+    logs: list[str] = []
+    summary = Sweep(suite, results_dir=tmp_path, device="cpu", progress=False, log=logs.append).run(
+        ["fault_nan", "fault_oom", "fault_conv_a"]
+    )
+    by_arch = {r["arch"]: r for r in load_records(tmp_path)}
+    nan = by_arch["fault_nan"]["error"]
+    assert by_arch["fault_nan"]["status"] == "error"
+    assert (nan["type"], nan["stage"]) == ("FloatingPointError", "train")
+    assert nan["message"].startswith("Training loss became nan at step 1 of 2 (lr ")
+    oom = by_arch["fault_oom"]["error"]
+    assert (oom["type"], oom["stage"]) == ("RuntimeError", "train")
+    assert "can't allocate memory" in oom["message"]
+    assert by_arch["fault_conv_a"]["status"] == "ok"
+    assert [a for a, _ in summary.failed] == ["fault_nan", "fault_oom"]
+    assert logs[0].startswith(
+        "[1/3] fault_nan: ERROR in train: FloatingPointError: Training "
+        "loss became nan at step 1 of 2"
+    )
+
+
+def test_timeout_per_arch_ends_a_stuck_run_as_an_error(tmp_path, fault_archs):
+    """The architecture runs in a spawned child, killed 2 s after it started building."""
+    suite = load_suite(str(FAULT_SUITE))
+    logs: list[str] = []
+    summary = Sweep(
+        suite,
+        results_dir=tmp_path,
+        device="cpu",
+        progress=False,
+        log=logs.append,
+        timeout_per_arch=2.0,
+    ).run(["fault_hang"])
+    by_arch = {r["arch"]: r for r in load_records(tmp_path)}
+    hang = by_arch["fault_hang"]
+    assert hang["status"] == "error" and by_arch[BASELINE_ARCH]["status"] == "ok"
+    assert (hang["error"]["type"], hang["error"]["stage"]) == ("TimeoutError", "train")
+    message = (
+        "fault_hang did not finish within --timeout-per-arch 2 s (stuck in stage 'train'); its "
+        "process was killed and the sweep went on. Raise the limit or lower the suite's budget "
+        "if the run was merely slow."
+    )
+    assert hang["error"]["message"] == message
+    assert hang["arch_info"]["title"] == "fault: hang"
+    assert summary.failed == [("fault_hang", f"train: TimeoutError: {message}")]
+    assert logs == [f"[1/1] fault_hang: ERROR in train: TimeoutError: {message}"]
+
+
+@pytest.mark.slow
+def test_timeout_per_arch_survives_a_crash_and_matches_in_process_numbers(tmp_path, fault_archs):
+    """A child killed by a signal is reported; the next architecture runs isolated with the
+    same numbers as in-process (about 30 s: one Python start-up per architecture)."""
+    suite = load_suite(str(FAULT_SUITE))
+    quiet = {"device": "cpu", "progress": False, "log": lambda m: None}
+    summary = Sweep(suite, results_dir=tmp_path / "iso", timeout_per_arch=120.0, **quiet).run(
+        ["fault_crash", "fault_conv_a"]
+    )
+    by_arch = {r["arch"]: r for r in load_records(tmp_path / "iso")}
+    crash = by_arch["fault_crash"]["error"]
+    assert (crash["type"], crash["stage"]) == ("ChildProcessError", "train")
+    assert crash["message"] == (
+        "the process running fault_crash was killed by signal SIGKILL in stage 'train' before "
+        "sending its record (a crash in native code, or the OS out-of-memory killer?)."
+    )
+    assert by_arch["fault_conv_a"]["status"] == "ok"
+    assert [a for a, _ in summary.failed] == ["fault_crash"]
+
+    Sweep(suite, results_dir=tmp_path / "inproc", **quiet).run(["fault_conv_a"])
+    inproc = next(r for r in load_records(tmp_path / "inproc") if r["arch"] == "fault_conv_a")
+    assert by_arch["fault_conv_a"]["metrics"] == inproc["metrics"]
+    assert by_arch["fault_conv_a"]["train"]["loss_curve"] == inproc["train"]["loss_curve"]
+    assert by_arch["fault_conv_a"]["complexity"] == inproc["complexity"]
+
+
+def test_timeout_must_be_positive():
+    suite = load_suite(str(FAULT_SUITE))
+    with pytest.raises(
+        ValueError, match="--timeout-per-arch must be a positive number of seconds; got 0"
+    ):
+        Sweep(suite, results_dir=Path("unused"), device="cpu", timeout_per_arch=0)
+
+
+# -- bad input, answered ----------------------------------------------------------------------
+
+
+def test_archs_naming_nothing_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--suite", str(FAULT_SUITE), "--archs", " , "])
+    assert exc.value.code == 2
+    assert (
+        "argument --archs: expected a comma-separated list of names; got nothing"
+        in capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize("value", ["0/3", "4/3", "3", "a/b", "1/0"])
+def test_bad_shard_is_a_usage_error(capsys, value):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--suite", str(FAULT_SUITE), "--shard", value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert (
+        f"argument --shard: --shard expects I/N with 1 <= I <= N (shard I of N, counted "
+        f"from 1, e.g. 2/3); got {value!r}."
+    ) in err
+
+
+def test_unknown_dataset_in_a_suite_suggests_close_matches(tmp_path):
+    suite = tmp_path / "typo.yaml"
+    suite.write_text(FAULT_SUITE.read_text().replace("dataset: synthetic", "dataset: synthtic"))
+    code, _, err = call(
+        ["run", "--suite", suite, "--plugin", PLUGIN, "--results-dir", tmp_path / "r", "-q"]
+    )
+    assert code == 2
+    assert "error: Unknown dataset 'synthtic'. Did you mean: synthetic?" in err
+    assert not (tmp_path / "r" / "records").exists()
+
+
+def test_missing_dataset_root_shows_the_expected_layout(tmp_path):
+    suite = tmp_path / "camvid.yaml"
+    missing = tmp_path / "no_camvid_here"
+    suite.write_text(f"dataset: camvid\ndata_root: {missing}\narchs: [fcn8s]\n")
+    code, _, err = call(["run", "--suite", suite, "--results-dir", tmp_path / "r", "-q"])
+    assert code == 2
+    assert f"error: camvid: data root {missing} does not exist. Expected layout:" in err
+
+
+# -- security: what the harness loads and runs ------------------------------------------------
+
+
+def _calls(tree):
+    import ast
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+            owner = getattr(f.value, "id", "") if isinstance(f, ast.Attribute) else ""
+            yield node, owner, name
+
+
+def test_loads_are_safe_and_nothing_runs_a_shell():
+    """Every checkpoint load is weights-only, YAML is read with safe_load, NumPy never unpickles,
+    and no subprocess goes through a shell (a static scan of the harness and architectures)."""
+    import ast
+
+    files = [
+        *sorted((ROOT / "bench").rglob("*.py")),
+        *sorted((ROOT / "architectures").rglob("*.py")),
+        ROOT / "run_bench.py",
+    ]
+    torch_loads = 0
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node, owner, name in _calls(tree):
+            kw = {k.arg: k.value for k in node.keywords}
+            where = f"{path.relative_to(ROOT)}:{node.lineno}"
+            if (owner, name) == ("torch", "load"):
+                torch_loads += 1
+                value = kw.get("weights_only")
+                assert isinstance(value, ast.Constant) and value.value is True, where
+            assert (owner, name) not in {
+                ("yaml", "load"),
+                ("yaml", "unsafe_load"),
+                ("yaml", "full_load"),
+                ("pickle", "load"),
+                ("pickle", "loads"),
+                ("os", "system"),
+                ("os", "popen"),
+            }, where
+            if owner == "np" and name == "load":
+                value = kw.get("allow_pickle")
+                assert value is None or (isinstance(value, ast.Constant) and not value.value), where
+            if owner == "subprocess":
+                value = kw.get("shell")
+                assert value is None or (isinstance(value, ast.Constant) and not value.value), where
+    assert torch_loads >= 2  # bench/checkpoint.py and architectures/_pretrained.py
