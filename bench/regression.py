@@ -19,9 +19,10 @@ device type as the baseline) and gives one row per (architecture, metric):
   and from the wall clock. One of them is gated: more than ``tol_speed`` (a fraction) slower is
   a ``REGRESSION``, more than that faster ``improved``; the other is ``info``. Runs on one CPU
   thread gate the CPU-time ratio (it counts the work of the model against the work of the
-  reference and nothing else, so time spent waiting for a shared core drops out: over 6
-  processes on this shared 2-core machine it spread by 1.7% against 20% for the wall-clock
-  ratio and 339% for raw milliseconds); multi-threaded and CUDA runs gate the wall-clock ratio
+  reference and nothing else, so time spent waiting for a shared core drops out: in two series
+  of 6 processes on a shared 2-core machine it spread by 1.7% and 7.2%, the wall-clock ratio by
+  20% and 7.7%, raw milliseconds by 339% and 49%); multi-threaded and CUDA runs gate the
+  wall-clock ratio
   (CPU time would miss lost parallelism, and means nothing for a GPU). Speed is only compared
   when the device name, dtype, thread count and reference network match the baseline's
   (``skipped`` otherwise: a ratio measured on another CPU is a different quantity).

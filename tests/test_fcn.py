@@ -254,8 +254,8 @@ def test_invalid_stride_rejected() -> None:
 
 @pytest.mark.parametrize(
     ("kernel", "size"),
-    # (7, (5, 4)) and (7, (2, 2)) skip padding-only taps (rows/cols 0 and 6; only the central
-    # 3x3 for a 2x2 map); (7, (1, 3)) uses one kernel row; the others use every tap.
+    # On maps smaller than the kernel some taps only meet padding: (7, (2, 2)) leaves only the
+    # central 3x3 taps with data, (7, (1, 3)) one kernel row.
     [(7, (5, 4)), (7, (2, 2)), (7, (1, 3)), (7, (4, 9)), (3, (5, 4)), (1, (5, 4))],
 )
 def test_im2col_conv_equals_conv2d(kernel: int, size: tuple[int, int]) -> None:
