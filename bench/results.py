@@ -13,7 +13,9 @@ kind            ``"model"`` or ``"baseline"`` (e.g. arch ``background``: class 0
 suite, setting  suite name and a short key of the settings the suite fixed (resolution, ...)
 arch            registry name; ``arch_info``: title, paper, year, family, paper figures
 dataset         dataset name; ``dataset_info``: num_classes, class_names, palette, ignore_index
-protocol        evaluation protocol: split, mode (whole), scales, flip, resolution, num_images
+protocol        evaluation protocol: split, mode (whole|slide), scales, flip, resolution,
+                num_images; file-backed datasets add crop/stride/short_side, label_resolution
+                and train_augment (the training transforms)
 status          ``"ok"`` or ``"error"``
 error           null, or {type, message, traceback, stage}
 metrics         miou, pixel_acc, mean_acc, fwiou, mean_dice (fractions in [0, 1]),
@@ -22,7 +24,10 @@ complexity      params, trainable_params, macs, gmacs, gflops (= 2 x gmacs), inp
                 counter, counter_version, unsupported_ops, crosscheck, disagreement, mode
 speed           device, device_name, dtype, channels_last, input_shape, batch_size,
                 latency_ms {p50, p90, p99, mean, std, cv, n}, throughput_ips, ...,
-                peak_mem_mb, achieved_gflops_per_s, efficiency, matmul_gflops_per_s
+                peak_mem_mb, achieved_gflops_per_s, efficiency, matmul_gflops_per_s,
+                minor_faults, threads, cpu_affinity, normalised {reference, latency_ratio,
+                cpu_time_ratio, ...}: latency relative to a reference network timed
+                interleaved in the same process (what ``check`` compares; see bench.speed)
 train           steps, seconds, final_loss, batch_size, optimizer, lr, loss_curve
 env             torch, torchvision, python, platform, device, device_name, cpu_model,
                 gpu_model, threads, git_commit, git_dirty, seed, matmul_gflops_per_s, flags
