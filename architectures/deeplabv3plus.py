@@ -34,12 +34,12 @@ Deviations and choices:
   classifier weight normal with std 0.01 and bias 0, as the reference's logits layer.
 * No auxiliary loss (the paper uses none).
 
-The paper reports no parameter count. Measured here (torch 2.14.1, torchvision 0.29.1) with 21
-classes: ``deeplabv3plus_r101`` 59,344,309 parameters, ``deeplabv3plus_r50`` 40,352,181; the
-19-class Cityscapes heads have 514 fewer (2 x 257). Multiply-adds at 513x513 (the paper's VOC
-crop; the harness pads it to 528x528), 21 classes, fvcore = FlopCounterMode: R101 94.243 GMACs,
-R50 73.617 GMACs (convolutions only; batch norm and resizing are not counted). The paper's
-multiply-add figures (Table 3) are not declared here: the issue asks for measured values only.
+No paper figure is declared (the issue asks for measured values). Measured here (torch 2.14.1,
+torchvision 0.29.1) with 21 classes: ``deeplabv3plus_r101`` 59,344,309 parameters,
+``deeplabv3plus_r50`` 40,352,181; the 19-class Cityscapes heads have 514 fewer (2 x 257).
+Multiply-adds at 513x513 (the paper's VOC crop; the harness pads it to 528x528), 21 classes,
+fvcore = FlopCounterMode: R101 94.243 GMACs, R50 73.617 GMACs (convolutions only; batch norm and
+resizing are not counted).
 
 ``pretrained_backbone=True`` loads torchvision's ImageNet ResNet weights (``IMAGENET1K_V1``) from
 the local torch hub cache only (see ``architectures._pretrained``); nothing is downloaded.
