@@ -119,7 +119,7 @@ def test_isbi_data_check_is_clean():
 def test_camvid_suite_builds_its_splits_as_the_runner_does():
     from bench.suites import load_suite
 
-    suite = load_suite("camvid")
+    suite = load_suite("camvid_full")  # the native-resolution suite (camvid: see below)
     root = Path(__file__).resolve().parents[1] / suite.data_root
     opts = {**suite.dataset_options, "size": tuple(suite.resolution)}
     train, info = build_dataset(suite.dataset, split="train", root=root, **opts)
@@ -131,3 +131,12 @@ def test_camvid_suite_builds_its_splits_as_the_runner_does():
     p = test.protocol
     assert (p.mode, p.scales, p.flip, p.size) == ("whole", (1.0,), False, (360, 480))
     assert info.eval_resolution == tuple(suite.resolution)
+    # The CPU-sized `camvid` suite trains on 180x240 crops and runs the model on test images
+    # resized to 180x240; the scores are still taken against the 360x480 labels.
+    cpu = load_suite("camvid")
+    opts = {**cpu.dataset_options, "size": tuple(cpu.resolution)}
+    train, _ = build_dataset(cpu.dataset, split="train", root=root, **opts)
+    test, _ = build_dataset(cpu.dataset, split=cpu.eval.split, root=root, **opts)
+    assert train.augment.crop == (180, 240)
+    assert test.protocol.size == (180, 240)
+    assert tuple(test[0][1].shape) == (360, 480)
