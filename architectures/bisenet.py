@@ -52,6 +52,7 @@ from torchvision.models import ResNet18_Weights, resnet18
 
 from architectures._pretrained import load_local_state_dict
 from architectures._registry import ArchInfo, register
+from architectures._resnet import init_new_layers_, load_imagenet_trunk, resnet_trunk, stem
 
 _PAPER = "1808.00897"
 _REFERENCE = "https://github.com/ycszen/TorchSeg"
@@ -145,9 +146,7 @@ class BiSeNet(nn.Module):
         super().__init__()
         c = CONTEXT_CHANNELS
         self.spatial_path = SpatialPath(c)
-        backbone = resnet18(weights=None)
-        del backbone.fc  # classifier not used; the remaining keys are torchvision's
-        self.backbone = backbone
+        self.backbone = resnet_trunk(resnet18)
         self.global_context = nn.Sequential(nn.AdaptiveAvgPool2d(1), conv_bn_relu(512, c, 1))
         self.arm32 = AttentionRefinement(512, c)
         self.arm16 = AttentionRefinement(256, c)
@@ -159,23 +158,13 @@ class BiSeNet(nn.Module):
         if aux_heads:
             self.aux32 = SegHead(c, c, num_classes)
             self.aux16 = SegHead(c, c, num_classes)
-        trunk = set(backbone.modules())
-        for m in self.modules():
-            if m in trunk:
-                continue  # keep torchvision's ResNet initialisation
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_new_layers_(self, self.backbone, mode="fan_in")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         size = x.shape[-2:]
         spatial = self.spatial_path(x)  # (N, 128, H/8, W/8)
         b = self.backbone
-        f8 = b.layer2(b.layer1(b.maxpool(b.relu(b.bn1(b.conv1(x))))))  # (N, 128, H/8, W/8)
+        f8 = b.layer2(b.layer1(stem(b, x)))  # (N, 128, H/8, W/8)
         f16 = b.layer3(f8)  # (N, 256, H/16, W/16)
         f32 = b.layer4(f16)  # (N, 512, H/32, W/32)
         tail = self.global_context(f32)  # (N, 128, 1, 1), broadcast in the sum
@@ -193,8 +182,7 @@ class BiSeNet(nn.Module):
 
     def load_resnet18_imagenet(self, state: dict[str, torch.Tensor]) -> None:
         """Copies torchvision ResNet-18 ImageNet weights (all but ``fc``) into the context path."""
-        trunk = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        self.backbone.load_state_dict(trunk, strict=True)
+        load_imagenet_trunk(self.backbone, state)
 
 
 @register(

@@ -54,6 +54,7 @@ from torchvision.models import ResNet50_Weights, ResNet101_Weights, resnet50, re
 
 from architectures._pretrained import load_local_state_dict
 from architectures._registry import ArchInfo, register
+from architectures._resnet import init_new_layers_, load_imagenet_trunk, resnet_trunk
 
 _PAPER = "1802.02611"
 _REFERENCE = "https://github.com/tensorflow/models/tree/master/research/deeplab"
@@ -112,13 +113,7 @@ class DeepLabV3Plus(nn.Module):
         self.low_proj = _conv_bn_relu(low_ch, 48, 1)
         self.decoder = nn.Sequential(_conv_bn_relu(256 + 48, 256, 3), _conv_bn_relu(256, 256, 3))
         self.classifier = nn.Conv2d(256, num_classes, 1)
-        for module in (self.aspp, self.low_proj, self.decoder):
-            for m in module.modules():
-                if isinstance(m, nn.Conv2d):
-                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                elif isinstance(m, nn.BatchNorm2d):
-                    nn.init.ones_(m.weight)
-                    nn.init.zeros_(m.bias)
+        init_new_layers_(self, backbone, mode="fan_out", skip=(self.classifier,))
         nn.init.normal_(self.classifier.weight, std=0.01)
         nn.init.zeros_(self.classifier.bias)
 
@@ -135,9 +130,9 @@ class DeepLabV3Plus(nn.Module):
 
 def _build(depth: int, num_classes: int, pretrained_backbone: bool) -> DeepLabV3Plus:
     make, weights = (resnet101, ResNet101_Weights) if depth == 101 else (resnet50, ResNet50_Weights)
-    backbone = make(weights=None, replace_stride_with_dilation=[False, False, True])
+    backbone = resnet_trunk(make, dilation=(False, False, True))
     if pretrained_backbone:
-        backbone.load_state_dict(load_local_state_dict(weights.IMAGENET1K_V1))
+        load_imagenet_trunk(backbone, load_local_state_dict(weights.IMAGENET1K_V1))
     return DeepLabV3Plus(backbone, num_classes)
 
 

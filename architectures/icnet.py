@@ -61,6 +61,7 @@ from torchvision.models import ResNet50_Weights, resnet50
 
 from architectures._pretrained import load_local_state_dict
 from architectures._registry import ArchInfo, register
+from architectures._resnet import init_new_layers_, load_imagenet_trunk, resnet_trunk, stem
 
 _PAPER = "1704.08545"
 _REFERENCE = "https://github.com/hszhao/ICNet"
@@ -131,25 +132,13 @@ class ICNet(nn.Module):
             conv_bn_relu(32, 32, 3, stride=2),
             conv_bn_relu(32, 64, 3, stride=2),
         )
-        backbone = resnet50(weights=None, replace_stride_with_dilation=[False, True, True])
-        del backbone.fc  # classifier not used; the remaining keys are torchvision's
-        self.backbone = backbone
+        self.backbone = resnet_trunk(resnet50, dilation=(False, True, True))
         self.ppm = PyramidPoolingSum()
         self.reduce = conv_bn_relu(2048, 256, 1)
         self.cff_16 = CascadeFeatureFusion(256, 512, CFF_CHANNELS, num_classes)
         self.cff_8 = CascadeFeatureFusion(CFF_CHANNELS, 64, CFF_CHANNELS, num_classes)
         self.classifier = nn.Conv2d(CFF_CHANNELS, num_classes, 1)
-        trunk = set(backbone.modules())
-        for m in self.modules():
-            if m in trunk:
-                continue  # keep torchvision's ResNet initialisation
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_new_layers_(self, self.backbone, mode="fan_in")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         size = x.shape[-2:]
@@ -157,7 +146,7 @@ class ICNet(nn.Module):
         f_sub1 = self.sub1(x)  # (N, 64, H/8, W/8)
 
         half = _resize(x, (size[0] // 2, size[1] // 2))  # (N, 3, H/2, W/2)
-        f = b.maxpool(b.relu(b.bn1(b.conv1(half))))  # (N, 64, H/8, W/8)
+        f = stem(b, half)  # (N, 64, H/8, W/8)
         f_sub2 = b.layer2[0](b.layer1(f))  # conv3_1: (N, 512, H/16, W/16)
 
         f = _resize(f_sub2, (f_sub2.shape[-2] // 2, f_sub2.shape[-1] // 2))  # (N, 512, H/32, .)
@@ -178,8 +167,7 @@ class ICNet(nn.Module):
 
     def load_resnet50_imagenet(self, state: dict[str, torch.Tensor]) -> None:
         """Copies torchvision ResNet-50 ImageNet weights (all but ``fc``) into the trunk."""
-        trunk = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        self.backbone.load_state_dict(trunk, strict=True)
+        load_imagenet_trunk(self.backbone, state)
 
 
 @register(

@@ -64,6 +64,7 @@ from torchvision.models import ResNet18_Weights, resnet18
 
 from architectures._pretrained import load_local_state_dict
 from architectures._registry import ArchInfo, register
+from architectures._resnet import load_imagenet_trunk, resnet_trunk, stem
 
 _PAPER = "1707.03718"
 _REFERENCE = "https://github.com/e-lab/LinkNet"
@@ -119,9 +120,7 @@ class LinkNet(nn.Module):
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()
-        backbone = resnet18(weights=None)
-        del backbone.avgpool, backbone.fc  # only the convolutional trunk is used
-        self.backbone = backbone
+        self.backbone = resnet_trunk(resnet18)
         self.decoder1, self.decoder2, self.decoder3, self.decoder4 = (
             DecoderBlock(m, n, stride=1 if i == 0 else 2)
             for i, (m, n) in enumerate(DECODER_CHANNELS)
@@ -146,7 +145,7 @@ class LinkNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b = self.backbone
-        x0 = b.maxpool(b.relu(b.bn1(b.conv1(x))))  # (N, 64, H/4, W/4)
+        x0 = stem(b, x)  # (N, 64, H/4, W/4)
         e1 = b.layer1(x0)  # (N, 64, H/4, W/4)
         e2 = b.layer2(e1)  # (N, 128, H/8, W/8)
         e3 = b.layer3(e2)  # (N, 256, H/16, W/16)
@@ -159,7 +158,7 @@ class LinkNet(nn.Module):
 
     def load_resnet18_imagenet(self, state: dict[str, torch.Tensor]) -> None:
         """Copy torchvision ResNet-18 ImageNet weights into the encoder (fc dropped)."""
-        self.backbone.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")})
+        load_imagenet_trunk(self.backbone, state)
 
 
 @register(

@@ -68,6 +68,7 @@ from torchvision.models import (
 
 from architectures._pretrained import load_local_state_dict
 from architectures._registry import ArchInfo, register
+from architectures._resnet import init_new_layers_, load_imagenet_trunk, resnet_trunk, stem
 
 _PAPER = "1612.01105"
 _REFERENCE = "https://github.com/hszhao/semseg"
@@ -123,30 +124,20 @@ class PSPNet(nn.Module):
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
-        backbone = backbone_fn(weights=None, replace_stride_with_dilation=[False, True, True])
-        del backbone.avgpool, backbone.fc  # only the convolutional trunk is used
-        self.backbone = backbone
+        self.backbone = resnet_trunk(backbone_fn, dilation=(False, True, True))
         self.ppm = PyramidPooling(2048)
         self.head = _head(4096, 512, num_classes, dropout)
         self.aux_head = _head(1024, 256, num_classes, dropout) if aux_loss else None
         classifiers = {self.head[-1]} | ({self.aux_head[-1]} if self.aux_head else set())
-        for name, m in self.named_modules():
-            if name.startswith("backbone"):
-                continue  # torchvision's own initialisation
-            if m in classifiers:
-                nn.init.normal_(m.weight, 0.0, CLASSIFIER_INIT_STD)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_new_layers_(self, self.backbone, mode="fan_out", skip=classifiers)
+        for m in classifiers:
+            nn.init.normal_(m.weight, 0.0, CLASSIFIER_INIT_STD)
+            nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         size = x.shape[-2:]
         b = self.backbone
-        x = b.maxpool(b.relu(b.bn1(b.conv1(x))))  # (N, 64, H/4, W/4)
-        x = b.layer2(b.layer1(x))  # (N, 512, H/8, W/8)
+        x = b.layer2(b.layer1(stem(b, x)))  # (N, 512, H/8, W/8)
         c3 = b.layer3(x)  # (N, 1024, H/8, W/8), dilation 2
         c4 = b.layer4(c3)  # (N, 2048, H/8, W/8), dilation 4
         logits = self.head(self.ppm(c4))  # (N, K, H/8, W/8)
@@ -160,7 +151,7 @@ class PSPNet(nn.Module):
 
     def load_resnet_imagenet(self, state: dict[str, torch.Tensor]) -> None:
         """Copy torchvision ResNet ImageNet weights into the trunk (fc dropped)."""
-        self.backbone.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")})
+        load_imagenet_trunk(self.backbone, state)
 
 
 def _build(

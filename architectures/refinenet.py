@@ -82,6 +82,7 @@ from torchvision.models import (
 
 from architectures._pretrained import load_local_state_dict
 from architectures._registry import ArchInfo, register
+from architectures._resnet import load_imagenet_trunk, resnet_trunk, stem
 
 _PAPER = "1611.06612"
 _REFERENCE = "https://github.com/guosheng/refinenet"
@@ -160,7 +161,6 @@ class RefineNet(nn.Module):
 
     def __init__(self, backbone: nn.Module, num_classes: int, dropout: float = 0.5) -> None:
         super().__init__()
-        del backbone.avgpool, backbone.fc  # only the convolutional trunk is used
         self.backbone = backbone
         self.drop = nn.Dropout(dropout)  # element-wise, as MatConvNet's dropout layer
         # Adaptive-conv dimension reduction of ResNet stages 1-4 to the RefineNet widths.
@@ -184,8 +184,7 @@ class RefineNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
         b = self.backbone
-        x = b.maxpool(b.relu(b.bn1(b.conv1(x))))  # (N, 64, H/4, W/4)
-        c1 = b.layer1(x)  # (N, 256, H/4, W/4)
+        c1 = b.layer1(stem(b, x))  # (N, 256, H/4, W/4)
         c2 = b.layer2(c1)  # (N, 512, H/8, W/8)
         c3 = b.layer3(c2)  # (N, 1024, H/16, W/16)
         c4 = b.layer4(c3)  # (N, 2048, H/32, W/32)
@@ -201,7 +200,7 @@ class RefineNet(nn.Module):
 
     def load_resnet_imagenet(self, state: dict[str, torch.Tensor]) -> None:
         """Copy torchvision ResNet ImageNet weights into the trunk (fc dropped)."""
-        self.backbone.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")})
+        load_imagenet_trunk(self.backbone, state)
 
 
 def _build(
@@ -212,7 +211,7 @@ def _build(
 ) -> RefineNet:
     # Read the weights first: a missing file fails before a 100M-parameter model is built.
     state = load_local_state_dict(weights) if pretrained_backbone else None
-    model = RefineNet(backbone_fn(weights=None), num_classes)
+    model = RefineNet(resnet_trunk(backbone_fn), num_classes)
     if state is not None:
         model.load_resnet_imagenet(state)
     return model
