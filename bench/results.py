@@ -208,3 +208,11 @@ def command_line(argv: list[str] | None = None) -> str:
     if prog == "run_bench.py":
         prog = "python run_bench.py"
     return " ".join([prog, *(shlex.quote(a) for a in argv[1:])])
+
+
+def baseline_title(class0: str) -> str:
+    """Title of the constant class-0 baseline row: "all background (baseline)" where class 0 is
+    the background, else it names the class (CamVid's class 0 is ``sky``)."""
+    if class0 == "background":
+        return "all background (baseline)"
+    return f"all {class0} (class 0, baseline)"

@@ -52,7 +52,15 @@ from bench.checkpoint import save_checkpoint
 from bench.data import DatasetInfo, build_dataset
 from bench.evaluate import evaluate
 from bench.models import build_model
-from bench.results import environment, latest_ok, load_records, new_run_id, utc_now, write_record
+from bench.results import (
+    baseline_title,
+    environment,
+    latest_ok,
+    load_records,
+    new_run_id,
+    utc_now,
+    write_record,
+)
 from bench.suites import SuiteConfig
 from bench.train import class_frequencies, enet_class_weights, train
 
@@ -450,8 +458,8 @@ class Sweep:
 
     def run_baseline(self) -> dict[str, Any]:
         record = self._base_record(BASELINE_ARCH, "baseline")
-        record["arch_info"] = {"title": "all background (baseline)", "paper": "", "year": None,
-                               "family": "baseline"}
+        record["arch_info"] = {"title": baseline_title(self.info.class_names[0]), "paper": "",
+                               "year": None, "family": "baseline"}
         ev = evaluate(None, self.eval_set, num_classes=self.info.num_classes,
                       ignore_index=self.info.ignore_index, class_names=self.info.class_names,
                       constant_class=0, device="cpu", batch_size=self.suite.eval.batch_size,

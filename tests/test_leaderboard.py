@@ -25,6 +25,7 @@ from bench.leaderboard import (
     select_latest,
     write_leaderboard,
 )
+from bench.results import baseline_title
 
 CLASSES = ["background", "disc", "square"]
 
@@ -510,3 +511,16 @@ def test_write_leaderboard(tmp_path: Path) -> None:
         "plots/quick__synthetic__res64-steps10-b2__per_class_iou.png",
     ]
     assert all(p.stat().st_size > 0 for p in paths)
+
+
+def test_baseline_row_names_class_zero() -> None:
+    """The constant class-0 baseline is "all background" only where class 0 is the background;
+    on CamVid (class 0 = sky) the row says so, also for records written with the old title."""
+    assert baseline_title("background") == "all background (baseline)"
+    assert baseline_title("sky") == "all sky (class 0, baseline)"
+    sky = fixture_record("background", kind="baseline", title="all background (baseline)")
+    sky["dataset_info"]["class_names"] = ["sky", "disc", "square"]
+    sky["metrics"]["per_class_iou"] = dict(zip(["sky", "disc", "square"], [0.9, 0.5, None], strict=True))
+    plain = fixture_record("background", kind="baseline", title="all background (baseline)")
+    titles = records_to_frame([sky, plain])["title"].tolist()
+    assert titles == ["all sky (class 0, baseline)", "all background (baseline)"]
