@@ -42,6 +42,7 @@ killed run never leaves a partial record.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -161,6 +162,18 @@ def _git(*args: str) -> str | None:
     return res.stdout.strip() if res.returncode == 0 else None
 
 
+@functools.cache
+def git_state() -> tuple[str | None, bool | None]:
+    """``(commit, dirty)`` of the checkout this process imported its code from, read once: the
+    first record of a sweep and its last name the same code even if a commit lands meanwhile.
+    Dirty means tracked files other than ``results/`` differ from the commit (a sweep's own
+    output, or an edited leaderboard, is not a change to the code that ran)."""
+    status = _git(
+        "status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)results"
+    )
+    return _git("rev-parse", "HEAD"), None if status is None else bool(status)
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -178,7 +191,7 @@ def environment(device: str, seed: int, matmul_gflops: float | None) -> dict[str
 
     # The named device ("cuda:1"), not the current one.
     gpu = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    commit, dirty = git_state()
     return {
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
@@ -189,8 +202,8 @@ def environment(device: str, seed: int, matmul_gflops: float | None) -> dict[str
         "cpu_model": _cpu_model(),
         "gpu_model": gpu,
         "threads": torch.get_num_threads(),
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": None if status is None else bool(status),
+        "git_commit": commit,
+        "git_dirty": dirty,
         "seed": seed,
         "matmul_gflops_per_s": matmul_gflops,
         "flags": {

@@ -16,8 +16,9 @@ What is measured, and how:
 * **Peak memory** (:class:`PeakMemory`): CUDA ``max_memory_allocated`` (absolute, weights
   included); on CPU the growth of the resident set size over the value on entry, sampled by a
   background thread from ``/proc/self/statm`` (fallback: ``ru_maxrss`` delta, which only sees new
-  process-lifetime highs). The CPU figure is a lower bound on working memory: pages the allocator
-  kept from earlier work are reused without growing the RSS.
+  process-lifetime highs), after returning the C heap's free pages to the OS (glibc
+  ``malloc_trim``) so that pages kept from earlier work do not hide the block's own memory. Still
+  a lower bound: allocations shorter than the sampling interval can be missed.
 * **Efficiency**: achieved GFLOP/s (``2 x GMACs x images/s``) divided by the GFLOP/s of a dense
   GEMM measured on the same device and dtype (:func:`matmul_rate`).
 * **Normalised latency** (:func:`measure_relative_latency`): the model's batch-1 latency divided
@@ -660,6 +661,32 @@ def _statm_rss_bytes() -> int:
     return resident_pages * os.sysconf("SC_PAGE_SIZE")
 
 
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim`` (None on other C libraries)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim
+
+
+def release_free_heap() -> bool:
+    """Return the C heap's free pages to the OS (glibc ``malloc_trim(0)``); False where that is
+    not available. Without it, pages freed by earlier work (training, an earlier model) stay
+    resident and are reused silently, so a later block's RSS growth reads about zero."""
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
 def _maxrss_bytes() -> int:
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return maxrss if sys.platform == "darwin" else maxrss * 1024  # Linux reports KiB
@@ -674,7 +701,10 @@ class PeakMemory:
       entry; absolute, so it includes the model's weights and any tensor alive on entry.
     * ``"cpu_rss_delta_sampled"``: maximum resident set size seen by a background thread reading
       ``/proc/self/statm`` every ``interval_s``, minus the RSS on entry. Allocations shorter than
-      the interval can be missed; the values on entry and exit are always sampled.
+      the interval can be missed; the values on entry and exit are always sampled. On entry the
+      C heap's free pages are first returned to the OS (:func:`release_free_heap`, glibc), so
+      memory the block allocates shows as RSS growth even where earlier work left freed pages
+      behind; ``.trimmed`` says whether that was possible.
     * ``"cpu_maxrss_delta"``: growth of ``ru_maxrss`` (the process-lifetime high-water mark);
       zero unless the block sets a new high for the process. Used where ``/proc`` is missing.
 
@@ -717,6 +747,7 @@ class PeakMemory:
         else:
             self.kind = "cpu_rss_delta_sampled"
         self._peak_mb: float | None = None
+        self.trimmed = False
         self._baseline = 0
         self._peak_bytes = 0
         self._stop = threading.Event()
@@ -745,6 +776,7 @@ class PeakMemory:
         elif self.kind == "cpu_maxrss_delta":
             self._baseline = _maxrss_bytes()
         else:
+            self.trimmed = release_free_heap()
             self._baseline = self._peak_bytes = _statm_rss_bytes()
             self._stop.clear()
             self._thread = threading.Thread(target=self._sample, name="PeakMemory", daemon=True)

@@ -230,8 +230,42 @@ def test_environment_without_git_records_none(monkeypatch):
         raise FileNotFoundError("git")
 
     monkeypatch.setattr(results.subprocess, "run", no_git)
-    env = environment("cpu", seed=0, matmul_gflops=None)
+    results.git_state.cache_clear()
+    try:
+        env = environment("cpu", seed=0, matmul_gflops=None)
+    finally:
+        results.git_state.cache_clear()
     assert env["git_commit"] is None and env["git_dirty"] is None
+
+
+def test_git_state_is_read_once_and_ignores_results(monkeypatch):
+    """A sweep's records all name the commit the process started from (a commit landing during a
+    long sweep must not relabel its later records), and the sweep's own output under results/
+    does not make the code "dirty"."""
+    calls: list[list[str]] = []
+
+    class Done:
+        returncode = 0
+        stdout = ""
+
+    def fake_git(args, **kwargs):
+        calls.append(list(args))
+        out = Done()
+        out.stdout = "a" * 40 if "rev-parse" in args else ""
+        return out
+
+    monkeypatch.setattr(results.subprocess, "run", fake_git)
+    results.git_state.cache_clear()
+    try:
+        first = environment("cpu", seed=0, matmul_gflops=None)
+        second = environment("cpu", seed=1, matmul_gflops=None)
+    finally:
+        results.git_state.cache_clear()
+    assert first["git_commit"] == second["git_commit"] == "a" * 40
+    assert first["git_dirty"] is False
+    assert len(calls) == 2  # rev-parse and status, once for the process
+    status = next(c for c in calls if "status" in c)
+    assert ":(top,exclude)results" in status and ":(top)" in status
 
 
 @pytest.mark.parametrize(
