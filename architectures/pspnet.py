@@ -128,7 +128,9 @@ class PSPNet(nn.Module):
         self.ppm = PyramidPooling(2048)
         self.head = _head(4096, 512, num_classes, dropout)
         self.aux_head = _head(1024, 256, num_classes, dropout) if aux_loss else None
-        classifiers = {self.head[-1]} | ({self.aux_head[-1]} if self.aux_head else set())
+        # A tuple, not a set: a set of modules iterates in id() order, which differs between
+        # processes, and so would the order of the random draws below.
+        classifiers = (self.head[-1], *((self.aux_head[-1],) if self.aux_head else ()))
         init_new_layers_(self, self.backbone, mode="fan_out", skip=classifiers)
         for m in classifiers:
             nn.init.normal_(m.weight, 0.0, CLASSIFIER_INIT_STD)
