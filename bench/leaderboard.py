@@ -1192,7 +1192,8 @@ def _header(n_records: int, n_shown: int) -> list[str]:
         "- **Peak memory** in MiB (2^20 bytes) over batch-1 forward passes; how it was measured "
         "(e.g. `cpu_rss_delta_sampled`, `cuda_max_allocated`) is stated under each table.",
         "- **Efficiency** = achieved GFLOP/s (2 x GMACs x best images/s) / the dense matmul "
-        "GFLOP/s measured on the same device and dtype, in percent.",
+        "GFLOP/s measured on the same device and dtype, in percent. It can exceed 100% where "
+        "the backend's convolution kernels outrun the one large fp32 GEMM used as reference.",
         "- **One table per device and dtype**: speed measured on different devices is never "
         "mixed in one column. Records without speed (baselines, failed runs) appear in the tables "
         "of the device they ran on.",
