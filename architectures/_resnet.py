@@ -10,11 +10,15 @@ layers outside it.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from typing import Literal
+from typing import Literal, TypeVar
 
 import torch
 from torch import nn
-from torchvision.models import ResNet
+from torchvision.models import ResNet, WeightsEnum
+
+from architectures._pretrained import load_local_state_dict
+
+M = TypeVar("M", bound=nn.Module)
 
 
 def resnet_trunk(builder: Callable[..., ResNet], dilation: Sequence[bool] | None = None) -> ResNet:
@@ -61,3 +65,14 @@ def init_new_layers_(
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+def build_with_trunk_weights(build: Callable[[], M], weights: WeightsEnum, pretrained: bool) -> M:
+    """``build()`` a model whose ResNet trunk is ``model.backbone``; with ``pretrained``, copy
+    ``weights`` (torchvision ImageNet, local cache only) into the trunk. The weights are read
+    before the model is built, so a missing file fails before a 100M-parameter build."""
+    state = load_local_state_dict(weights) if pretrained else None
+    model = build()
+    if state is not None:
+        load_imagenet_trunk(model.backbone, state)
+    return model

@@ -66,9 +66,14 @@ from torchvision.models import (
     resnet101,
 )
 
-from architectures._pretrained import load_local_state_dict
 from architectures._registry import ArchInfo, register
-from architectures._resnet import init_new_layers_, load_imagenet_trunk, resnet_trunk, stem
+from architectures._resnet import (
+    build_with_trunk_weights,
+    init_new_layers_,
+    load_imagenet_trunk,
+    resnet_trunk,
+    stem,
+)
 
 _PAPER = "1612.01105"
 _REFERENCE = "https://github.com/hszhao/semseg"
@@ -163,12 +168,9 @@ def _build(
     pretrained_backbone: bool,
     aux_loss: bool,
 ) -> PSPNet:
-    # Read the weights first: a missing file fails before the model is built.
-    state = load_local_state_dict(weights) if pretrained_backbone else None
-    model = PSPNet(backbone_fn, num_classes, aux_loss=aux_loss)
-    if state is not None:
-        model.load_resnet_imagenet(state)
-    return model
+    return build_with_trunk_weights(
+        lambda: PSPNet(backbone_fn, num_classes, aux_loss=aux_loss), weights, pretrained_backbone
+    )
 
 
 _COMMON = dict(

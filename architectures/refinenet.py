@@ -80,9 +80,8 @@ from torchvision.models import (
     resnet101,
 )
 
-from architectures._pretrained import load_local_state_dict
 from architectures._registry import ArchInfo, register
-from architectures._resnet import load_imagenet_trunk, resnet_trunk, stem
+from architectures._resnet import build_with_trunk_weights, load_imagenet_trunk, resnet_trunk, stem
 
 _PAPER = "1611.06612"
 _REFERENCE = "https://github.com/guosheng/refinenet"
@@ -209,12 +208,9 @@ def _build(
     num_classes: int,
     pretrained_backbone: bool,
 ) -> RefineNet:
-    # Read the weights first: a missing file fails before a 100M-parameter model is built.
-    state = load_local_state_dict(weights) if pretrained_backbone else None
-    model = RefineNet(resnet_trunk(backbone_fn), num_classes)
-    if state is not None:
-        model.load_resnet_imagenet(state)
-    return model
+    return build_with_trunk_weights(
+        lambda: RefineNet(resnet_trunk(backbone_fn), num_classes), weights, pretrained_backbone
+    )
 
 
 _COMMON = dict(

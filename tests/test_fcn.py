@@ -9,7 +9,6 @@ test downloads anything.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,24 +28,8 @@ from architectures.fcn import (
     bilinear_kernel,
 )
 from bench.complexity import count_params
+from tests.hand_counts import VGG16_CONV_PARAMS, VGG16_CONVS, assert_docstring_states
 
-# VGG16's 13 convolutions (3x3, with bias): (in, out) channels, Simonyan & Zisserman, Table 1 D.
-VGG16_CONVS = [
-    (3, 64),
-    (64, 64),
-    (64, 128),
-    (128, 128),
-    (128, 256),
-    (256, 256),
-    (256, 256),
-    (256, 512),
-    (512, 512),
-    (512, 512),
-    (512, 512),
-    (512, 512),
-    (512, 512),
-]
-VGG16_CONV_PARAMS = sum(9 * cin * cout + cout for cin, cout in VGG16_CONVS)
 FC6_PARAMS = 7 * 7 * 512 * 4096 + 4096  # convolutionalised fc6: 7x7, 512 -> 4096, bias
 FC7_PARAMS = 4096 * 4096 + 4096  # convolutionalised fc7: 1x1, 4096 -> 4096, bias
 PAPER_FCN8S_PARAMS = 134_000_000  # "134M", FCN-VGG16, arXiv 1411.4038 Table 1
@@ -109,7 +92,6 @@ def test_fcn8s_params_match_paper_and_docstring() -> None:
     # Within 2% of the paper's "134M" (arXiv 1411.4038, Table 1: FCN-VGG16, 134M parameters).
     assert abs(total - PAPER_FCN8S_PARAMS) / PAPER_FCN8S_PARAMS <= 0.02
     # The fcn.py docstring states the same derivation, rounded.
-    doc = " ".join(fcn_module.__doc__.split())
     stated = {
         "vgg16_convs": r"VGG16 convolutions ([\d.]+)M",
         "fc6": r"fc6 ([\d.]+)M",
@@ -118,12 +100,7 @@ def test_fcn8s_params_match_paper_and_docstring() -> None:
         "up2": r"upsamplings ([\d.]+)M",
         "total": r"= ([\d.]+)M",
     }
-    parts["total"] = total
-    for key, pattern in stated.items():
-        match = re.search(pattern, doc)
-        assert match, f"docstring lacks {pattern!r}"
-        decimals = len(match.group(1).split(".")[1])
-        assert f"{parts[key] / 1e6:.{decimals}f}" == match.group(1), key
+    assert_docstring_states(fcn_module, {**parts, "total": total}, stated)
 
 
 def test_fixed_upsampling_is_a_buffer_not_a_parameter(fcn8s_model: FCN) -> None:

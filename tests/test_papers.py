@@ -17,26 +17,12 @@ from torchvision.models.segmentation import LRASPP_MobileNet_V3_Large_Weights
 import architectures
 from architectures import ArchInfo
 from bench.papers import PAPERS_JSON, measure, render_papers, write_papers
+from tests.hand_counts import VGG16_CONV_PARAMS
 
 
 def _fcn8s_params_21() -> int:
     """VGG16 convolutions + fc6 + fc7 + three scorers + two 4x4 transposed convolutions."""
-    vgg = [
-        (3, 64),
-        (64, 64),
-        (64, 128),
-        (128, 128),
-        (128, 256),
-        (256, 256),
-        (256, 256),
-        (256, 512),
-        (512, 512),
-        (512, 512),
-        (512, 512),
-        (512, 512),
-        (512, 512),
-    ]
-    convs = sum(9 * i * o + o for i, o in vgg)
+    convs = VGG16_CONV_PARAMS
     fc6 = 49 * 512 * 4096 + 4096
     fc7 = 4096 * 4096 + 4096
     scorers = (4096 * 21 + 21) + (512 * 21 + 21) + (256 * 21 + 21)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from pathlib import Path
 
 import pytest
@@ -30,6 +29,7 @@ from architectures.enet import (
 )
 from architectures.segnet import SegNet
 from bench.complexity import count_complexity, count_params
+from tests.hand_counts import assert_docstring_states
 
 # VGG16's 13 convolutions per stage, (in, out) channels (Simonyan & Zisserman, Table 1, D).
 VGG16_STAGES = [
@@ -113,7 +113,6 @@ def test_segnet_params_by_hand_and_docstring(segnet_meta: SegNet) -> None:
     assert abs(total - PAPER_SEGNET_PARAMS) / PAPER_SEGNET_PARAMS < 0.002  # -0.17%
     assert parts["encoder_convs"] == 14_714_688  # the paper's "14.7M" VGG16 encoder
     assert sum(segnet_hand_params(21).values()) == total + 10 * 577
-    doc = " ".join(segnet_module.__doc__.split())
     stated = {
         "encoder_convs": r"encoder convolutions ([\d.]+)M",
         "encoder_bn": r"encoder batch norm ([\d.]+)M",
@@ -122,12 +121,7 @@ def test_segnet_params_by_hand_and_docstring(segnet_meta: SegNet) -> None:
         "classifier": r"classifier ([\d.]+)M",
         "total": r"= ([\d.]+)M",
     }
-    parts["total"] = total
-    for key, pattern in stated.items():
-        match = re.search(pattern, doc)
-        assert match, f"docstring lacks {pattern!r}"
-        decimals = len(match.group(1).split(".")[1])
-        assert f"{parts[key] / 1e6:.{decimals}f}" == match.group(1), key
+    assert_docstring_states(segnet_module, {**parts, "total": total}, stated)
 
 
 def test_segnet_encoder_is_torchvision_vgg16_bn_features(segnet_meta: SegNet) -> None:
