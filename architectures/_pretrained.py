@@ -26,8 +26,8 @@ def load_local_state_dict(weights: WeightsEnum) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(
             f"Pretrained weights {weights} are not in the local torch hub cache: expected "
             f"{path}. semseg-bench never downloads during a run. On a machine with network "
-            f"access run: python -c \"import torchvision; torchvision.models.{weights!s}"
-            f".get_state_dict(progress=True)\" and copy the file to that path, or build the "
+            f'access run: python -c "import torchvision; torchvision.models.{weights!s}'
+            f'.get_state_dict(progress=True)" and copy the file to that path, or build the '
             f"model with pretrained_backbone=False."
         )
     return torch.load(path, map_location="cpu", weights_only=True)

@@ -169,10 +169,13 @@ class FCN(nn.Module):
 
     def load_vgg16_imagenet(self, state: dict[str, torch.Tensor]) -> None:
         """Copy torchvision VGG16 ImageNet weights, convolutionalising fc6 and fc7."""
-        convs = [m for m in (*self.to_pool3, *self.to_pool4, *self.to_pool5)
-                 if isinstance(m, nn.Conv2d)]
-        conv_keys = sorted({k.rsplit(".", 1)[0] for k in state if k.startswith("features.")},
-                           key=lambda k: int(k.split(".")[1]))
+        convs = [
+            m for m in (*self.to_pool3, *self.to_pool4, *self.to_pool5) if isinstance(m, nn.Conv2d)
+        ]
+        conv_keys = sorted(
+            {k.rsplit(".", 1)[0] for k in state if k.startswith("features.")},
+            key=lambda k: int(k.split(".")[1]),
+        )
         for conv, key in zip(convs, conv_keys, strict=True):
             conv.weight.data.copy_(state[f"{key}.weight"])
             conv.bias.data.copy_(state[f"{key}.bias"])

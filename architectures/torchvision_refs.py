@@ -55,17 +55,23 @@ class TorchvisionSegmentation(nn.Module):
         size = x.shape[-2:]
         features = self.backbone(x)  # {"out": (N, C, H/s, W/s), ["aux"|"low"...]}
         head_in = features if self.whole_features else features["out"]
-        out = F.interpolate(self.classifier(head_in), size=size, mode="bilinear",
-                            align_corners=False)  # (N, K, H, W)
+        out = F.interpolate(
+            self.classifier(head_in), size=size, mode="bilinear", align_corners=False
+        )  # (N, K, H, W)
         if self.training and self.aux_classifier is not None:
-            aux = F.interpolate(self.aux_classifier(features["aux"]), size=size,
-                                mode="bilinear", align_corners=False)
+            aux = F.interpolate(
+                self.aux_classifier(features["aux"]),
+                size=size,
+                mode="bilinear",
+                align_corners=False,
+            )
             return {"out": out, "aux": aux}
         return out
 
 
-def _meta_info(name: str, title: str, paper: str, year: int, family: str, weights,
-               divisor: int, aux: bool) -> ArchInfo:
+def _meta_info(
+    name: str, title: str, paper: str, year: int, family: str, weights, divisor: int, aux: bool
+) -> ArchInfo:
     meta = weights.meta
     return ArchInfo(
         name=name,
@@ -87,40 +93,81 @@ def _meta_info(name: str, title: str, paper: str, year: int, family: str, weight
     )
 
 
-@register(_meta_info("tv_fcn_resnet50", "FCN-ResNet50 (torchvision)", "1411.4038", 2015, "fcn",
-                     FCN_ResNet50_Weights.DEFAULT, 8, aux=True))
+@register(
+    _meta_info(
+        "tv_fcn_resnet50",
+        "FCN-ResNet50 (torchvision)",
+        "1411.4038",
+        2015,
+        "fcn",
+        FCN_ResNet50_Weights.DEFAULT,
+        8,
+        aux=True,
+    )
+)
 def tv_fcn_resnet50(*, num_classes: int, aux_loss: bool = True) -> nn.Module:
     """torchvision ``fcn_resnet50`` (dilated ResNet-50, output stride 8)."""
     return TorchvisionSegmentation(
-        fcn_resnet50(weights=None, weights_backbone=None, num_classes=num_classes,
-                     aux_loss=aux_loss)
+        fcn_resnet50(
+            weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=aux_loss
+        )
     )
 
 
-@register(_meta_info("tv_deeplabv3_resnet50", "DeepLabV3-ResNet50 (torchvision)", "1706.05587",
-                     2017, "deeplab", DeepLabV3_ResNet50_Weights.DEFAULT, 8, aux=True))
+@register(
+    _meta_info(
+        "tv_deeplabv3_resnet50",
+        "DeepLabV3-ResNet50 (torchvision)",
+        "1706.05587",
+        2017,
+        "deeplab",
+        DeepLabV3_ResNet50_Weights.DEFAULT,
+        8,
+        aux=True,
+    )
+)
 def tv_deeplabv3_resnet50(*, num_classes: int, aux_loss: bool = True) -> nn.Module:
     """torchvision ``deeplabv3_resnet50`` (ASPP on a dilated ResNet-50, output stride 8)."""
     return TorchvisionSegmentation(
-        deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=num_classes,
-                           aux_loss=aux_loss)
+        deeplabv3_resnet50(
+            weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=aux_loss
+        )
     )
 
 
-@register(_meta_info("tv_deeplabv3_mobilenet_v3_large", "DeepLabV3-MobileNetV3-L (torchvision)",
-                     "1706.05587", 2017, "deeplab",
-                     DeepLabV3_MobileNet_V3_Large_Weights.DEFAULT, 16, aux=True))
+@register(
+    _meta_info(
+        "tv_deeplabv3_mobilenet_v3_large",
+        "DeepLabV3-MobileNetV3-L (torchvision)",
+        "1706.05587",
+        2017,
+        "deeplab",
+        DeepLabV3_MobileNet_V3_Large_Weights.DEFAULT,
+        16,
+        aux=True,
+    )
+)
 def tv_deeplabv3_mobilenet_v3_large(*, num_classes: int, aux_loss: bool = True) -> nn.Module:
     """torchvision ``deeplabv3_mobilenet_v3_large`` (output stride 16)."""
     return TorchvisionSegmentation(
-        deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None,
-                                     num_classes=num_classes, aux_loss=aux_loss)
+        deeplabv3_mobilenet_v3_large(
+            weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=aux_loss
+        )
     )
 
 
-@register(_meta_info("tv_lraspp_mobilenet_v3_large", "LR-ASPP-MobileNetV3-L (torchvision)",
-                     "1905.02244", 2019, "mobile", LRASPP_MobileNet_V3_Large_Weights.DEFAULT,
-                     16, aux=False))
+@register(
+    _meta_info(
+        "tv_lraspp_mobilenet_v3_large",
+        "LR-ASPP-MobileNetV3-L (torchvision)",
+        "1905.02244",
+        2019,
+        "mobile",
+        LRASPP_MobileNet_V3_Large_Weights.DEFAULT,
+        16,
+        aux=False,
+    )
+)
 def tv_lraspp_mobilenet_v3_large(*, num_classes: int) -> nn.Module:
     """torchvision ``lraspp_mobilenet_v3_large`` (Lite R-ASPP head, no auxiliary classifier)."""
     return TorchvisionSegmentation(

@@ -18,13 +18,22 @@ from torch import nn
 FORMAT = "semseg-bench/1"
 
 
-def save_checkpoint(path: Path, model: nn.Module, *, arch: str, num_classes: int,
-                    meta: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    path: Path, model: nn.Module, *, arch: str, num_classes: int, meta: dict[str, Any] | None = None
+) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({"format": FORMAT, "arch": arch, "num_classes": num_classes,
-                "state_dict": model.state_dict(), "meta": meta or {}}, tmp)
+    torch.save(
+        {
+            "format": FORMAT,
+            "arch": arch,
+            "num_classes": num_classes,
+            "state_dict": model.state_dict(),
+            "meta": meta or {},
+        },
+        tmp,
+    )
     tmp.replace(path)
     return path
 
@@ -32,8 +41,11 @@ def save_checkpoint(path: Path, model: nn.Module, *, arch: str, num_classes: int
 def _unpickling_detail(message: str) -> str:
     """The informative part of torch's weights-only error (it wraps it in generic advice)."""
     boilerplate = ("Weights only load failed", "Please file an issue", "Check the documentation")
-    lines = [line.strip() for line in message.splitlines()
-             if line.strip() and not line.strip().startswith(boilerplate)]
+    lines = [
+        line.strip()
+        for line in message.splitlines()
+        if line.strip() and not line.strip().startswith(boilerplate)
+    ]
     return " ".join(lines) or message.strip()
 
 
@@ -48,8 +60,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         detail = _unpickling_detail(str(exc))
         if "global" not in detail.lower():  # not an object reference: the bytes are garbage
             raise ValueError(
-                f"Checkpoint {path} is not a readable torch file (corrupt or truncated?): "
-                f"{detail}"
+                f"Checkpoint {path} is not a readable torch file (corrupt or truncated?): {detail}"
             ) from None
         raise ValueError(
             f"Checkpoint {path} was refused: it holds Python objects that a weights-only load "
@@ -63,8 +74,13 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         return obj
     if isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return {"format": "state_dict", "arch": None, "num_classes": None, "state_dict": obj,
-                "meta": {}}
+        return {
+            "format": "state_dict",
+            "arch": None,
+            "num_classes": None,
+            "state_dict": obj,
+            "meta": {},
+        }
     raise ValueError(
         f"Checkpoint {path} is neither a semseg-bench checkpoint nor a state_dict of tensors "
         f"(found {type(obj).__name__})."
@@ -86,6 +102,7 @@ def load_into(model: nn.Module, path: Path, *, arch: str, num_classes: int) -> d
     mismatched = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
     other_arch = ckpt["arch"] not in (None, arch) or ckpt["num_classes"] not in (None, num_classes)
     if other_arch or missing or unexpected or mismatched:
+
         def show(keys: list[str]) -> str:
             return ", ".join(keys[:8]) + (f" (+{len(keys) - 8} more)" if len(keys) > 8 else "")
 
@@ -103,9 +120,13 @@ def load_into(model: nn.Module, path: Path, *, arch: str, num_classes: int) -> d
         if unexpected:
             lines.append(f"  unexpected keys ({len(unexpected)}): {show(unexpected)}")
         if mismatched:
-            lines.append("  shape mismatches: " + ", ".join(
-                f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-                for k in mismatched[:8]))
+            lines.append(
+                "  shape mismatches: "
+                + ", ".join(
+                    f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                    for k in mismatched[:8]
+                )
+            )
         if not other_arch:
             lines.append("Is it for another architecture or class count?")
         raise ValueError("\n".join(lines))

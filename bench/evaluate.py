@@ -63,8 +63,7 @@ def evaluate(
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     kept: list[np.ndarray] = []
     n = 0
-    for images, masks in tqdm(loader, desc=desc, disable=not progress, leave=False,
-                              unit="batch"):
+    for images, masks in tqdm(loader, desc=desc, disable=not progress, leave=False, unit="batch"):
         masks = masks.to(device)
         if model is None:
             pred = torch.full_like(masks, constant_class, dtype=_pred_dtype(num_classes))
@@ -86,5 +85,9 @@ def evaluate(
             kept.extend(pred[: num_samples - len(kept)].cpu().numpy().astype(np.uint8))
         n += masks.shape[0]
     samples = np.stack(kept) if kept else None
-    return EvalResult(metrics=cm.compute(class_names), matrix=cm.matrix.cpu().numpy(),
-                      num_images=n, sample_preds=samples)
+    return EvalResult(
+        metrics=cm.compute(class_names),
+        matrix=cm.matrix.cpu().numpy(),
+        num_images=n,
+        sample_preds=samples,
+    )

@@ -154,7 +154,10 @@ def latest_ok(records: list[dict[str, Any]]) -> dict[tuple[str, str, str, str], 
 def _git(*args: str) -> str | None:
     try:
         res = subprocess.run(
-            ["git", *args], capture_output=True, text=True, timeout=10,
+            ["git", *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
             cwd=Path(__file__).resolve().parent,
         )
     except (OSError, subprocess.TimeoutExpired):

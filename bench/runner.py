@@ -139,9 +139,11 @@ def run_flags(device: str, threads: int | None) -> Iterator[None]:
     import torch.utils.deterministic as det
 
     threads_before = torch.get_num_threads()
-    flags_before = (torch.are_deterministic_algorithms_enabled(),
-                    torch.is_deterministic_algorithms_warn_only_enabled(),
-                    det.fill_uninitialized_memory)
+    flags_before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        det.fill_uninitialized_memory,
+    )
     if threads:
         torch.set_num_threads(threads)
     if _device_type(device) == "cpu":
@@ -171,20 +173,29 @@ def resolve_device(device: str) -> str:
 
 def _arch_info_dict(info: architectures.ArchInfo) -> dict[str, Any]:
     return {
-        "title": info.title, "paper": info.paper, "year": info.year, "family": info.family,
-        "reference": info.reference, "input_divisor": info.input_divisor,
-        "paper_params": info.paper_params, "paper_params_note": info.paper_params_note,
-        "paper_num_classes": info.paper_num_classes, "paper_gflops": info.paper_gflops,
+        "title": info.title,
+        "paper": info.paper,
+        "year": info.year,
+        "family": info.family,
+        "reference": info.reference,
+        "input_divisor": info.input_divisor,
+        "paper_params": info.paper_params,
+        "paper_params_note": info.paper_params_note,
+        "paper_num_classes": info.paper_num_classes,
+        "paper_gflops": info.paper_gflops,
         "paper_resolution": list(info.paper_resolution) if info.paper_resolution else None,
         "paper_flops_convention": info.paper_flops_convention,
-        "aux_weights": dict(info.aux_weights), "notes": info.notes,
+        "aux_weights": dict(info.aux_weights),
+        "notes": info.notes,
     }
 
 
 def _dataset_info_dict(info: DatasetInfo) -> dict[str, Any]:
     return {
-        "title": info.title, "num_classes": info.num_classes,
-        "class_names": list(info.class_names), "palette": [list(c) for c in info.palette],
+        "title": info.title,
+        "num_classes": info.num_classes,
+        "class_names": list(info.class_names),
+        "palette": [list(c) for c in info.palette],
         "ignore_index": info.ignore_index,
     }
 
@@ -211,10 +222,19 @@ def _save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
 class Sweep:
     """Runs one suite over a list of architectures and writes a record for each."""
 
-    def __init__(self, suite: SuiteConfig, *, results_dir: Path, device: str = "auto",
-                 command: str = "", progress: bool = True, checkpoint_dir: Path | None = None,
-                 log: Callable[[str], None] = print, timeout_per_arch: float | None = None,
-                 class_weights: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        suite: SuiteConfig,
+        *,
+        results_dir: Path,
+        device: str = "auto",
+        command: str = "",
+        progress: bool = True,
+        checkpoint_dir: Path | None = None,
+        log: Callable[[str], None] = print,
+        timeout_per_arch: float | None = None,
+        class_weights: torch.Tensor | None = None,
+    ) -> None:
         """
         Args:
             timeout_per_arch: Seconds each architecture may take (build to speed); ``None``
@@ -224,8 +244,9 @@ class Sweep:
                 and the suite asks for them.
         """
         if timeout_per_arch is not None and not timeout_per_arch > 0:
-            raise ValueError(f"--timeout-per-arch must be a positive number of seconds; got "
-                             f"{timeout_per_arch}.")
+            raise ValueError(
+                f"--timeout-per-arch must be a positive number of seconds; got {timeout_per_arch}."
+            )
         self.suite = suite
         self.results_dir = Path(results_dir)
         self.device = resolve_device(device)
@@ -237,15 +258,25 @@ class Sweep:
         self.stage_hook: Callable[[str], None] | None = None  # told each stage as it starts
         h, w = suite.resolution
         opts = {**suite.dataset_options, "size": (h, w)}
-        self.train_set, self.info = build_dataset(suite.dataset, split="train",
-                                                  root=suite.data_root, **opts)
-        self.eval_set, _ = build_dataset(suite.dataset, split=suite.eval.split,
-                                         root=suite.data_root, **opts)
+        self.train_set, self.info = build_dataset(
+            suite.dataset, split="train", root=suite.data_root, **opts
+        )
+        self.eval_set, _ = build_dataset(
+            suite.dataset, split=suite.eval.split, root=suite.data_root, **opts
+        )
         self.matmul_gflops: float | None = None
         self.class_weights: torch.Tensor | None = class_weights
-        if class_weights is None and suite.train.class_weighting == "enet" and suite.train.steps > 0:
-            freq = class_frequencies(self.train_set, self.info.num_classes,
-                                     self.info.ignore_index, suite.train.class_weight_samples)
+        if (
+            class_weights is None
+            and suite.train.class_weighting == "enet"
+            and suite.train.steps > 0
+        ):
+            freq = class_frequencies(
+                self.train_set,
+                self.info.num_classes,
+                self.info.ignore_index,
+                suite.train.class_weight_samples,
+            )
             self.class_weights = enet_class_weights(freq)
 
     # -- records -----------------------------------------------------------------------------
@@ -253,13 +284,20 @@ class Sweep:
         """The evaluation protocol as run: the eval split's own (file-backed datasets) or
         whole-image inference at the suite's resolution (the synthetic set)."""
         s = self.suite
-        protocol = {"split": s.eval.split, "mode": "whole", "scales": [1.0], "flip": False,
-                    "resolution": list(s.resolution), "num_images": len(self.eval_set)}
+        protocol = {
+            "split": s.eval.split,
+            "mode": "whole",
+            "scales": [1.0],
+            "flip": False,
+            "resolution": list(s.resolution),
+            "num_images": len(self.eval_set),
+        }
         own = getattr(self.eval_set, "protocol", None)
         if own is not None:
             protocol.update(own.to_dict())
-            protocol["resolution"] = (list(own.size) if own.size is not None
-                                      else "native (the label's size)")
+            protocol["resolution"] = (
+                list(own.size) if own.size is not None else "native (the label's size)"
+            )
         augment = getattr(self.train_set, "describe", None)
         if callable(augment):
             protocol["train_augment"] = augment().get("augment")
@@ -280,8 +318,12 @@ class Sweep:
             "dataset": s.dataset,
             "dataset_info": _dataset_info_dict(self.info),
             "protocol": self._protocol(),
-            "status": "ok", "error": None, "metrics": None, "complexity": None,
-            "speed": None, "train": None,
+            "status": "ok",
+            "error": None,
+            "metrics": None,
+            "complexity": None,
+            "speed": None,
+            "train": None,
             "env": environment(self.device, s.seed, self.matmul_gflops),
             "command": self.command,
             "samples": None,
@@ -294,10 +336,12 @@ class Sweep:
             return None
         images, labels = zip(*(self.eval_set[i] for i in range(n)), strict=True)
         rel = f"{SAMPLES_DIR}/{self.suite.name}__{self.suite.dataset}__inputs.npz"
-        _save_npz_atomic(self.results_dir / rel,
-                         image=_denormalise(torch.stack(images), self.info),
-                         label=torch.stack(labels).numpy().astype(np.uint8),
-                         indices=np.arange(n))
+        _save_npz_atomic(
+            self.results_dir / rel,
+            image=_denormalise(torch.stack(images), self.info),
+            label=torch.stack(labels).numpy().astype(np.uint8),
+            indices=np.arange(n),
+        )
         return rel
 
     # -- one architecture ---------------------------------------------------------------------
@@ -309,39 +353,62 @@ class Sweep:
             entry = architectures.get_entry(arch)
             record["arch_info"] = _arch_info_dict(entry.info)
             torch.manual_seed(s.seed)
-            model = build_model(arch, num_classes=self.info.num_classes,
-                                **s.arch_options.get(arch, {}))
+            model = build_model(
+                arch, num_classes=self.info.num_classes, **s.arch_options.get(arch, {})
+            )
             if s.complexity.enabled:
                 stage = self._enter("complexity")
                 report = cx.count_complexity(model, (1, 3, *s.complexity.input_size))
                 record["complexity"] = report.to_dict()
             stage = self._enter("train")
             if s.train.steps > 0:
-                result = train(model, self.train_set, s.train,
-                               ignore_index=self.info.ignore_index,
-                               aux_weights=dict(entry.info.aux_weights), device=self.device,
-                               class_weights=self.class_weights,
-                               seed=s.seed, progress=self.progress, desc=f"train {arch}")
+                result = train(
+                    model,
+                    self.train_set,
+                    s.train,
+                    ignore_index=self.info.ignore_index,
+                    aux_weights=dict(entry.info.aux_weights),
+                    device=self.device,
+                    class_weights=self.class_weights,
+                    seed=s.seed,
+                    progress=self.progress,
+                    desc=f"train {arch}",
+                )
                 record["train"] = result.to_dict()
                 record["train"]["class_weighting"] = s.train.class_weighting
                 if self.class_weights is not None:
-                    record["train"]["class_weights"] = [round(w, 6) for w in
-                                                        self.class_weights.tolist()]
+                    record["train"]["class_weights"] = [
+                        round(w, 6) for w in self.class_weights.tolist()
+                    ]
                 if self.checkpoint_dir is not None:
-                    save_checkpoint(Path(self.checkpoint_dir) / f"{arch}.pt", model.model,
-                                    arch=arch, num_classes=self.info.num_classes,
-                                    meta={"run_id": record["run_id"], "suite": s.name})
+                    save_checkpoint(
+                        Path(self.checkpoint_dir) / f"{arch}.pt",
+                        model.model,
+                        arch=arch,
+                        num_classes=self.info.num_classes,
+                        meta={"run_id": record["run_id"], "suite": s.name},
+                    )
             stage = self._enter("evaluate")
-            ev = evaluate(model, self.eval_set, num_classes=self.info.num_classes,
-                          ignore_index=self.info.ignore_index,
-                          class_names=self.info.class_names, device=self.device,
-                          batch_size=s.eval.batch_size, num_samples=s.eval.num_samples,
-                          progress=self.progress, desc=f"eval {arch}")
+            ev = evaluate(
+                model,
+                self.eval_set,
+                num_classes=self.info.num_classes,
+                ignore_index=self.info.ignore_index,
+                class_names=self.info.class_names,
+                device=self.device,
+                batch_size=s.eval.batch_size,
+                num_samples=s.eval.num_samples,
+                progress=self.progress,
+                desc=f"eval {arch}",
+            )
             record["metrics"] = ev.metrics.to_dict()
             if ev.sample_preds is not None and inputs_rel:
                 rel = f"{SAMPLES_DIR}/{record['run_id']}.npz"
-                _save_npz_atomic(self.results_dir / rel, pred=ev.sample_preds,
-                                 indices=np.arange(len(ev.sample_preds)))
+                _save_npz_atomic(
+                    self.results_dir / rel,
+                    pred=ev.sample_preds,
+                    indices=np.arange(len(ev.sample_preds)),
+                )
                 record["samples"] = {"file": rel, "inputs_file": inputs_rel}
             if s.speed.enabled:
                 stage = self._enter("speed")
@@ -351,22 +418,39 @@ class Sweep:
                 else:
                     gmacs = cx.count_complexity(model, (1, 3, h, w)).gmacs
                 report = sp.measure_speed(
-                    model, (3, h, w), gmacs_per_image=gmacs, device=self.device,
-                    dtype=s.speed.dtype, channels_last=s.speed.channels_last,
-                    warmup=s.speed.warmup, min_iters=s.speed.min_iters,
-                    max_iters=s.speed.max_iters, min_time_s=s.speed.min_time_s,
+                    model,
+                    (3, h, w),
+                    gmacs_per_image=gmacs,
+                    device=self.device,
+                    dtype=s.speed.dtype,
+                    channels_last=s.speed.channels_last,
+                    warmup=s.speed.warmup,
+                    min_iters=s.speed.min_iters,
+                    max_iters=s.speed.max_iters,
+                    min_time_s=s.speed.min_time_s,
                     max_batch=s.speed.max_batch,
-                    matmul_gflops_per_s=self.matmul_gflops if s.speed.dtype == "fp32" else None)
+                    matmul_gflops_per_s=self.matmul_gflops if s.speed.dtype == "fp32" else None,
+                )
                 record["speed"] = report.to_dict()
                 # Interleaved with a reference network: the figure regression checks compare.
                 record["speed"]["normalised"] = sp.measure_relative_latency(
-                    model, (3, h, w), device=self.device, dtype=s.speed.dtype,
-                    channels_last=s.speed.channels_last, warmup=s.speed.warmup,
-                    rounds=NORMALISED_ROUNDS, min_time_s=NORMALISED_MIN_TIME_S).to_dict()
+                    model,
+                    (3, h, w),
+                    device=self.device,
+                    dtype=s.speed.dtype,
+                    channels_last=s.speed.channels_last,
+                    warmup=s.speed.warmup,
+                    rounds=NORMALISED_ROUNDS,
+                    min_time_s=NORMALISED_MIN_TIME_S,
+                ).to_dict()
         except Exception as exc:  # noqa: BLE001 - one architecture's failure must not end the sweep
             record["status"] = "error"
-            record["error"] = {"type": type(exc).__name__, "message": str(exc),
-                               "traceback": traceback.format_exc(), "stage": stage}
+            record["error"] = {
+                "type": type(exc).__name__,
+                "message": str(exc),
+                "traceback": traceback.format_exc(),
+                "stage": stage,
+            }
         finally:
             if self.device.startswith("cuda"):
                 torch.cuda.empty_cache()
@@ -378,25 +462,37 @@ class Sweep:
         return stage
 
     # -- one architecture in a child process, under a time limit --------------------------------
-    def _killed_record(self, arch: str, error_type: str, stage: str, message: str
-                       ) -> dict[str, Any]:
+    def _killed_record(
+        self, arch: str, error_type: str, stage: str, message: str
+    ) -> dict[str, Any]:
         record = self._base_record(arch, "model")
         with contextlib.suppress(ValueError):
             record["arch_info"] = _arch_info_dict(architectures.get_entry(arch).info)
         record["status"] = "error"
-        record["error"] = {"type": error_type, "message": message, "traceback": None,
-                           "stage": stage}
+        record["error"] = {
+            "type": error_type,
+            "message": message,
+            "traceback": None,
+            "stage": stage,
+        }
         return record
 
     def run_arch_isolated(self, arch: str, inputs_rel: str | None) -> dict[str, Any]:
         """:meth:`run_arch` in a child process that is killed after ``timeout_per_arch`` s."""
         limit = float(self.timeout_per_arch or 0)
-        job = _ChildJob(suite=self.suite, results_dir=str(self.results_dir), device=self.device,
-                        command=self.command, progress=self.progress,
-                        checkpoint_dir=None if self.checkpoint_dir is None
-                        else str(self.checkpoint_dir),
-                        plugins=tuple(plugin_files()), arch=arch, inputs_rel=inputs_rel,
-                        matmul_gflops=self.matmul_gflops, class_weights=self.class_weights)
+        job = _ChildJob(
+            suite=self.suite,
+            results_dir=str(self.results_dir),
+            device=self.device,
+            command=self.command,
+            progress=self.progress,
+            checkpoint_dir=None if self.checkpoint_dir is None else str(self.checkpoint_dir),
+            plugins=tuple(plugin_files()),
+            arch=arch,
+            inputs_rel=inputs_rel,
+            matmul_gflops=self.matmul_gflops,
+            class_weights=self.class_weights,
+        )
         ctx = multiprocessing.get_context("spawn")
         receive, send = ctx.Pipe(duplex=False)
         proc = ctx.Process(target=_child_main, args=(job, send), name=f"semseg-bench:{arch}")
@@ -438,38 +534,62 @@ class Sweep:
             return self._killed_record(arch, "ChildSetupError", "setup", setup_error)
         if timed_out and stage == "setup":
             return self._killed_record(
-                arch, "TimeoutError", stage,
+                arch,
+                "TimeoutError",
+                stage,
                 f"the child process for {arch} did not start within "
                 f"{max(limit, CHILD_SETUP_ALLOWANCE_S):g} s (imports and dataset set-up); it "
-                f"was killed and the sweep went on.")
+                f"was killed and the sweep went on.",
+            )
         if timed_out:
             return self._killed_record(
-                arch, "TimeoutError", stage,
+                arch,
+                "TimeoutError",
+                stage,
                 f"{arch} did not finish within --timeout-per-arch {limit:g} s (stuck in stage "
                 f"{stage!r}); its process was killed and the sweep went on. Raise the limit or "
-                f"lower the suite's budget if the run was merely slow.")
+                f"lower the suite's budget if the run was merely slow.",
+            )
         code = proc.exitcode
-        how = (f"was killed by signal {signal.Signals(-code).name}" if code is not None
-               and code < 0 else f"exited with code {code}")
+        how = (
+            f"was killed by signal {signal.Signals(-code).name}"
+            if code is not None and code < 0
+            else f"exited with code {code}"
+        )
         return self._killed_record(
-            arch, "ChildProcessError", stage,
+            arch,
+            "ChildProcessError",
+            stage,
             f"the process running {arch} {how} in stage {stage!r} before sending its record "
-            f"(a crash in native code, or the OS out-of-memory killer?).")
+            f"(a crash in native code, or the OS out-of-memory killer?).",
+        )
 
     def run_baseline(self) -> dict[str, Any]:
         record = self._base_record(BASELINE_ARCH, "baseline")
-        record["arch_info"] = {"title": baseline_title(self.info.class_names[0]), "paper": "",
-                               "year": None, "family": "baseline"}
-        ev = evaluate(None, self.eval_set, num_classes=self.info.num_classes,
-                      ignore_index=self.info.ignore_index, class_names=self.info.class_names,
-                      constant_class=0, device="cpu", batch_size=self.suite.eval.batch_size,
-                      progress=False)
+        record["arch_info"] = {
+            "title": baseline_title(self.info.class_names[0]),
+            "paper": "",
+            "year": None,
+            "family": "baseline",
+        }
+        ev = evaluate(
+            None,
+            self.eval_set,
+            num_classes=self.info.num_classes,
+            ignore_index=self.info.ignore_index,
+            class_names=self.info.class_names,
+            constant_class=0,
+            device="cpu",
+            batch_size=self.suite.eval.batch_size,
+            progress=False,
+        )
         record["metrics"] = ev.metrics.to_dict()
         return record
 
     # -- the sweep ----------------------------------------------------------------------------
-    def run(self, archs: list[str], *, resume: bool = False,
-            shard: tuple[int, int] | None = None) -> SweepSummary:
+    def run(
+        self, archs: list[str], *, resume: bool = False, shard: tuple[int, int] | None = None
+    ) -> SweepSummary:
         """Run the baseline and ``archs``; with ``shard=(i, n)`` only shard i's combinations."""
         summary = SweepSummary()
         with run_flags(self.device, self.suite.threads):
@@ -481,23 +601,35 @@ class Sweep:
         if not (self.results_dir / "records").is_dir():
             return set()
         s, dev = self.suite, _device_type(self.device)
-        return {a for (su, a, d, st), r in latest_ok(load_records(self.results_dir)).items()
-                if (su, d, st) == (s.name, s.dataset, s.setting)
-                and _device_type((r.get("env") or {}).get("device")) in (dev, "")}
+        return {
+            a
+            for (su, a, d, st), r in latest_ok(load_records(self.results_dir)).items()
+            if (su, d, st) == (s.name, s.dataset, s.setting)
+            and _device_type((r.get("env") or {}).get("device")) in (dev, "")
+        }
 
     def _write(self, record: dict[str, Any]) -> Path:
         """Write a record; a record that cannot be serialised becomes an error record."""
         try:
             return write_record(self.results_dir, record)
         except (ValueError, TypeError) as exc:
-            record.update(status="error", metrics=None, speed=None, complexity=None,
-                          error={"type": type(exc).__name__, "stage": "record",
-                                 "message": f"record could not be written: {exc}",
-                                 "traceback": traceback.format_exc()})
+            record.update(
+                status="error",
+                metrics=None,
+                speed=None,
+                complexity=None,
+                error={
+                    "type": type(exc).__name__,
+                    "stage": "record",
+                    "message": f"record could not be written: {exc}",
+                    "traceback": traceback.format_exc(),
+                },
+            )
             return write_record(self.results_dir, record)
 
-    def _run(self, archs: list[str], resume: bool, shard: tuple[int, int] | None,
-             summary: SweepSummary) -> SweepSummary:
+    def _run(
+        self, archs: list[str], resume: bool, shard: tuple[int, int] | None, summary: SweepSummary
+    ) -> SweepSummary:
         s = self.suite
         combos = [BASELINE_ARCH, *archs]
         mine = shard_items(combos, *shard) if shard else combos
@@ -529,8 +661,9 @@ class Sweep:
                 err = record["error"]
                 first = (err["message"].strip().splitlines() or [""])[0]
                 summary.failed.append((arch, f"{err['stage']}: {err['type']}: {first}"))
-                self.log(f"[{i}/{len(archs)}] {arch}: ERROR in {err['stage']}: "
-                         f"{err['type']}: {first}")
+                self.log(
+                    f"[{i}/{len(archs)}] {arch}: ERROR in {err['stage']}: {err['type']}: {first}"
+                )
         return summary
 
 
@@ -561,17 +694,27 @@ def _child_main(job: _ChildJob, conn: Any) -> None:
         for path in job.plugins:
             load_plugin(path)
         architectures.get_entry(job.arch)
-        sweep = Sweep(job.suite, results_dir=Path(job.results_dir), device=job.device,
-                      command=job.command, progress=job.progress,
-                      checkpoint_dir=None if job.checkpoint_dir is None
-                      else Path(job.checkpoint_dir),
-                      log=lambda message: None, class_weights=job.class_weights)
+        sweep = Sweep(
+            job.suite,
+            results_dir=Path(job.results_dir),
+            device=job.device,
+            command=job.command,
+            progress=job.progress,
+            checkpoint_dir=None if job.checkpoint_dir is None else Path(job.checkpoint_dir),
+            log=lambda message: None,
+            class_weights=job.class_weights,
+        )
         sweep.matmul_gflops = job.matmul_gflops
     except Exception:  # noqa: BLE001 - reported to the parent, which writes the error record
-        conn.send(("setup_error", f"could not set up the child process for {job.arch} "
-                                  f"(entries must come from built-ins, entry points or "
-                                  f"--plugin files to run under --timeout-per-arch):\n"
-                                  f"{traceback.format_exc()}"))
+        conn.send(
+            (
+                "setup_error",
+                f"could not set up the child process for {job.arch} "
+                f"(entries must come from built-ins, entry points or "
+                f"--plugin files to run under --timeout-per-arch):\n"
+                f"{traceback.format_exc()}",
+            )
+        )
         conn.close()
         return
     sweep.stage_hook = lambda stage: conn.send(("stage", stage))

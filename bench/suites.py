@@ -88,8 +88,10 @@ class SuiteConfig:
     def setting(self) -> str:
         """Short key of what a record depends on besides (suite, arch, dataset)."""
         h, w = self.resolution
-        return (f"{h}x{w}-steps{self.train.steps}-bs{self.train.batch_size}-"
-                f"{self.speed.dtype}-seed{self.seed}-{self.fingerprint}")
+        return (
+            f"{h}x{w}-steps{self.train.steps}-bs{self.train.batch_size}-"
+            f"{self.speed.dtype}-seed{self.seed}-{self.fingerprint}"
+        )
 
     @property
     def fingerprint(self) -> str:
@@ -113,8 +115,12 @@ class SuiteConfig:
         return [a for a in wanted if a not in set(self.exclude)]
 
 
-_SECTIONS = {"train": TrainConfig, "eval": EvalConfig, "speed": SpeedConfig,
-             "complexity": ComplexityConfig}
+_SECTIONS = {
+    "train": TrainConfig,
+    "eval": EvalConfig,
+    "speed": SpeedConfig,
+    "complexity": ComplexityConfig,
+}
 
 
 def _type_ok(value: Any, hint: Any) -> bool:
@@ -131,7 +137,8 @@ def _type_ok(value: Any, hint: Any) -> bool:
     if origin is dict:
         key, val = typing.get_args(hint)
         return isinstance(value, dict) and all(
-            _type_ok(k, key) and _type_ok(v, val) for k, v in value.items())
+            _type_ok(k, key) and _type_ok(v, val) for k, v in value.items()
+        )
     if hint is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint is int:
@@ -145,8 +152,10 @@ def _type_name(hint: Any) -> str:
 
 def _build(cls: type, data: Any, where: str, source: str) -> Any:
     if not isinstance(data, dict):
-        raise ValueError(f"{source}: {where or 'the file'} must be a mapping; found "
-                         f"{type(data).__name__} {data!r}.")
+        raise ValueError(
+            f"{source}: {where or 'the file'} must be a mapping; found "
+            f"{type(data).__name__} {data!r}."
+        )
     hints = typing.get_type_hints(cls)
     valid = [f.name for f in dataclasses.fields(cls) if f.name != "source"]
     kwargs: dict[str, Any] = {}
@@ -177,36 +186,48 @@ def _build(cls: type, data: Any, where: str, source: str) -> Any:
 
 def _check(cfg: SuiteConfig) -> None:
     src = cfg.source
-    for key, pair in (("resolution", cfg.resolution), ("complexity.input_size",
-                                                       cfg.complexity.input_size)):
+    for key, pair in (
+        ("resolution", cfg.resolution),
+        ("complexity.input_size", cfg.complexity.input_size),
+    ):
         if len(pair) != 2 or min(pair) < 1:
             raise ValueError(f"{src}: {key} must be [H, W] with positive ints; found {pair}.")
     if cfg.train.steps < 0 or cfg.train.batch_size < 1:
-        raise ValueError(f"{src}: train.steps must be >= 0 and train.batch_size >= 1; found "
-                         f"{cfg.train.steps} and {cfg.train.batch_size}.")
+        raise ValueError(
+            f"{src}: train.steps must be >= 0 and train.batch_size >= 1; found "
+            f"{cfg.train.steps} and {cfg.train.batch_size}."
+        )
     if cfg.train.optimizer not in ("adamw", "sgd"):
-        raise ValueError(f"{src}: train.optimizer must be 'adamw' or 'sgd'; found "
-                         f"{cfg.train.optimizer!r}.")
+        raise ValueError(
+            f"{src}: train.optimizer must be 'adamw' or 'sgd'; found {cfg.train.optimizer!r}."
+        )
     if "size" in cfg.dataset_options:
-        raise ValueError(f"{src}: dataset_options.size is set by the suite's resolution; remove "
-                         f"it and set resolution: [H, W] instead.")
+        raise ValueError(
+            f"{src}: dataset_options.size is set by the suite's resolution; remove "
+            f"it and set resolution: [H, W] instead."
+        )
     if cfg.train.class_weighting not in ("none", "enet"):
-        raise ValueError(f"{src}: train.class_weighting must be 'none' or 'enet'; found "
-                         f"{cfg.train.class_weighting!r}.")
+        raise ValueError(
+            f"{src}: train.class_weighting must be 'none' or 'enet'; found "
+            f"{cfg.train.class_weighting!r}."
+        )
     if cfg.speed.dtype not in ("fp32", "fp16", "bf16"):
-        raise ValueError(f"{src}: speed.dtype must be fp32, fp16 or bf16; found "
-                         f"{cfg.speed.dtype!r}.")
+        raise ValueError(
+            f"{src}: speed.dtype must be fp32, fp16 or bf16; found {cfg.speed.dtype!r}."
+        )
     if isinstance(cfg.archs, str) and cfg.archs != "all":
         raise ValueError(f"{src}: archs must be 'all' or a list of names; found {cfg.archs!r}.")
     if cfg.threads is not None and cfg.threads < 1:
-        raise ValueError(f"{src}: threads must be a positive int or null (torch's default); "
-                         f"found {cfg.threads}.")
+        raise ValueError(
+            f"{src}: threads must be a positive int or null (torch's default); found {cfg.threads}."
+        )
     if cfg.train.warmup_steps < 0:
-        raise ValueError(f"{src}: train.warmup_steps must be >= 0; found "
-                         f"{cfg.train.warmup_steps}.")
+        raise ValueError(f"{src}: train.warmup_steps must be >= 0; found {cfg.train.warmup_steps}.")
     if cfg.eval.batch_size < 1 or cfg.eval.num_samples < 0:
-        raise ValueError(f"{src}: eval.batch_size must be >= 1 and eval.num_samples >= 0; found "
-                         f"{cfg.eval.batch_size} and {cfg.eval.num_samples}.")
+        raise ValueError(
+            f"{src}: eval.batch_size must be >= 1 and eval.num_samples >= 0; found "
+            f"{cfg.eval.batch_size} and {cfg.eval.num_samples}."
+        )
 
 
 def available_suites() -> list[str]:

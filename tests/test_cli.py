@@ -33,8 +33,19 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "data" / "tiny_suite.yaml"
 LRASPP = "tv_lraspp_mobilenet_v3_large"
 DEEPLAB = "tv_deeplabv3_mobilenet_v3_large"
-COMMANDS = ("list", "run", "leaderboard", "eval", "profile", "papers", "data", "score", "baseline",
-            "check", "merge")
+COMMANDS = (
+    "list",
+    "run",
+    "leaderboard",
+    "eval",
+    "profile",
+    "papers",
+    "data",
+    "score",
+    "baseline",
+    "check",
+    "merge",
+)
 
 BROKEN_PLUGIN = """
 import torch
@@ -534,8 +545,9 @@ def test_eval_with_suite_reproduces_the_run_record_of_a_checkpoint(tiny_run, tmp
     # checkpoint saved by `run` gives exactly the metrics in that run's record.
     ckpt = tiny_run["ckpts"] / f"{DEEPLAB}.pt"
     out = tmp_path / "suite_eval.json"
-    code, _, err = call(["eval", "--arch", DEEPLAB, "--suite", TINY, "--checkpoint", ckpt,
-                         "--json", out, "-q"])
+    code, _, err = call(
+        ["eval", "--arch", DEEPLAB, "--suite", TINY, "--checkpoint", ckpt, "--json", out, "-q"]
+    )
     assert code == 0, err
     record = next(r for r in load_records(tiny_run["results"]) if r["arch"] == DEEPLAB)
     scored = json.loads(out.read_text())

@@ -520,7 +520,9 @@ def test_baseline_row_names_class_zero() -> None:
     assert baseline_title("sky") == "all sky (class 0, baseline)"
     sky = fixture_record("background", kind="baseline", title="all background (baseline)")
     sky["dataset_info"]["class_names"] = ["sky", "disc", "square"]
-    sky["metrics"]["per_class_iou"] = dict(zip(["sky", "disc", "square"], [0.9, 0.5, None], strict=True))
+    sky["metrics"]["per_class_iou"] = dict(
+        zip(["sky", "disc", "square"], [0.9, 0.5, None], strict=True)
+    )
     plain = fixture_record("background", kind="baseline", title="all background (baseline)")
     titles = records_to_frame([sky, plain])["title"].tolist()
     assert titles == ["all sky (class 0, baseline)", "all background (baseline)"]

@@ -462,7 +462,10 @@ def test_peak_memory_sees_memory_reused_after_training() -> None:
         pytest.skip("glibc malloc_trim not available: heap pages cannot be released")
     torch.manual_seed(0)
     net = nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(3, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(32, 32, 3, padding=1),
+        nn.ReLU(),
         nn.Conv2d(32, 4, 1),
     )
     opt = torch.optim.SGD(net.parameters(), lr=0.1)

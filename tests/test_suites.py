@@ -83,8 +83,10 @@ def test_setting_string_names_what_a_record_depends_on():
     # The fingerprint changes with any result-relevant setting, not with the name or arch list.
     assert dataclasses.replace(s, name="y", archs=["fcn8s"]).fingerprint == s.fingerprint
     assert dataclasses.replace(s, dataset_options={"num_classes": 4}).fingerprint != s.fingerprint
-    assert dataclasses.replace(s, train=TrainConfig(steps=0, batch_size=4, lr=0.5)
-                               ).fingerprint != s.fingerprint
+    assert (
+        dataclasses.replace(s, train=TrainConfig(steps=0, batch_size=4, lr=0.5)).fingerprint
+        != s.fingerprint
+    )
 
 
 def test_integer_given_for_a_float_key_becomes_a_float(tmp_path):

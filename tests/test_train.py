@@ -248,15 +248,16 @@ def test_dataset_smaller_than_a_batch_raises():
     )
 
 
-
 def test_precise_bn_replaces_running_stats_by_the_true_batch_average(synthetic_train):
     # BatchNorm with momentum 0.01 keeps ~96% of its initial (0, 1) statistics after 4 steps;
     # precise BN sets running_mean to the average of the per-batch means, whatever the momentum.
     dataset, info = synthetic_train
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1),
-                                torch.nn.BatchNorm2d(4, momentum=0.01),
-                                torch.nn.Conv2d(4, info.num_classes, 1))
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1),
+        torch.nn.BatchNorm2d(4, momentum=0.01),
+        torch.nn.Conv2d(4, info.num_classes, 1),
+    )
     cfg = TrainConfig(steps=4, batch_size=2, optimizer="sgd", lr=0.01, precise_bn_batches=3)
     result = train(model, dataset, cfg, ignore_index=info.ignore_index, progress=False)
     assert result.precise_bn_batches == 3

@@ -65,7 +65,9 @@ DatasetFactory = Callable[..., tuple[Dataset, DatasetInfo]]
 _DATASETS: dict[str, tuple[DatasetFactory, str]] = {}
 
 
-def register_dataset(name: str, description: str = "") -> Callable[[DatasetFactory], DatasetFactory]:
+def register_dataset(
+    name: str, description: str = ""
+) -> Callable[[DatasetFactory], DatasetFactory]:
     """Decorator registering a dataset factory under ``name`` (duplicates raise)."""
 
     def decorator(factory: DatasetFactory) -> DatasetFactory:
@@ -96,8 +98,9 @@ def _get(name: str) -> tuple[DatasetFactory, str]:
         ) from None
 
 
-def build_dataset(name: str, *, split: str, root: str | None = None, **options: object
-                  ) -> tuple[Dataset, DatasetInfo]:
+def build_dataset(
+    name: str, *, split: str, root: str | None = None, **options: object
+) -> tuple[Dataset, DatasetInfo]:
     """Build one split of a registered dataset; returns ``(dataset, info)``."""
     factory, _ = _get(name)
     return factory(split=split, root=root, **options)
