@@ -14,12 +14,11 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from architectures._registry import registering_from
+from bench.errors import MissingFileError, PluginError
+
+__all__ = ["ENTRY_POINT_GROUP", "PluginError", "load_entry_points", "load_plugin"]
 
 ENTRY_POINT_GROUP = "semseg_bench.architectures"
-
-
-class PluginError(RuntimeError):
-    """A plugin could not be loaded; the message carries the plugin's traceback."""
 
 
 def load_plugin(path: str | Path) -> list[str]:
@@ -39,7 +38,7 @@ def load_plugin(path: str | Path) -> list[str]:
 
     path = Path(path)
     if not path.is_file() or path.suffix != ".py":
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"Plugin {path} not found or not a .py file. Pass the path of a Python file that "
             f"defines @register(ArchInfo(...)) builders (see README, 'Add an architecture')."
         )

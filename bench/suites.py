@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from bench.errors import ConfigError
+
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 
 
@@ -127,6 +129,8 @@ def _type_ok(value: Any, hint: Any) -> bool:
     origin = typing.get_origin(hint)
     if hint is Any:
         return True
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         return any(_type_ok(value, h) for h in typing.get_args(hint))
     if hint is type(None):
@@ -147,6 +151,8 @@ def _type_ok(value: Any, hint: Any) -> bool:
 
 
 def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
     return getattr(hint, "__name__", None) if typing.get_origin(hint) is None else str(hint)
 
 
@@ -180,8 +186,9 @@ def _build(cls: type, data: Any, where: str, source: str) -> Any:
         kwargs[key] = value
     try:
         return cls(**kwargs)
-    except TypeError as exc:
-        raise ValueError(f"{source}: {where or 'suite'}: {exc}.") from None
+    except (TypeError, ValueError) as exc:  # a section's own validation (__post_init__)
+        detail = str(exc).rstrip(".")
+        raise ConfigError(f"{source}: {where or 'suite'}: {detail}.") from None
 
 
 def _check(cfg: SuiteConfig) -> None:
