@@ -15,16 +15,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import platform
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from bench.errors import ConfigError
 
-DEVICE_FORMS = "auto, cpu, cuda or cuda:N"
+DEVICE_FORMS = "auto, cpu or cuda[:N]"
 # /proc/cpuinfo flags that decide which vector kernels torch, oneDNN and MKL run.
 KERNEL_FLAGS = (
     "avx",
@@ -78,13 +80,13 @@ def parse_device(device: Any, *, option: str = "device") -> Any:
     except (RuntimeError, TypeError):
         dev = None
     if dev is None or dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"{option} must be cpu, cuda or cuda:N; got {str(device)!r}.")
+        raise ConfigError(f"{option} must be cpu or cuda[:N]; got {str(device)!r}.")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(
-                f"{option} {str(device)!r} was requested but torch.cuda.is_available() is False "
-                f"(torch {torch.__version__}). Use cpu, or install a CUDA build of torch on a "
-                f"machine with a GPU."
+                f"{option} {device} was requested but torch.cuda.is_available() is False "
+                f"(torch {torch.__version__}). Use {option} cpu, or install a CUDA build of "
+                f"torch on a machine with a GPU."
             )
         if dev.index is None:
             dev = torch.device("cuda", torch.cuda.current_device())
@@ -165,19 +167,24 @@ class CpuInfo:
         }
 
 
-def _proc_cpuinfo() -> dict[str, str]:
-    """The first processor's ``key: value`` lines of ``/proc/cpuinfo`` ({} where unreadable)."""
+def _parse_cpuinfo(text: str) -> dict[str, str]:
+    """The first processor's ``key: value`` lines of ``/proc/cpuinfo`` text."""
     fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            break  # end of the first processor's block
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def _proc_cpuinfo() -> dict[str, str]:
+    """:func:`_parse_cpuinfo` of this machine's ``/proc/cpuinfo`` ({} where unreadable)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if not line.strip():
-                    break  # end of the first processor's block
-                key, _, value = line.partition(":")
-                fields.setdefault(key.strip(), value.strip())
+            return _parse_cpuinfo(f.read())
     except OSError:
-        pass
-    return fields
+        return {}
 
 
 def _int(text: str | None) -> int | None:
@@ -230,3 +237,34 @@ def device_name(device: Any = "cpu") -> str:
 
         return torch.cuda.get_device_name(parse_device(device))
     return cpu_info().model_name
+
+
+@contextlib.contextmanager
+def run_flags(device: str, threads: int | None) -> Iterator[None]:
+    """Thread count and determinism flags for a sweep (or one isolated architecture), restored.
+
+    On the CPU: ``use_deterministic_algorithms(True, warn_only=True)`` with
+    ``fill_uninitialized_memory`` off (filling every new tensor would slow the timing down).
+    CUDA runs keep the caller's flags: deterministic cuDNN algorithms would change what the
+    speed columns measure.
+    """
+    import torch
+    import torch.utils.deterministic as det
+
+    threads_before = torch.get_num_threads()
+    flags_before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        det.fill_uninitialized_memory,
+    )
+    if threads:
+        torch.set_num_threads(threads)
+    if device_type(device) == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        det.fill_uninitialized_memory = False
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads_before)
+        torch.use_deterministic_algorithms(flags_before[0], warn_only=flags_before[1])
+        det.fill_uninitialized_memory = flags_before[2]

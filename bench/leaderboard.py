@@ -35,10 +35,7 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
-from bench.results import baseline_title
-
-SCHEMA_VERSION = 1
-"""The run-record schema version this module reads."""
+from bench.records import SCHEMA_VERSION, RunRecord, baseline_title
 
 NA = "–"
 """What the Markdown shows for a missing value (an en dash)."""
@@ -376,8 +373,8 @@ def _parse_record(record: Any, index: int) -> _Run:
             "schema_version",
             f"{SCHEMA_VERSION}",
             version,
-            "This leaderboard reads schema version 1 only; re-create the record with this "
-            "version of the harness.",
+            f"This leaderboard reads schema version {SCHEMA_VERSION}; re-create the record "
+            "with this version of the harness.",
         )
     run_id = r.required("run_id")
     created = r.required("created")
@@ -540,7 +537,11 @@ def _parse_all(records: Sequence[Mapping[str, Any]]) -> list[_Run]:
             f"records: expected a list of run-record dicts; found {type(records).__name__}. "
             "Fix: wrap a single record in a list."
         )
-    return [_parse_record(record, i) for i, record in enumerate(records)]
+    typed = [
+        r if isinstance(r, RunRecord) else RunRecord.from_dict(r, source=f"run record #{i}")
+        for i, r in enumerate(records)
+    ]
+    return [_parse_record(record.to_dict(), i) for i, record in enumerate(typed)]
 
 
 def _device_type(device: str | None) -> str:

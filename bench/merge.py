@@ -21,15 +21,12 @@ Every file is written through a temporary file and ``os.replace``, like the reco
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from bench.results import RECORDS_DIR, load_records
+from bench.errors import RecordError
+from bench.fileio import copy_atomic
+from bench.records import RECORDS_DIR, RunRecord, read_record, record_files
 
 Key = tuple[str, str, str, str, str]
 
@@ -60,49 +57,29 @@ class MergeReport:
 
 @dataclass(frozen=True)
 class _Found:
-    record: dict[str, Any]
+    record: RunRecord
     path: Path
     folder: Path
 
 
-def _key(record: dict[str, Any]) -> Key:
-    env = record.get("env") or {}
-    speed = record.get("speed") or {}
-    return (
-        record["suite"],
-        record["dataset"],
-        record.get("setting", ""),
-        record["arch"],
-        str(speed.get("device_name") or env.get("device_name") or ""),
-    )
+def _key(record: RunRecord) -> Key:
+    name = record.speed.device_name if record.speed else None
+    if not name and record.env is not None:
+        name = record.env.device_name
+    return (record.suite, record.dataset, record.setting, record.arch, str(name or ""))
 
 
-def _order(found: _Found) -> tuple[str, str]:
-    return (found.record.get("created", ""), found.record["run_id"])
-
-
-def _copy_atomic(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _order(found: _Found) -> tuple[object, str]:
+    return found.record.newest_key
 
 
 def _load(folder: Path) -> list[_Found]:
-    records = load_records(folder)  # validates every file, raising with the file's name
-    ids = {r["run_id"] for r in records}
-    paths: dict[str, Path] = {}
-    for path in sorted((folder / RECORDS_DIR).glob("*.json")):
-        rid = path.stem
-        if rid not in ids:  # a renamed file: read its run_id
-            rid = json.loads(path.read_text(encoding="utf-8"))["run_id"]
-        paths.setdefault(rid, path)
-    return [_Found(record=r, path=paths[r["run_id"]], folder=folder) for r in records]
+    """Every record of ``folder`` with its file (validated; a renamed file keeps its run id)."""
+    found: dict[str, _Found] = {}
+    for path in record_files(folder):
+        record = read_record(path)  # raises naming the file
+        found.setdefault(record.run_id, _Found(record=record, path=path, folder=folder))
+    return sorted(found.values(), key=lambda f: f.record.run_id)
 
 
 def merge_results(sources: list[Path], into: Path) -> MergeReport:
@@ -110,7 +87,7 @@ def merge_results(sources: list[Path], into: Path) -> MergeReport:
 
     Raises:
         FileNotFoundError: a source has no ``records/`` folder.
-        ValueError: a record file is corrupt or not a record (the message names it); nothing
+        RecordError: a record file is corrupt or not a record (the message names it); nothing
             has been written then.
     """
     into = Path(into)
@@ -122,7 +99,7 @@ def merge_results(sources: list[Path], into: Path) -> MergeReport:
 
     by_id: dict[str, _Found] = {}
     for found in [*existing, *incoming]:
-        rid = found.record["run_id"]
+        rid = found.record.run_id
         if rid not in by_id:
             by_id[rid] = found
         elif by_id[rid].record == found.record:
@@ -136,27 +113,25 @@ def merge_results(sources: list[Path], into: Path) -> MergeReport:
     for found in by_id.values():
         groups.setdefault(_key(found.record), []).append(found)
 
-    in_dest = {f.record["run_id"] for f in existing}
+    in_dest = {f.record.run_id for f in existing}
     to_copy: list[_Found] = []
     for key, runs in sorted(groups.items()):
-        ok = [f for f in runs if f.record["status"] == "ok"]
+        ok = [f for f in runs if f.record.ok]
         chosen = max(ok or runs, key=_order)
-        folders_miou = {
-            (f.folder.resolve(), (f.record.get("metrics") or {}).get("miou")) for f in ok
-        }
+        folders_miou = {(f.folder.resolve(), f.record.miou) for f in ok}
         mious = {m for _, m in folders_miou if m is not None}
         if len({folder for folder, _ in folders_miou}) > 1 and len(mious) > 1:
             suite, _, setting, arch, device = key
             shown = ", ".join(
-                f"{f.record['run_id']} ({f.folder}): {100 * f.record['metrics']['miou']:.3f}"
+                f"{f.record.run_id} ({f.folder}): {100 * (f.record.miou or 0.0):.3f}"
                 for f in sorted(ok, key=_order)
             )
             report.conflicts.append(
                 f"{arch} ({suite}, {setting}, {device}): ok runs disagree on mIoU: {shown}; "
-                f"kept the newest, {chosen.record['run_id']}"
+                f"kept the newest, {chosen.record.run_id}"
             )
         for found in runs:
-            rid = found.record["run_id"]
+            rid = found.record.run_id
             if found is not chosen:
                 if rid not in in_dest:
                     report.superseded.append(rid)
@@ -168,26 +143,26 @@ def merge_results(sources: list[Path], into: Path) -> MergeReport:
     for found in to_copy:  # validate everything before writing anything
         _sample_paths(found)
     for found in to_copy:
-        _copy_atomic(found.path, into / RECORDS_DIR / f"{found.record['run_id']}.json")
-        report.copied.append(found.record["run_id"])
+        copy_atomic(found.path, into / RECORDS_DIR / f"{found.record.run_id}.json")
+        report.copied.append(found.record.run_id)
         for rel in _sample_paths(found):
             src, dst = found.folder / rel, into / rel
             if src.is_file() and not dst.exists():
-                _copy_atomic(src, dst)
+                copy_atomic(src, dst)
                 report.samples_copied += 1
     return report
 
 
 def _sample_paths(found: _Found) -> list[str]:
     """The sample files a record references, checked to stay inside its results folder."""
-    samples = found.record.get("samples") or {}
+    samples = found.record.samples
     paths = []
     for key in ("file", "inputs_file"):
-        rel = samples.get(key)
-        if not isinstance(rel, str) or not rel:
+        rel = getattr(samples, key) if samples is not None else None
+        if not rel:
             continue
         if Path(rel).is_absolute() or ".." in Path(rel).parts:  # never write outside `into`
-            raise ValueError(
+            raise RecordError(
                 f"{found.path}: samples.{key} {rel!r} is not a relative path inside the results "
                 f"folder; refusing to merge it."
             )

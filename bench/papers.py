@@ -33,8 +33,10 @@ from tqdm import tqdm
 
 import architectures
 from bench import complexity as cx
+from bench.fileio import write_json_atomic
 from bench.models import build_model
-from bench.results import command_line, environment, utc_now, write_json_atomic
+from bench.provenance import command_line, environment
+from bench.records import utc_now
 
 PAPERS_JSON = "papers.json"
 PAPERS_MD = "PAPERS.md"
@@ -119,7 +121,7 @@ def write_papers(
         "schema_version": SCHEMA_VERSION,
         "created": utc_now().isoformat().replace("+00:00", "Z"),
         "command": command_line(argv),
-        "env": environment("cpu", 0, None),
+        "env": environment("cpu", 0, None).to_dict(),
         "rows": rows,
     }
     json_path = write_json_atomic(results_dir / PAPERS_JSON, data)

@@ -16,7 +16,13 @@ from pathlib import Path
 from architectures._registry import registering_from
 from bench.errors import MissingFileError, PluginError
 
-__all__ = ["ENTRY_POINT_GROUP", "PluginError", "load_entry_points", "load_plugin"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PluginError",
+    "load_entry_points",
+    "load_plugin",
+    "plugin_files",
+]
 
 ENTRY_POINT_GROUP = "semseg_bench.architectures"
 
@@ -79,3 +85,16 @@ def load_entry_points() -> list[str]:
                 f"while loading:\n{traceback.format_exc()}"
             ) from exc
     return [n for n in architectures.names() if n not in before]
+
+
+def plugin_files() -> list[str]:
+    """Files of the ``--plugin`` entries in the registry, in registration order."""
+    files: list[str] = []
+    import architectures
+
+    for entry in architectures.entries():
+        if entry.source.startswith("plugin:"):
+            path = entry.source.split(":", 1)[1]
+            if path not in files:
+                files.append(path)
+    return files

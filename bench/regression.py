@@ -54,9 +54,16 @@ from typing import Any
 
 from tabulate import tabulate
 
+from bench.devices import device_type
+from bench.errors import ConfigError, MissingFileError, RecordError
+from bench.records import RunRecord
+
 BASELINE_FORMAT = "semseg-bench-baseline/1"
 BASELINES_DIR = Path("results") / "baselines"
 DEFAULT_TOL_MIOU_PP = 0.5
+# Across CPU kernels: the smoke models' mIoU spread 0.61 pp over 7 kernel sets (README,
+# "Regression gate"); 1.0 pp leaves room and still fails a broken LR-ASPP skip (-1.14 pp).
+DEFAULT_TOL_MIOU_CROSS_CPU_PP = 1.0
 DEFAULT_TOL_SPEED = 0.15
 FAILING = ("REGRESSION", "MISSING", "ERROR")
 PAGE_FAULT_STORM = 1000  # minor faults in the timed rounds that mark a page-faulting process
@@ -87,62 +94,75 @@ def parse_tolerance(text: str, option: str = "--tol-speed") -> float:
     return value
 
 
-def _device_type(device: str | None) -> str:
-    return (device or "").split(":", 1)[0]
-
-
-def _newest(records: list[dict[str, Any]]) -> dict[str, Any]:
-    return max(records, key=lambda r: (r.get("created", ""), r["run_id"]))
+def _newest(records: list[RunRecord]) -> RunRecord:
+    return max(records, key=lambda r: r.newest_key)
 
 
 def _of_suite(
-    records: list[dict[str, Any]], suite: str, dataset: str, setting: str
-) -> dict[str, list[dict[str, Any]]]:
+    records: list[RunRecord], suite: str, dataset: str, setting: str
+) -> dict[str, list[RunRecord]]:
     """Records of one (suite, dataset, setting), grouped by architecture."""
-    by_arch: dict[str, list[dict[str, Any]]] = {}
+    by_arch: dict[str, list[RunRecord]] = {}
     for r in records:
-        if (r["suite"], r["dataset"], r.get("setting", "")) == (suite, dataset, setting):
-            by_arch.setdefault(r["arch"], []).append(r)
+        if (r.suite, r.dataset, r.setting) == (suite, dataset, setting):
+            by_arch.setdefault(r.arch, []).append(r)
     return by_arch
 
 
-def _speed_entry(speed: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not speed:
+def kernel_key(record: RunRecord) -> str | None:
+    """The CPU kernels a CPU record ran with (vendor/family/model/capability/pins), else None.
+
+    Two CPU records with the same key ran the same kernels and round the same way; None means
+    unknown (a GPU run, or a record from before schema 2 recorded the CPU).
+    """
+    if record.device_type != "cpu" or record.env is None or record.env.cpu is None:
         return None
-    norm = speed.get("normalised") or {}
+    return record.env.cpu.kernel_key
+
+
+def _speed_entry(record: RunRecord) -> dict[str, Any] | None:
+    speed = record.speed
+    if speed is None:
+        return None
+    norm = speed.normalised
+    latency = speed.latency_ms
     return {
-        "device": speed.get("device"),
-        "device_name": speed.get("device_name"),
-        "dtype": speed.get("dtype"),
-        "threads": speed.get("threads"),
-        "latency_p50_ms": (speed.get("latency_ms") or {}).get("p50"),
-        "throughput_ips": speed.get("throughput_ips"),
-        "reference": norm.get("reference"),
-        "latency_ratio": norm.get("latency_ratio"),
-        "latency_ratio_cv": norm.get("latency_ratio_cv"),
-        "cpu_time_ratio": norm.get("cpu_time_ratio"),
-        "minor_faults": norm.get("minor_faults", speed.get("minor_faults")),
-        "cpu_affinity": norm.get("cpu_affinity"),
+        "device": speed.device,
+        "device_name": speed.device_name,
+        "cpu_kernels": kernel_key(record),
+        "dtype": speed.dtype,
+        "threads": speed.threads,
+        "latency_p50_ms": latency.p50 if latency else None,
+        "throughput_ips": speed.throughput_ips,
+        "reference": norm.reference if norm else None,
+        "latency_ratio": norm.latency_ratio if norm else None,
+        "latency_ratio_cv": norm.latency_ratio_cv if norm else None,
+        "cpu_time_ratio": norm.cpu_time_ratio if norm else None,
+        "minor_faults": norm.minor_faults
+        if norm and norm.minor_faults is not None
+        else (speed.minor_faults),
+        "cpu_affinity": list(norm.cpu_affinity) if norm and norm.cpu_affinity else None,
     }
 
 
-def _entry(record: dict[str, Any]) -> dict[str, Any]:
-    metrics = record.get("metrics") or {}
-    env = record.get("env") or {}
+def _entry(record: RunRecord) -> dict[str, Any]:
+    env = record.env
     return {
-        "run_id": record["run_id"],
-        "created": record.get("created"),
-        "kind": record.get("kind"),
-        "device": env.get("device"),
-        "miou": metrics.get("miou"),
-        "pixel_acc": metrics.get("pixel_acc"),
-        "final_loss": (record.get("train") or {}).get("final_loss"),
-        "speed": _speed_entry(record.get("speed")),
+        "run_id": record.run_id,
+        "created": record.created,
+        "kind": record.kind,
+        "device": env.device if env else None,
+        "threads": env.threads if env else None,
+        "cpu_kernels": kernel_key(record),
+        "miou": record.miou,
+        "pixel_acc": record.metrics.pixel_acc if record.metrics else None,
+        "final_loss": record.train.final_loss if record.train else None,
+        "speed": _speed_entry(record),
     }
 
 
 def make_baseline(
-    records: list[dict[str, Any]],
+    records: list[RunRecord],
     *,
     suite: str,
     dataset: str,
@@ -168,26 +188,26 @@ def make_baseline(
     by_arch = _of_suite(records, suite, dataset, setting)
     missing = [a for a in archs if a not in by_arch]
     if missing:
-        raise ValueError(
+        raise ConfigError(
             f"cannot write a baseline for suite {suite!r} ({setting}): no records for "
             f"{', '.join(missing)}. Run `python run_bench.py run --suite {suite}` (into the "
             f"same --results-dir) first."
         )
-    wanted = [a for a in by_arch if a not in archs and by_arch[a][0].get("kind") == "baseline"]
+    wanted = [a for a in by_arch if a not in archs and by_arch[a][0].kind == "baseline"]
     entries: dict[str, dict[str, Any]] = {}
     for arch in [*wanted, *archs]:
         newest = _newest(by_arch[arch])
-        if newest["status"] != "ok":
-            err = newest.get("error") or {}
-            first = ((err.get("message") or "").strip().splitlines() or [""])[0]
-            raise ValueError(
+        if newest.error is not None or not newest.ok:
+            err = newest.error
+            first = ((err.message if err else "").strip().splitlines() or [""])[0]
+            raise ConfigError(
                 f"cannot write a baseline for suite {suite!r}: the newest record of {arch} "
-                f"({newest['run_id']}) is an error in stage {err.get('stage')}: {first}. Fix "
+                f"({newest.run_id}) is an error in stage {err.stage if err else None}: {first}. Fix "
                 f"it and re-run the suite."
             )
         entries[arch] = _entry(newest)
     chosen = [_newest(by_arch[a]) for a in entries]
-    envs = [r.get("env") or {} for r in chosen]
+    envs = [r.env for r in chosen if r.env is not None]
     return {
         "format": BASELINE_FORMAT,
         "suite": suite,
@@ -195,10 +215,11 @@ def make_baseline(
         "setting": setting,
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": command,
-        "run_commands": sorted({r.get("command") or "" for r in chosen} - {""}),
-        "git_commits": sorted({e.get("git_commit") or "" for e in envs} - {""}),
-        "torch": sorted({e.get("torch") or "" for e in envs} - {""}),
-        "device_names": sorted({e.get("device_name") or "" for e in envs} - {""}),
+        "run_commands": sorted({r.command for r in chosen} - {""}),
+        "git_commits": sorted({e.git_commit or "" for e in envs} - {""}),
+        "torch": sorted({e.torch or "" for e in envs} - {""}),
+        "device_names": sorted({e.device_name or "" for e in envs} - {""}),
+        "cpu_kernels": sorted({kernel_key(r) or "" for r in chosen} - {""}),
         "archs": entries,
     }
 
@@ -212,23 +233,26 @@ def load_baseline(path: Path) -> dict[str, Any]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"Baseline {path} does not exist. Write it from a complete run with "
             f"`python run_bench.py baseline --suite NAME [--results-dir DIR]`."
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"Baseline {path} is not valid JSON: {exc}") from None
+        raise RecordError(f"Baseline {path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise ValueError(
+        raise RecordError(
             f"Baseline {path}: expected format {BASELINE_FORMAT!r}, found {found!r}. Re-write it "
             f"with `python run_bench.py baseline`."
         )
     for key in ("suite", "dataset", "setting", "archs"):
         if key not in data:
-            raise ValueError(f"Baseline {path}: missing key {key!r}.")
+            raise RecordError(
+                f"Baseline {path}: missing key {key!r}. Re-write it with `python run_bench.py "
+                f"baseline`."
+            )
     return data
 
 
@@ -294,7 +318,7 @@ def _speed_rows(
     rows: list[CheckRow] = []
     differs = [
         f"{key} {base.get(key)!r} -> {now.get(key)!r}"
-        for key in ("device_name", "dtype", "threads", "reference")
+        for key in ("device_name", "cpu_kernels", "dtype", "threads", "reference")
         if base.get(key) != now.get(key)
     ]
     # One thread on the CPU: the CPU-time ratio is the model's work against the reference's,
@@ -302,7 +326,7 @@ def _speed_rows(
     single_cpu = all(
         e.get("cpu_time_ratio") is not None
         and e.get("threads") == 1
-        and _device_type(e.get("device")) == "cpu"
+        and device_type(e.get("device")) == "cpu"
         for e in (base, now)
     )
     gated = "cpu_time_ratio" if single_cpu else "latency_ratio"
@@ -354,12 +378,66 @@ def _speed_rows(
     return rows
 
 
+def _accuracy_rows(
+    arch: str,
+    base: dict[str, Any],
+    now: dict[str, Any],
+    tol_same: float,
+    tol_cross: float,
+    notes: list[str],
+) -> list[CheckRow]:
+    """mIoU (gated) and the final training loss (info) of one architecture."""
+    rows: list[CheckRow] = []
+    if base.get("threads") is not None and now["threads"] != base.get("threads"):
+        notes.append(
+            f"{arch}: accuracy not compared: the run used {now['threads']} threads, the "
+            f"baseline {base.get('threads')} (reductions split differently, so mIoU moves; "
+            f"the suite's `threads` fixes it)"
+        )
+        return [CheckRow(arch, "mIoU (%)", "", "", "", "skipped")]
+    same_kernels = (
+        base.get("cpu_kernels") is not None and base.get("cpu_kernels") == now["cpu_kernels"]
+    )
+    tol = tol_same if same_kernels or device_type(now["device"]) != "cpu" else tol_cross
+    if not same_kernels and device_type(now["device"]) == "cpu":
+        notes.append(
+            f"{arch}: mIoU compared across CPU kernels ({base.get('cpu_kernels') or 'unknown'} "
+            f"-> {now['cpu_kernels'] or 'unknown'}), tolerance {tol:g} pp"
+        )
+    if base.get("miou") is not None and now["miou"] is not None:
+        delta_pp = 100 * (now["miou"] - base["miou"])
+        rows.append(
+            CheckRow(
+                arch,
+                "mIoU (%)",
+                f"{100 * base['miou']:.3f}",
+                f"{100 * now['miou']:.3f}",
+                f"{delta_pp:+.3f} pp",
+                _verdict(delta_pp, tol, higher_is_better=True),
+            )
+        )
+    b_loss, n_loss = base.get("final_loss"), now["final_loss"]
+    if b_loss is not None and n_loss is not None:
+        rows.append(
+            CheckRow(
+                arch,
+                "train loss (final)",
+                f"{b_loss:.6g}",
+                f"{n_loss:.6g}",
+                f"{n_loss - b_loss:+.3g}",
+                "info" if n_loss == b_loss else "info (changed)",
+            )
+        )
+    return rows
+
+
 def check(
-    records: list[dict[str, Any]],
+    records: list[RunRecord],
     baseline: dict[str, Any],
     *,
     tol_miou_pp: float = DEFAULT_TOL_MIOU_PP,
     tol_speed: float = DEFAULT_TOL_SPEED,
+    tol_miou_cross_cpu_pp: float = DEFAULT_TOL_MIOU_CROSS_CPU_PP,
     setting: str | None = None,
 ) -> CheckResult:
     """Compare the newest records of the baseline's suite with the baseline.
@@ -367,19 +445,27 @@ def check(
     Args:
         records: Loaded run records.
         baseline: A baseline from :func:`load_baseline` / :func:`make_baseline`.
-        tol_miou_pp: Allowed mIoU change in percentage points.
+        tol_miou_pp: Allowed mIoU change in percentage points between runs on the same CPU
+            kernels (same vendor, family, model and torch CPU capability; see
+            :attr:`bench.devices.CpuInfo.kernel_key`), where a deterministic run reproduces
+            the baseline exactly.
         tol_speed: Allowed change of the normalised latency, as a fraction (0.15 = 15%).
+        tol_miou_cross_cpu_pp: Allowed mIoU change when the kernels differ or are unknown
+            (other CPUs round differently; README, "Regression gate", gives the measurement).
         setting: The suite's current setting key; when it differs from the baseline's the
             baseline is stale and the check cannot be made.
 
     Raises:
-        ValueError: a negative tolerance, or ``setting`` differs from the baseline's.
+        ConfigError: a negative tolerance, or ``setting`` differs from the baseline's.
     """
-    if tol_miou_pp < 0 or tol_speed < 0:
-        raise ValueError(f"tolerances must be >= 0; got {tol_miou_pp} pp and {tol_speed}.")
+    if min(tol_miou_pp, tol_speed, tol_miou_cross_cpu_pp) < 0:
+        raise ConfigError(
+            f"tolerances must be >= 0; got {tol_miou_pp} pp, {tol_miou_cross_cpu_pp} pp "
+            f"(other CPUs) and {tol_speed}."
+        )
     suite, dataset = baseline["suite"], baseline["dataset"]
     if setting is not None and setting != baseline["setting"]:
-        raise ValueError(
+        raise ConfigError(
             f"suite {suite!r} now has setting {setting}, but the baseline was recorded for "
             f"{baseline['setting']}: the suite file changed. Run the suite and re-record the "
             f"baseline with `python run_bench.py baseline --suite {suite}`."
@@ -387,66 +473,37 @@ def check(
     result = CheckResult(suite=suite, setting=baseline["setting"])
     by_arch = _of_suite(records, suite, dataset, baseline["setting"])
     if not by_arch:
-        others = sorted({r.get("setting", "") for r in records if r["suite"] == suite})
+        others = sorted({r.setting for r in records if r.suite == suite})
         result.notes.append(
             f"no records of suite {suite!r} with setting {baseline['setting']}"
             + (f" (records exist for {', '.join(others)})" if others else "")
         )
     for arch, base in baseline["archs"].items():
-        dev = _device_type(base.get("device"))
+        dev = device_type(base.get("device"))
         candidates = [
             r
             for r in by_arch.get(arch, [])
-            if not dev or _device_type((r.get("env") or {}).get("device")) == dev
+            if not dev or device_type(r.env and r.env.device) == dev
         ]
         if not candidates:
             result.rows.append(CheckRow(arch, "record", "ok", "none", "", "MISSING"))
             continue
         newest = _newest(candidates)
-        if newest["status"] != "ok":
-            err = newest.get("error") or {}
-            first = ((err.get("message") or "").strip().splitlines() or [""])[0]
-            result.rows.append(
-                CheckRow(
-                    arch,
-                    "status",
-                    "ok",
-                    f"error in {err.get('stage')}: {err.get('type')}: {first}"[:120],
-                    "",
-                    "ERROR",
-                )
-            )
+        if newest.error is not None or not newest.ok:
+            err = newest.error
+            text = f"error in {err.stage}: {err.type}: " if err else "error: "
+            first = ((err.message if err else "").strip().splitlines() or [""])[0]
+            result.rows.append(CheckRow(arch, "status", "ok", (text + first)[:120], "", "ERROR"))
             continue
         now = _entry(newest)
-        if base.get("miou") is not None and now["miou"] is not None:
-            delta_pp = 100 * (now["miou"] - base["miou"])
-            result.rows.append(
-                CheckRow(
-                    arch,
-                    "mIoU (%)",
-                    f"{100 * base['miou']:.3f}",
-                    f"{100 * now['miou']:.3f}",
-                    f"{delta_pp:+.3f} pp",
-                    _verdict(delta_pp, tol_miou_pp, higher_is_better=True),
-                )
-            )
-        b_loss, n_loss = base.get("final_loss"), now["final_loss"]
-        if b_loss is not None and n_loss is not None:
-            result.rows.append(
-                CheckRow(
-                    arch,
-                    "train loss (final)",
-                    f"{b_loss:.6g}",
-                    f"{n_loss:.6g}",
-                    f"{n_loss - b_loss:+.3g}",
-                    "info" if n_loss == b_loss else "info (changed)",
-                )
-            )
+        result.rows.extend(
+            _accuracy_rows(arch, base, now, tol_miou_pp, tol_miou_cross_cpu_pp, result.notes)
+        )
         if base.get("speed") and now["speed"]:
             result.rows.extend(
                 _speed_rows(arch, base["speed"], now["speed"], tol_speed, result.notes)
             )
     for arch in sorted(set(by_arch) - set(baseline["archs"])):
-        status = _newest(by_arch[arch])["status"]
+        status = _newest(by_arch[arch]).status
         result.rows.append(CheckRow(arch, "record", "none", status, "", "new"))
     return result

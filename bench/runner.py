@@ -14,6 +14,12 @@ Faults and scale:
   out-of-memory killer) gets one too. It costs a Python start-up per architecture, so without a
   limit everything runs in-process. Entries must be importable in the child: built-ins, entry
   points and ``--plugin`` files are; entries registered by other means are not.
+* **Locks**: each combination is locked in the results folder while it runs
+  (:mod:`bench.locks`): a second sweep into the same folder skips what another live process is
+  running instead of repeating it; samples files left by a run killed before it wrote its
+  record are removed when the combination runs again.
+* **Interrupts**: Ctrl-C ends the sweep with :class:`SweepInterrupted`, which carries what
+  finished; the CLI prints it and the ``--resume`` command in one line (exit status 130).
 * **Resume** (``resume=True``): (architecture, dataset, setting) combinations that already have an
   ``ok`` record from the same device type (cpu / cuda) are skipped; the rest run. Records are
   written atomically, so a killed sweep leaves complete records or none.
@@ -30,13 +36,9 @@ Faults and scale:
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
-import os
-import signal
-import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,25 +49,45 @@ from tqdm.auto import tqdm
 
 import architectures
 from bench import complexity as cx
+from bench import locks
 from bench import speed as sp
 from bench.checkpoint import save_checkpoint
 from bench.data import DatasetInfo, build_dataset
+from bench.devices import device_type, resolve_device, run_flags
+from bench.errors import ConfigError
 from bench.evaluate import evaluate
+from bench.fileio import write_npz_atomic
+from bench.isolation import run_in_child
 from bench.models import build_model
-from bench.results import (
+from bench.plugins import plugin_files
+from bench.provenance import environment
+from bench.records import (
+    RECORDS_DIR,
+    SAMPLES_DIR,
+    SCHEMA_VERSION,
+    ArchSection,
+    Complexity,
+    DatasetSection,
+    ErrorInfo,
+    Metrics,
+    Protocol,
+    RunRecord,
+    Samples,
+    Speed,
+    TrainInfo,
     baseline_title,
-    environment,
+    created_stamp,
     latest_ok,
     load_records,
     new_run_id,
     utc_now,
     write_record,
 )
+from bench.shards import shard_items
 from bench.suites import SuiteConfig
 from bench.train import class_frequencies, enet_class_weights, train
 
 BASELINE_ARCH = "background"
-SAMPLES_DIR = "samples"
 CHILD_SETUP_ALLOWANCE_S = 300.0  # start-up of a --timeout-per-arch child, not counted in the limit
 # measure_relative_latency: at least 6 rounds (an even number: each order equally often) and
 # 2 s, so a fast model gets many rounds and a slow one (whose calls already average over many
@@ -75,129 +97,54 @@ NORMALISED_ROUNDS, NORMALISED_MIN_TIME_S = 6, 2.0
 
 @dataclass
 class SweepSummary:
+    """What a sweep did, filled in as it goes (so an interrupted sweep can still say)."""
+
     written: list[Path] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)  # combinations with a record this sweep
     failed: list[tuple[str, str]] = field(default_factory=list)  # (arch, one-line message)
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # resumed: ok record already there
+    busy: list[tuple[str, str]] = field(default_factory=list)  # (arch, who runs it now)
     not_in_shard: list[str] = field(default_factory=list)  # combinations of other shards
+    orphans_removed: list[str] = field(default_factory=list)  # samples of killed runs
+    planned: list[str] = field(default_factory=list)  # this sweep's combinations, in order
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"I/N"`` -> ``(I, N)``: shard I (1-based) of N.
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep; ``summary`` says what had finished."""
 
-    Raises:
-        ValueError: not two integers ``I/N`` with ``1 <= I <= N``.
-    """
-    parts = text.split("/")
-    try:
-        index, count = (int(p) for p in parts) if len(parts) == 2 else (0, 0)
-    except ValueError:
-        index, count = 0, 0
-    if count < 1 or not 1 <= index <= count:
-        raise ValueError(
-            f"--shard expects I/N with 1 <= I <= N (shard I of N, counted from 1, e.g. 2/3); "
-            f"got {text!r}. In a Slurm array use --array=1-N and --shard "
-            f"$SLURM_ARRAY_TASK_ID/N."
-        )
-    return index, count
+    def __init__(self, summary: SweepSummary) -> None:
+        super().__init__("sweep interrupted")
+        self.summary = summary
 
 
-def shard_items(items: list[str], index: int, count: int) -> list[str]:
-    """The items of shard ``index`` (1-based) of ``count``: every ``count``-th, round-robin.
-
-    Round-robin rather than contiguous blocks, so slow and fast architectures (suites list
-    families together) spread over the shards.
-    """
-    if count < 1 or not 1 <= index <= count:
-        raise ValueError(f"shard must satisfy 1 <= index <= count; got {index}/{count}.")
-    return items[index - 1 :: count]
-
-
-def _device_type(device: str | None) -> str:
-    return (device or "").split(":", 1)[0]
-
-
-def plugin_files() -> list[str]:
-    """Files of the ``--plugin`` entries in the registry, in registration order."""
-    files: list[str] = []
-    for entry in architectures.entries():
-        if entry.source.startswith("plugin:"):
-            path = entry.source.split(":", 1)[1]
-            if path not in files:
-                files.append(path)
-    return files
-
-
-@contextlib.contextmanager
-def run_flags(device: str, threads: int | None) -> Iterator[None]:
-    """Thread count and determinism flags for a sweep (or one isolated architecture), restored.
-
-    On the CPU: ``use_deterministic_algorithms(True, warn_only=True)`` with
-    ``fill_uninitialized_memory`` off (filling every new tensor would slow the timing down).
-    CUDA runs keep the caller's flags: deterministic cuDNN algorithms would change what the
-    speed columns measure.
-    """
-    import torch.utils.deterministic as det
-
-    threads_before = torch.get_num_threads()
-    flags_before = (
-        torch.are_deterministic_algorithms_enabled(),
-        torch.is_deterministic_algorithms_warn_only_enabled(),
-        det.fill_uninitialized_memory,
+def _arch_section(info: architectures.ArchInfo) -> ArchSection:
+    """The record's ``arch_info`` from a registry entry's metadata."""
+    return ArchSection(
+        title=info.title,
+        paper=info.paper,
+        year=info.year,
+        family=info.family,
+        reference=info.reference,
+        input_divisor=info.input_divisor,
+        paper_params=info.paper_params,
+        paper_params_note=info.paper_params_note,
+        paper_num_classes=info.paper_num_classes,
+        paper_gflops=info.paper_gflops,
+        paper_resolution=tuple(info.paper_resolution) if info.paper_resolution else None,
+        paper_flops_convention=info.paper_flops_convention,
+        aux_weights=dict(info.aux_weights),
+        notes=info.notes,
     )
-    if threads:
-        torch.set_num_threads(threads)
-    if _device_type(device) == "cpu":
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        det.fill_uninitialized_memory = False
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads_before)
-        torch.use_deterministic_algorithms(flags_before[0], warn_only=flags_before[1])
-        det.fill_uninitialized_memory = flags_before[2]
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; ``cuda`` without a GPU raises."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(
-            f"--device {device} was requested but torch.cuda.is_available() is False "
-            f"(torch {torch.__version__}). Use --device cpu, or install a CUDA build of torch."
-        )
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise ValueError(f"--device must be auto, cpu or cuda[:N]; got {device!r}.")
-    return device
-
-
-def _arch_info_dict(info: architectures.ArchInfo) -> dict[str, Any]:
-    return {
-        "title": info.title,
-        "paper": info.paper,
-        "year": info.year,
-        "family": info.family,
-        "reference": info.reference,
-        "input_divisor": info.input_divisor,
-        "paper_params": info.paper_params,
-        "paper_params_note": info.paper_params_note,
-        "paper_num_classes": info.paper_num_classes,
-        "paper_gflops": info.paper_gflops,
-        "paper_resolution": list(info.paper_resolution) if info.paper_resolution else None,
-        "paper_flops_convention": info.paper_flops_convention,
-        "aux_weights": dict(info.aux_weights),
-        "notes": info.notes,
-    }
-
-
-def _dataset_info_dict(info: DatasetInfo) -> dict[str, Any]:
-    return {
-        "title": info.title,
-        "num_classes": info.num_classes,
-        "class_names": list(info.class_names),
-        "palette": [list(c) for c in info.palette],
-        "ignore_index": info.ignore_index,
-    }
+def _dataset_section(info: DatasetInfo) -> DatasetSection:
+    return DatasetSection(
+        title=info.title,
+        num_classes=info.num_classes,
+        class_names=tuple(info.class_names),
+        palette=tuple(tuple(c) for c in info.palette),
+        ignore_index=info.ignore_index,
+    )
 
 
 def _denormalise(images: torch.Tensor, info: DatasetInfo) -> np.ndarray:
@@ -207,16 +154,13 @@ def _denormalise(images: torch.Tensor, info: DatasetInfo) -> np.ndarray:
     return x.round().to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (S, H, W, 3)
 
 
-def _save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
-    os.close(fd)
-    try:
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _error(exc: BaseException, stage: str) -> ErrorInfo:
+    return ErrorInfo(
+        type=type(exc).__name__,
+        message=str(exc),
+        traceback=traceback.format_exc(),
+        stage=stage,
+    )
 
 
 class Sweep:
@@ -235,16 +179,27 @@ class Sweep:
         timeout_per_arch: float | None = None,
         class_weights: torch.Tensor | None = None,
     ) -> None:
-        """
+        """Builds the suite's datasets (and class weights) once for all architectures.
+
         Args:
+            suite: The suite to run.
+            results_dir: Where records, samples and locks go.
+            device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+            command: The command line, stored in every record.
+            progress: Show progress bars.
+            checkpoint_dir: Also save each trained model as ``<dir>/<arch>.pt``.
+            log: Where one-line progress messages go.
             timeout_per_arch: Seconds each architecture may take (build to speed); ``None``
                 runs everything in-process without a limit (see the module docstring).
             class_weights: Precomputed class weights (the child process of an isolated
                 architecture gets the parent's); computed from the training set when ``None``
                 and the suite asks for them.
+
+        Raises:
+            ConfigError: a bad device or time limit.
         """
         if timeout_per_arch is not None and not timeout_per_arch > 0:
-            raise ValueError(
+            raise ConfigError(
                 f"--timeout-per-arch must be a positive number of seconds; got {timeout_per_arch}."
             )
         self.suite = suite
@@ -266,25 +221,25 @@ class Sweep:
         )
         self.matmul_gflops: float | None = None
         self.class_weights: torch.Tensor | None = class_weights
-        if (
-            class_weights is None
-            and suite.train.class_weighting == "enet"
-            and suite.train.steps > 0
-        ):
+        t = suite.train
+        if class_weights is None and t.class_weighting == "enet" and t.steps > 0:
             freq = class_frequencies(
                 self.train_set,
                 self.info.num_classes,
                 self.info.ignore_index,
-                suite.train.class_weight_samples,
+                t.class_weight_samples,
             )
             self.class_weights = enet_class_weights(freq)
 
     # -- records -----------------------------------------------------------------------------
-    def _protocol(self) -> dict[str, Any]:
-        """The evaluation protocol as run: the eval split's own (file-backed datasets) or
-        whole-image inference at the suite's resolution (the synthetic set)."""
+    def _protocol(self) -> Protocol:
+        """The evaluation protocol as run.
+
+        The eval split's own protocol for file-backed datasets, else whole-image inference at
+        the suite's resolution (the synthetic set).
+        """
         s = self.suite
-        protocol = {
+        protocol: dict[str, Any] = {
             "split": s.eval.split,
             "mode": "whole",
             "scales": [1.0],
@@ -301,33 +256,27 @@ class Sweep:
         augment = getattr(self.train_set, "describe", None)
         if callable(augment):
             protocol["train_augment"] = augment().get("augment")
-        return protocol
+        return Protocol.from_dict(protocol)
 
-    def _base_record(self, arch: str, kind: str) -> dict[str, Any]:
+    def _base_record(self, arch: str, kind: str) -> RunRecord:
+        """A record of this sweep with identity and provenance, status ok, no results yet."""
         s = self.suite
         now = utc_now()
-        return {
-            "schema_version": 1,
-            "run_id": new_run_id(s.name, arch, s.dataset, now),
-            "created": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "kind": kind,
-            "suite": s.name,
-            "setting": s.setting,
-            "arch": arch,
-            "arch_info": None,
-            "dataset": s.dataset,
-            "dataset_info": _dataset_info_dict(self.info),
-            "protocol": self._protocol(),
-            "status": "ok",
-            "error": None,
-            "metrics": None,
-            "complexity": None,
-            "speed": None,
-            "train": None,
-            "env": environment(self.device, s.seed, self.matmul_gflops),
-            "command": self.command,
-            "samples": None,
-        }
+        return RunRecord(
+            schema_version=SCHEMA_VERSION,
+            run_id=new_run_id(s.name, arch, s.dataset, now),
+            created=created_stamp(now),
+            kind=kind,  # type: ignore[arg-type]
+            suite=s.name,
+            setting=s.setting,
+            arch=arch,
+            dataset=s.dataset,
+            status="ok",
+            dataset_info=_dataset_section(self.info),
+            protocol=self._protocol(),
+            env=environment(self.device, s.seed, self.matmul_gflops),
+            command=self.command,
+        )
 
     def _write_inputs(self) -> str | None:
         """Images and labels of the first eval images, shared by every record's samples."""
@@ -336,7 +285,7 @@ class Sweep:
             return None
         images, labels = zip(*(self.eval_set[i] for i in range(n)), strict=True)
         rel = f"{SAMPLES_DIR}/{self.suite.name}__{self.suite.dataset}__inputs.npz"
-        _save_npz_atomic(
+        write_npz_atomic(
             self.results_dir / rel,
             image=_denormalise(torch.stack(images), self.info),
             label=torch.stack(labels).numpy().astype(np.uint8),
@@ -345,49 +294,36 @@ class Sweep:
         return rel
 
     # -- one architecture ---------------------------------------------------------------------
-    def run_arch(self, arch: str, inputs_rel: str | None) -> dict[str, Any]:
+    def run_arch(self, arch: str, inputs_rel: str | None) -> RunRecord:
+        """Builds, counts, trains, evaluates and times one architecture.
+
+        Any exception becomes an error record naming the stage it happened in.
+
+        Args:
+            arch: Registry name.
+            inputs_rel: The shared inputs file of the qualitative samples (or None).
+
+        Returns:
+            The architecture's record (not yet written).
+        """
         s = self.suite
         record = self._base_record(arch, "model")
         stage = self._enter("build")
         try:
             entry = architectures.get_entry(arch)
-            record["arch_info"] = _arch_info_dict(entry.info)
+            record = record.replace(arch_info=_arch_section(entry.info))
             torch.manual_seed(s.seed)
             model = build_model(
                 arch, num_classes=self.info.num_classes, **s.arch_options.get(arch, {})
             )
+            report = None
             if s.complexity.enabled:
                 stage = self._enter("complexity")
                 report = cx.count_complexity(model, (1, 3, *s.complexity.input_size))
-                record["complexity"] = report.to_dict()
+                record = record.replace(complexity=Complexity.from_dict(report.to_dict()))
             stage = self._enter("train")
             if s.train.steps > 0:
-                result = train(
-                    model,
-                    self.train_set,
-                    s.train,
-                    ignore_index=self.info.ignore_index,
-                    aux_weights=dict(entry.info.aux_weights),
-                    device=self.device,
-                    class_weights=self.class_weights,
-                    seed=s.seed,
-                    progress=self.progress,
-                    desc=f"train {arch}",
-                )
-                record["train"] = result.to_dict()
-                record["train"]["class_weighting"] = s.train.class_weighting
-                if self.class_weights is not None:
-                    record["train"]["class_weights"] = [
-                        round(w, 6) for w in self.class_weights.tolist()
-                    ]
-                if self.checkpoint_dir is not None:
-                    save_checkpoint(
-                        Path(self.checkpoint_dir) / f"{arch}.pt",
-                        model.model,
-                        arch=arch,
-                        num_classes=self.info.num_classes,
-                        meta={"run_id": record["run_id"], "suite": s.name},
-                    )
+                record = record.replace(train=self._train(arch, model, entry, record.run_id))
             stage = self._enter("evaluate")
             ev = evaluate(
                 model,
@@ -401,60 +337,86 @@ class Sweep:
                 progress=self.progress,
                 desc=f"eval {arch}",
             )
-            record["metrics"] = ev.metrics.to_dict()
+            record = record.replace(metrics=Metrics.from_dict(ev.metrics.to_dict()))
+            if s.speed.enabled:
+                stage = self._enter("speed")
+                record = record.replace(speed=self._speed(model, report))
             if ev.sample_preds is not None and inputs_rel:
-                rel = f"{SAMPLES_DIR}/{record['run_id']}.npz"
-                _save_npz_atomic(
+                # Written last, just before the record: a run killed earlier leaves no file.
+                rel = f"{SAMPLES_DIR}/{record.run_id}.npz"
+                write_npz_atomic(
                     self.results_dir / rel,
                     pred=ev.sample_preds,
                     indices=np.arange(len(ev.sample_preds)),
                 )
-                record["samples"] = {"file": rel, "inputs_file": inputs_rel}
-            if s.speed.enabled:
-                stage = self._enter("speed")
-                h, w = s.resolution
-                if record["complexity"] and record["complexity"]["input_shape"][2:] == [h, w]:
-                    gmacs = record["complexity"]["gmacs"]
-                else:
-                    gmacs = cx.count_complexity(model, (1, 3, h, w)).gmacs
-                report = sp.measure_speed(
-                    model,
-                    (3, h, w),
-                    gmacs_per_image=gmacs,
-                    device=self.device,
-                    dtype=s.speed.dtype,
-                    channels_last=s.speed.channels_last,
-                    warmup=s.speed.warmup,
-                    min_iters=s.speed.min_iters,
-                    max_iters=s.speed.max_iters,
-                    min_time_s=s.speed.min_time_s,
-                    max_batch=s.speed.max_batch,
-                    matmul_gflops_per_s=self.matmul_gflops if s.speed.dtype == "fp32" else None,
-                )
-                record["speed"] = report.to_dict()
-                # Interleaved with a reference network: the figure regression checks compare.
-                record["speed"]["normalised"] = sp.measure_relative_latency(
-                    model,
-                    (3, h, w),
-                    device=self.device,
-                    dtype=s.speed.dtype,
-                    channels_last=s.speed.channels_last,
-                    warmup=s.speed.warmup,
-                    rounds=NORMALISED_ROUNDS,
-                    min_time_s=NORMALISED_MIN_TIME_S,
-                ).to_dict()
+                record = record.replace(samples=Samples(file=rel, inputs_file=inputs_rel))
         except Exception as exc:  # noqa: BLE001 - one architecture's failure must not end the sweep
-            record["status"] = "error"
-            record["error"] = {
-                "type": type(exc).__name__,
-                "message": str(exc),
-                "traceback": traceback.format_exc(),
-                "stage": stage,
-            }
+            record = record.replace(status="error", error=_error(exc, stage))
         finally:
             if self.device.startswith("cuda"):
                 torch.cuda.empty_cache()
         return record
+
+    def _train(self, arch: str, model: Any, entry: Any, run_id: str) -> TrainInfo:
+        s = self.suite
+        result = train(
+            model,
+            self.train_set,
+            s.train,
+            ignore_index=self.info.ignore_index,
+            aux_weights=dict(entry.info.aux_weights),
+            device=self.device,
+            class_weights=self.class_weights,
+            seed=s.seed,
+            progress=self.progress,
+            desc=f"train {arch}",
+        )
+        info = {**result.to_dict(), "class_weighting": s.train.class_weighting}
+        if self.class_weights is not None:
+            info["class_weights"] = [round(w, 6) for w in self.class_weights.tolist()]
+        if self.checkpoint_dir is not None:
+            save_checkpoint(
+                Path(self.checkpoint_dir) / f"{arch}.pt",
+                model.model,
+                arch=arch,
+                num_classes=self.info.num_classes,
+                meta={"run_id": run_id, "suite": s.name},
+            )
+        return TrainInfo.from_dict(info)
+
+    def _speed(self, model: Any, report: Any) -> Speed:
+        s = self.suite
+        h, w = s.resolution
+        if report is not None and list(report.input_shape[2:]) == [h, w]:
+            gmacs = report.gmacs
+        else:
+            gmacs = cx.count_complexity(model, (1, 3, h, w)).gmacs
+        measured = sp.measure_speed(
+            model,
+            (3, h, w),
+            gmacs_per_image=gmacs,
+            device=self.device,
+            dtype=s.speed.dtype,
+            channels_last=s.speed.channels_last,
+            warmup=s.speed.warmup,
+            min_iters=s.speed.min_iters,
+            max_iters=s.speed.max_iters,
+            min_time_s=s.speed.min_time_s,
+            max_batch=s.speed.max_batch,
+            matmul_gflops_per_s=self.matmul_gflops if s.speed.dtype == "fp32" else None,
+        )
+        # Interleaved with a reference network: the figure regression checks compare.
+        normalised = sp.measure_relative_latency(
+            model,
+            (3, h, w),
+            device=self.device,
+            dtype=s.speed.dtype,
+            channels_last=s.speed.channels_last,
+            warmup=s.speed.warmup,
+            rounds=NORMALISED_ROUNDS,
+            min_time_s=NORMALISED_MIN_TIME_S,
+        )
+        return Speed.from_dict({**measured.to_dict(), "normalised": normalised.to_dict()})
 
     def _enter(self, stage: str) -> str:
         if self.stage_hook is not None:
@@ -462,22 +424,14 @@ class Sweep:
         return stage
 
     # -- one architecture in a child process, under a time limit --------------------------------
-    def _killed_record(
-        self, arch: str, error_type: str, stage: str, message: str
-    ) -> dict[str, Any]:
+    def _killed_record(self, arch: str, error_type: str, stage: str, message: str) -> RunRecord:
         record = self._base_record(arch, "model")
         with contextlib.suppress(ValueError):
-            record["arch_info"] = _arch_info_dict(architectures.get_entry(arch).info)
-        record["status"] = "error"
-        record["error"] = {
-            "type": error_type,
-            "message": message,
-            "traceback": None,
-            "stage": stage,
-        }
-        return record
+            record = record.replace(arch_info=_arch_section(architectures.get_entry(arch).info))
+        error = ErrorInfo(type=error_type, message=message, traceback=None, stage=stage)
+        return record.replace(status="error", error=error)
 
-    def run_arch_isolated(self, arch: str, inputs_rel: str | None) -> dict[str, Any]:
+    def run_arch_isolated(self, arch: str, inputs_rel: str | None) -> RunRecord:
         """:meth:`run_arch` in a child process that is killed after ``timeout_per_arch`` s."""
         limit = float(self.timeout_per_arch or 0)
         job = _ChildJob(
@@ -493,85 +447,48 @@ class Sweep:
             matmul_gflops=self.matmul_gflops,
             class_weights=self.class_weights,
         )
-        ctx = multiprocessing.get_context("spawn")
-        receive, send = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_child_main, args=(job, send), name=f"semseg-bench:{arch}")
-        proc.start()
-        send.close()  # the child holds the other end: EOF here when it dies
-        # The limit runs from the first stage (build); the child's start-up (Python, imports,
-        # datasets) has its own allowance, so a slow start on a busy machine is not the model's.
-        deadline = time.monotonic() + max(limit, CHILD_SETUP_ALLOWANCE_S)
-        stage, record, setup_error, timed_out = "setup", None, None, False
-        try:
-            while record is None and setup_error is None:
-                left = deadline - time.monotonic()
-                if left <= 0 or not receive.poll(left):
-                    timed_out = True
-                    break
-                try:
-                    kind, payload = receive.recv()
-                except EOFError:
-                    break
-                if kind == "stage":
-                    if stage == "setup":
-                        deadline = time.monotonic() + limit
-                    stage = payload
-                elif kind == "record":
-                    record = payload
-                else:
-                    setup_error = payload
-        finally:
-            if record is None and proc.is_alive():
-                proc.kill()
-            proc.join(timeout=60)
-            if proc.is_alive():  # finished its record but hangs on exit
-                proc.kill()
-                proc.join()
-            receive.close()
-        if record is not None:
-            return record
-        if setup_error is not None:
-            return self._killed_record(arch, "ChildSetupError", "setup", setup_error)
-        if timed_out and stage == "setup":
+        out = run_in_child(
+            _child_main,
+            (job,),
+            limit_s=limit,
+            setup_allowance_s=CHILD_SETUP_ALLOWANCE_S,
+            name=f"semseg-bench:{arch}",
+        )
+        if out.result is not None:
+            return out.result
+        if out.setup_error is not None:
+            return self._killed_record(arch, "ChildSetupError", "setup", out.setup_error)
+        if out.timed_out and out.stage == "setup":
             return self._killed_record(
                 arch,
                 "TimeoutError",
-                stage,
+                out.stage,
                 f"the child process for {arch} did not start within "
                 f"{max(limit, CHILD_SETUP_ALLOWANCE_S):g} s (imports and dataset set-up); it "
                 f"was killed and the sweep went on.",
             )
-        if timed_out:
+        if out.timed_out:
             return self._killed_record(
                 arch,
                 "TimeoutError",
-                stage,
+                out.stage,
                 f"{arch} did not finish within --timeout-per-arch {limit:g} s (stuck in stage "
-                f"{stage!r}); its process was killed and the sweep went on. Raise the limit or "
-                f"lower the suite's budget if the run was merely slow.",
+                f"{out.stage!r}); its process was killed and the sweep went on. Raise the limit "
+                f"or lower the suite's budget if the run was merely slow.",
             )
-        code = proc.exitcode
-        how = (
-            f"was killed by signal {signal.Signals(-code).name}"
-            if code is not None and code < 0
-            else f"exited with code {code}"
-        )
         return self._killed_record(
             arch,
             "ChildProcessError",
-            stage,
-            f"the process running {arch} {how} in stage {stage!r} before sending its record "
-            f"(a crash in native code, or the OS out-of-memory killer?).",
+            out.stage,
+            f"the process running {arch} {out.death()} in stage {out.stage!r} before sending its "
+            f"record (a crash in native code, or the OS out-of-memory killer?).",
         )
 
-    def run_baseline(self) -> dict[str, Any]:
+    def run_baseline(self) -> RunRecord:
+        """The constant class-0 prediction scored like a model (the row every model must beat)."""
+        title = baseline_title(self.info.class_names[0])
         record = self._base_record(BASELINE_ARCH, "baseline")
-        record["arch_info"] = {
-            "title": baseline_title(self.info.class_names[0]),
-            "paper": "",
-            "year": None,
-            "family": "baseline",
-        }
+        record = record.replace(arch_info=ArchSection(title=title, family="baseline"))
         ev = evaluate(
             None,
             self.eval_set,
@@ -583,49 +500,104 @@ class Sweep:
             batch_size=self.suite.eval.batch_size,
             progress=False,
         )
-        record["metrics"] = ev.metrics.to_dict()
-        return record
+        return record.replace(metrics=Metrics.from_dict(ev.metrics.to_dict()))
 
     # -- the sweep ----------------------------------------------------------------------------
     def run(
         self, archs: list[str], *, resume: bool = False, shard: tuple[int, int] | None = None
     ) -> SweepSummary:
-        """Run the baseline and ``archs``; with ``shard=(i, n)`` only shard i's combinations."""
+        """Runs the baseline and ``archs``; with ``shard=(i, n)`` only shard i's combinations.
+
+        Raises:
+            SweepInterrupted: Ctrl-C; it carries the summary of what finished.
+        """
         summary = SweepSummary()
-        with run_flags(self.device, self.suite.threads):
-            return self._run(archs, resume, shard, summary)
+        try:
+            with run_flags(self.device, self.suite.threads):
+                return self._run(archs, resume, shard, summary)
+        except KeyboardInterrupt:
+            raise SweepInterrupted(summary) from None
 
     def done_combinations(self) -> set[str]:
-        """Architectures (and the baseline) with an ``ok`` record for this suite, dataset,
-        setting and device type in the results folder."""
-        if not (self.results_dir / "records").is_dir():
+        """Architectures (and the baseline) that already have an ``ok`` record here.
+
+        Same suite, dataset, setting and device type as this sweep.
+        """
+        if not (self.results_dir / RECORDS_DIR).is_dir():
             return set()
-        s, dev = self.suite, _device_type(self.device)
+        s, dev = self.suite, device_type(self.device)
         return {
             a
             for (su, a, d, st), r in latest_ok(load_records(self.results_dir)).items()
             if (su, d, st) == (s.name, s.dataset, s.setting)
-            and _device_type((r.get("env") or {}).get("device")) in (dev, "")
+            and device_type(r.env.device if r.env else None) in (dev, "")
         }
 
-    def _write(self, record: dict[str, Any]) -> Path:
-        """Write a record; a record that cannot be serialised becomes an error record."""
+    def _write(self, record: RunRecord) -> Path:
+        """Writes a record; one that cannot be written (NaN, a bad value) becomes an error."""
         try:
+            RunRecord.from_dict(record.to_dict(), source=f"record of {record.arch}")
             return write_record(self.results_dir, record)
         except (ValueError, TypeError) as exc:
-            record.update(
-                status="error",
-                metrics=None,
-                speed=None,
-                complexity=None,
-                error={
-                    "type": type(exc).__name__,
-                    "stage": "record",
-                    "message": f"record could not be written: {exc}",
-                    "traceback": traceback.format_exc(),
-                },
+            error = ErrorInfo(
+                type=type(exc).__name__,
+                message=f"record could not be written: {exc}",
+                traceback=traceback.format_exc(),
+                stage="record",
             )
-            return write_record(self.results_dir, record)
+            failed = record.replace(
+                status="error", metrics=None, speed=None, complexity=None, error=error
+            )
+            return write_record(self.results_dir, failed)
+
+    def _remove_orphan_samples(self, arch: str) -> list[str]:
+        """Samples files of this combination that no record names (a run killed in between).
+
+        Called with the combination's lock held, so no live run is about to write the record.
+        """
+        s = self.suite
+        folder = self.results_dir / SAMPLES_DIR
+        removed = []
+        for path in sorted(folder.glob(f"{s.name}__{arch}__{s.dataset}__*.npz")):
+            if not (self.results_dir / RECORDS_DIR / f"{path.stem}.json").exists():
+                path.unlink(missing_ok=True)
+                removed.append(str(path))
+        return removed
+
+    def _run_one(
+        self, arch: str, inputs_rel: str | None, summary: SweepSummary
+    ) -> RunRecord | None:
+        """Runs one combination under its lock; None when another live run holds it."""
+        s = self.suite
+        holder = locks.this_process(self.command, created_stamp(utc_now()))
+        path = locks.lock_path(self.results_dir, s.name, arch, s.dataset)
+        other = locks.acquire(path, holder)
+        if other is not None:
+            summary.busy.append((arch, other.describe()))
+            self.log(
+                f"{arch}: skipped, being run into this folder by {other.describe()}. If that "
+                f"run is dead, delete {path} and re-run with --resume."
+            )
+            return None
+        try:
+            for orphan in self._remove_orphan_samples(arch):
+                summary.orphans_removed.append(orphan)
+                self.log(f"{arch}: removed {orphan} (left by a run killed before its record)")
+            if arch == BASELINE_ARCH:
+                record = self.run_baseline()
+            elif self.timeout_per_arch is None:
+                record = self.run_arch(arch, inputs_rel)
+            else:
+                record = self.run_arch_isolated(arch, inputs_rel)
+            summary.written.append(self._write(record))
+            summary.finished.append(arch)
+        finally:
+            locks.release(path, holder)
+        if record.error is not None:
+            err = record.error
+            first = (err.message.strip().splitlines() or [""])[0]
+            summary.failed.append((arch, f"{err.stage}: {err.type}: {first}"))
+        return record
 
     def _run(
         self, archs: list[str], resume: bool, shard: tuple[int, int] | None, summary: SweepSummary
@@ -633,10 +605,11 @@ class Sweep:
         s = self.suite
         combos = [BASELINE_ARCH, *archs]
         mine = shard_items(combos, *shard) if shard else combos
+        summary.planned = list(mine)
         summary.not_in_shard = [c for c in combos if c not in mine]
         done = self.done_combinations() if resume else set()
         if BASELINE_ARCH in mine and BASELINE_ARCH not in done:
-            summary.written.append(self._write(self.run_baseline()))
+            self._run_one(BASELINE_ARCH, None, summary)
         archs = [a for a in archs if a in mine]
         if s.speed.enabled and any(a not in done for a in archs):
             self.matmul_gflops = sp.matmul_rate(self.device)
@@ -648,22 +621,15 @@ class Sweep:
                 continue
             bar.set_description(f"suite {s.name} [{i}/{len(archs)}] {arch}")
             start = time.perf_counter()
-            if self.timeout_per_arch is None:
-                record = self.run_arch(arch, inputs_rel)
-            else:
-                record = self.run_arch_isolated(arch, inputs_rel)
-            summary.written.append(self._write(record))
+            record = self._run_one(arch, inputs_rel, summary)
             took = time.perf_counter() - start
-            if record["status"] == "ok":
-                m = record["metrics"]["miou"]
-                self.log(f"[{i}/{len(archs)}] {arch}: mIoU {100 * m:.1f}% ({took:.0f} s)")
+            if record is None:
+                continue
+            if record.error is not None:
+                self.log(f"[{i}/{len(archs)}] {arch}: ERROR in {summary.failed[-1][1]}")
             else:
-                err = record["error"]
-                first = (err["message"].strip().splitlines() or [""])[0]
-                summary.failed.append((arch, f"{err['stage']}: {err['type']}: {first}"))
-                self.log(
-                    f"[{i}/{len(archs)}] {arch}: ERROR in {err['stage']}: {err['type']}: {first}"
-                )
+                miou = "n/a" if record.miou is None else f"{100 * record.miou:.1f}%"
+                self.log(f"[{i}/{len(archs)}] {arch}: mIoU {miou} ({took:.0f} s)")
         return summary
 
 
@@ -720,5 +686,5 @@ def _child_main(job: _ChildJob, conn: Any) -> None:
     sweep.stage_hook = lambda stage: conn.send(("stage", stage))
     with run_flags(job.device, job.suite.threads):
         record = sweep.run_arch(job.arch, job.inputs_rel)
-    conn.send(("record", record))
+    conn.send(("result", record))
     conn.close()

@@ -26,8 +26,8 @@ from bench.cli import main
 from bench.data import build_dataset
 from bench.evaluate import evaluate
 from bench.models import build_model
-from bench.results import load_records
 from bench.suites import load_suite
+from tests.factories import read_record_files
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "data" / "tiny_suite.yaml"
@@ -198,7 +198,7 @@ def test_run_writes_records_leaderboard_and_plots(tiny_run):
         f"suite tiny_suite: 2 architectures on synthetic ({load_suite(str(TINY)).setting}) on cpu; "
         f"records -> {results / 'records'}"
     )
-    records = load_records(results)
+    records = read_record_files(results)
     assert sorted(r["arch"] for r in records) == sorted(["background", LRASPP, DEEPLAB])
     assert all(r["status"] == "ok" for r in records)
     # The record holds the command as typed, not the test runner's own argv.
@@ -251,7 +251,7 @@ def test_run_with_a_failing_plugin_arch_exits_1_and_keeps_the_others(tmp_path, f
         "  cli_broken_arch: complexity: RuntimeError: fvcore could not count PadCrop at "
         "input shape (1, 3, 64, 64): RuntimeError: plugin model exploded"
     ) in err
-    status = {r["arch"]: r["status"] for r in load_records(results)}
+    status = {r["arch"]: r["status"] for r in read_record_files(results)}
     assert status == {"background": "ok", "cli_tiny_arch": "ok", "cli_broken_arch": "error"}
     assert (results / "LEADERBOARD.md").is_file()  # the leaderboard still shows the others
 
@@ -449,7 +449,7 @@ def test_checkpoint_reproduces_the_records_metrics(tiny_run, arch):
     The CLI cannot express the suite's dataset option ``num_samples: 16`` (``eval`` always
     uses the split's default size), so this check loads the checkpoint in-process.
     """
-    record = next(r for r in load_records(tiny_run["results"]) if r["arch"] == arch)
+    record = next(r for r in read_record_files(tiny_run["results"]) if r["arch"] == arch)
     suite = load_suite(str(TINY))
     eval_set, info = build_dataset("synthetic", split="val", size=(32, 32), num_samples=16)
     model = build_model(arch, num_classes=info.num_classes)
@@ -549,7 +549,7 @@ def test_eval_with_suite_reproduces_the_run_record_of_a_checkpoint(tiny_run, tmp
         ["eval", "--arch", DEEPLAB, "--suite", TINY, "--checkpoint", ckpt, "--json", out, "-q"]
     )
     assert code == 0, err
-    record = next(r for r in load_records(tiny_run["results"]) if r["arch"] == DEEPLAB)
+    record = next(r for r in read_record_files(tiny_run["results"]) if r["arch"] == DEEPLAB)
     scored = json.loads(out.read_text())
     assert scored["num_images"] == record["protocol"]["num_images"]
     assert scored["metrics"] == record["metrics"]
@@ -559,3 +559,19 @@ def test_eval_without_dataset_or_suite_exits_2():
     code, _, err = call(["eval", "--arch", LRASPP])
     assert code == 2
     assert "eval needs --dataset NAME or --suite NAME" in err
+
+
+def test_leaderboard_into_a_folder_it_cannot_write_exits_2_and_keeps_the_records(tmp_path):
+    """Like `run`, `leaderboard` answers an unwritable folder with a message, not a traceback
+    (a directory where LEADERBOARD.md should go fails even for root, unlike chmod)."""
+    import shutil
+
+    results = tmp_path / "results"
+    shutil.copytree(ROOT / "results" / "records", results / "records")
+    (results / "LEADERBOARD.md").mkdir()
+    before = sorted(p.name for p in (results / "records").iterdir())
+    code, _, err = call(["leaderboard", "--results-dir", results])
+    assert code == 2
+    assert err.startswith(f"error: --results-dir {results}: cannot write the leaderboard (")
+    assert "LEADERBOARD.md" in err and "Traceback" not in err
+    assert sorted(p.name for p in (results / "records").iterdir()) == before

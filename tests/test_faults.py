@@ -25,9 +25,9 @@ import architectures
 from architectures import _registry
 from bench.cli import main
 from bench.plugins import load_plugin
-from bench.results import load_records
 from bench.runner import BASELINE_ARCH, Sweep
 from bench.suites import load_suite
+from tests.factories import read_record_files
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -119,7 +119,7 @@ def test_sigkill_mid_sweep_then_resume_ends_with_one_ok_record_each(tmp_path, mo
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
     _assert_every_file_is_a_complete_record(results)
-    before = {r["arch"]: r["run_id"] for r in load_records(results)}
+    before = {r["arch"]: r["run_id"] for r in read_record_files(results)}
     assert sorted(before) == sorted(COMBOS[:3])
 
     monkeypatch.setenv("SEMSEG_TEST_SLEEP_S", "0")
@@ -140,7 +140,7 @@ def test_sigkill_mid_sweep_then_resume_ends_with_one_ok_record_each(tmp_path, mo
     assert "resumed: skipped 2 with ok records: fault_conv_a, fault_conv_b" in out
 
     _assert_every_file_is_a_complete_record(results)
-    records = load_records(results)
+    records = read_record_files(results)
     assert sorted(r["arch"] for r in records) == sorted(COMBOS)  # exactly one record each
     assert all(r["status"] == "ok" for r in records)
     for r in records:  # the killed run's records were kept, not redone
@@ -203,7 +203,7 @@ def test_nan_and_oom_become_error_records_and_the_sweep_goes_on(tmp_path, fault_
     summary = Sweep(suite, results_dir=tmp_path, device="cpu", progress=False, log=logs.append).run(
         ["fault_nan", "fault_oom", "fault_conv_a"]
     )
-    by_arch = {r["arch"]: r for r in load_records(tmp_path)}
+    by_arch = {r["arch"]: r for r in read_record_files(tmp_path)}
     nan = by_arch["fault_nan"]["error"]
     assert by_arch["fault_nan"]["status"] == "error"
     assert (nan["type"], nan["stage"]) == ("FloatingPointError", "train")
@@ -231,7 +231,7 @@ def test_timeout_per_arch_ends_a_stuck_run_as_an_error(tmp_path, fault_archs):
         log=logs.append,
         timeout_per_arch=2.0,
     ).run(["fault_hang"])
-    by_arch = {r["arch"]: r for r in load_records(tmp_path)}
+    by_arch = {r["arch"]: r for r in read_record_files(tmp_path)}
     hang = by_arch["fault_hang"]
     assert hang["status"] == "error" and by_arch[BASELINE_ARCH]["status"] == "ok"
     assert (hang["error"]["type"], hang["error"]["stage"]) == ("TimeoutError", "train")
@@ -255,7 +255,7 @@ def test_timeout_per_arch_survives_a_crash_and_matches_in_process_numbers(tmp_pa
     summary = Sweep(suite, results_dir=tmp_path / "iso", timeout_per_arch=120.0, **quiet).run(
         ["fault_crash", "fault_conv_a"]
     )
-    by_arch = {r["arch"]: r for r in load_records(tmp_path / "iso")}
+    by_arch = {r["arch"]: r for r in read_record_files(tmp_path / "iso")}
     crash = by_arch["fault_crash"]["error"]
     assert (crash["type"], crash["stage"]) == ("ChildProcessError", "train")
     assert crash["message"] == (
@@ -266,7 +266,7 @@ def test_timeout_per_arch_survives_a_crash_and_matches_in_process_numbers(tmp_pa
     assert [a for a, _ in summary.failed] == ["fault_crash"]
 
     Sweep(suite, results_dir=tmp_path / "inproc", **quiet).run(["fault_conv_a"])
-    inproc = next(r for r in load_records(tmp_path / "inproc") if r["arch"] == "fault_conv_a")
+    inproc = next(r for r in read_record_files(tmp_path / "inproc") if r["arch"] == "fault_conv_a")
     assert by_arch["fault_conv_a"]["metrics"] == inproc["metrics"]
     assert by_arch["fault_conv_a"]["train"]["loss_curve"] == inproc["train"]["loss_curve"]
     assert by_arch["fault_conv_a"]["complexity"] == inproc["complexity"]
@@ -375,3 +375,104 @@ def test_loads_are_safe_and_nothing_runs_a_shell():
                 value = kw.get("shell")
                 assert value is None or (isinstance(value, ast.Constant) and not value.value), where
     assert torch_loads >= 2  # bench/checkpoint.py and architectures/_pretrained.py
+
+
+# -- Ctrl-C, a second sweep into the same folder, files left by a killed run ----------------------
+
+
+def _sleepy_sweep(results: Path) -> subprocess.Popen:
+    """A subprocess sweep of the fault suite that sits in fault_sleepy after 3 records."""
+    return subprocess.Popen(
+        [sys.executable, "run_bench.py", "run", "--suite", str(FAULT_SUITE), "--plugin"]
+        + [str(PLUGIN), "--results-dir", str(results), "-q"],
+        cwd=ROOT,
+        env=_subprocess_env(SEMSEG_TEST_SLEEP_S="600"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_ctrl_c_prints_one_line_with_the_resume_command_and_exits_130(tmp_path):
+    results = tmp_path / "results"
+    proc = _sleepy_sweep(results)
+    try:
+        _wait_for_records(results / "records", set(COMBOS[:3]), proc, limit_s=300)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("interrupted: 3 of 5 combination(s) finished (")
+    assert lines[0].endswith(f"--results-dir {results} -q --resume")
+    assert not (results / ".locks" / "fault_suite__fault_sleepy__synthetic.lock").exists()
+
+
+def test_a_second_sweep_skips_what_a_live_one_is_running_then_takes_over_its_lock(
+    tmp_path, monkeypatch
+):
+    results = tmp_path / "results"
+    proc = _sleepy_sweep(results)
+    try:
+        _wait_for_records(results / "records", set(COMBOS[:3]), proc, limit_s=300)
+        lock = results / ".locks" / "fault_suite__fault_sleepy__synthetic.lock"
+        assert json.loads(lock.read_text())["pid"] == proc.pid
+        monkeypatch.setenv("SEMSEG_TEST_SLEEP_S", "0")
+        argv = ["run", "--suite", FAULT_SUITE, "--plugin", PLUGIN, "--results-dir", results]
+        code, _, err = call([*argv, "--archs", "fault_sleepy", "-q"])
+        assert code == 0, err
+        assert f"not run: fault_sleepy is being run into this folder by pid {proc.pid}" in err
+        assert "fault_sleepy" not in {r["arch"] for r in read_record_files(results)}
+        proc.send_signal(signal.SIGKILL)  # dies holding the lock
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    assert lock.exists()
+    for name in [n for n in architectures.names() if n.startswith("fault_")]:
+        _registry.unregister(name)  # the next call loads the plugin again
+    code, _, err = call([*argv, "--archs", "fault_sleepy", "-q"])
+    assert code == 0, err  # the dead process's lock was taken over
+    assert "not run" not in err
+    assert [r["status"] for r in read_record_files(results) if r["arch"] == "fault_sleepy"] == [
+        "ok"
+    ]
+    assert not lock.exists()
+
+
+def test_samples_left_by_a_run_killed_before_its_record_are_removed(tmp_path, fault_archs):
+    results = tmp_path / "results"
+    orphan = (
+        results
+        / "samples"
+        / "fault_suite__fault_conv_a__synthetic__20261201T000000000000Z_dead.npz"
+    )
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"half a file")
+    other = (
+        results
+        / "samples"
+        / "fault_suite__fault_conv_b__synthetic__20261201T000000000000Z_dead.npz"
+    )
+    other.write_bytes(b"not this sweep's combination")
+    logs: list[str] = []
+    sweep = Sweep(
+        load_suite(str(FAULT_SUITE)),
+        results_dir=results,
+        device="cpu",
+        progress=False,
+        log=logs.append,
+    )
+    summary = sweep.run(["fault_conv_a"])
+    assert summary.orphans_removed == [str(orphan)]
+    assert not orphan.exists() and other.exists()
+    assert f"fault_conv_a: removed {orphan} (left by a run killed before its record)" in logs
+    (written,) = [r for r in read_record_files(results) if r["arch"] == "fault_conv_a"]
+    assert (results / written["samples"]["file"]).is_file()

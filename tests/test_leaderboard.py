@@ -25,7 +25,7 @@ from bench.leaderboard import (
     select_latest,
     write_leaderboard,
 )
-from bench.results import baseline_title
+from bench.records import baseline_title
 
 CLASSES = ["background", "disc", "square"]
 

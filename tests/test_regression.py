@@ -9,7 +9,6 @@ cannot silently compare against a stale file.
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import json
 from pathlib import Path
@@ -20,6 +19,8 @@ import torch
 import architectures
 from architectures import _registry
 from bench.cli import main
+from bench.devices import CpuInfo
+from bench.records import SCHEMA_VERSION, RunRecord
 from bench.regression import (
     BASELINE_FORMAT,
     check,
@@ -28,9 +29,9 @@ from bench.regression import (
     make_baseline,
     parse_tolerance,
 )
-from bench.results import load_records
 from bench.speed import REFERENCE_NAME
 from bench.suites import load_suite
+from tests.factories import read_record_files
 
 ROOT = Path(__file__).resolve().parent.parent
 REGRESS_SUITE = ROOT / "tests" / "data" / "regress_suite.yaml"
@@ -53,8 +54,9 @@ def record(
     faults: int = 0,
     cpu_ratio: float | None = None,
     loss: float = 0.75,
-) -> dict:
-    """A run record with the fields the gate reads."""
+    capability: str | None = "AVX2",
+) -> RunRecord:
+    """A run record with the fields the gate reads (``capability`` None: CPU not recorded)."""
     speed = None
     if ratio is not None:
         speed = {
@@ -73,33 +75,45 @@ def record(
                 "cpu_affinity": [1],
             },
         }
-    return {
-        "schema_version": 1,
-        "run_id": f"s__{arch}__synthetic__{created}",
-        "created": created,
-        "kind": "baseline" if arch == "background" else "model",
-        "suite": "s",
-        "setting": setting,
-        "arch": arch,
-        "dataset": "synthetic",
-        "status": status,
-        "error": None
-        if status == "ok"
-        else {
-            "type": "FloatingPointError",
-            "stage": "train",
-            "traceback": "",
-            "message": "Training loss became nan at step 3 of 30 (lr 0.01). Lower train.lr.",
-        },
-        "metrics": {"miou": miou, "pixel_acc": 0.9} if status == "ok" else None,
-        "train": {"final_loss": loss} if status == "ok" and arch != "background" else None,
-        "speed": speed if status == "ok" else None,
-        "env": {"device": "cpu", "device_name": device_name, "torch": "2.x", "git_commit": "abc"},
-        "command": "python run_bench.py run --suite s",
-    }
+    cpu = None
+    if capability is not None:
+        cpu = CpuInfo(CPU, "AuthenticAMD", 25, 1, 1, ("avx2",), capability, "3.12.0", "2024.2", {})
+    return RunRecord.from_dict(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": f"s__{arch}__synthetic__{created}",
+            "created": created,
+            "kind": "baseline" if arch == "background" else "model",
+            "suite": "s",
+            "setting": setting,
+            "arch": arch,
+            "dataset": "synthetic",
+            "status": status,
+            "error": None
+            if status == "ok"
+            else {
+                "type": "FloatingPointError",
+                "stage": "train",
+                "traceback": "",
+                "message": "Training loss became nan at step 3 of 30 (lr 0.01). Lower train.lr.",
+            },
+            "metrics": {"miou": miou, "pixel_acc": 0.9} if status == "ok" else None,
+            "train": {"final_loss": loss} if status == "ok" and arch != "background" else None,
+            "speed": speed if status == "ok" else None,
+            "env": {
+                "device": "cpu",
+                "device_name": device_name,
+                "torch": "2.x",
+                "git_commit": "abc",
+                "threads": threads,
+                "cpu": None if cpu is None else cpu.to_dict(),
+            },
+            "command": "python run_bench.py run --suite s",
+        }
+    )
 
 
-def baseline_of(records: list[dict], archs: list[str]) -> dict:
+def baseline_of(records: list[RunRecord], archs: list[str]) -> dict:
     return make_baseline(
         records,
         suite="s",
@@ -122,7 +136,7 @@ def rows_of(result) -> dict[tuple[str, str], tuple[str, str, str, str]]:
     return {(r.arch, r.metric): (r.baseline, r.now, r.delta, r.verdict) for r in result.rows}
 
 
-def later(arch: str, **kw) -> dict:
+def later(arch: str, **kw) -> RunRecord:
     return record(arch, created="2026-02-01T00:00:00Z", **kw)
 
 
@@ -158,7 +172,7 @@ def test_baseline_holds_the_newest_figures_and_the_commands() -> None:
     assert base["run_commands"] == ["python run_bench.py run --suite s"]
     assert sorted(base["archs"]) == ["a", "b", "background", "c"]
     a = base["archs"]["a"]
-    assert a["miou"] == 0.50 and a["run_id"] == BASE_RECORDS[1]["run_id"]
+    assert a["miou"] == 0.50 and a["run_id"] == BASE_RECORDS[1].run_id
     assert a["speed"]["latency_ratio"] == 4.0 and a["speed"]["latency_p50_ms"] == 10.0
     assert a["speed"]["reference"] == REFERENCE_NAME and a["speed"]["threads"] == 1
     assert base["archs"]["background"]["speed"] is None
@@ -336,7 +350,7 @@ def test_speed_from_another_cpu_or_thread_count_is_not_compared() -> None:
 
 def test_missing_and_failed_architectures_fail_and_new_ones_are_listed() -> None:
     base = baseline_of(BASE_RECORDS, ["a", "b", "c"])
-    now = [r for r in BASE_RECORDS if r["arch"] != "c"] + [later("b", status="error"), record("d")]
+    now = [r for r in BASE_RECORDS if r.arch != "c"] + [later("b", status="error"), record("d")]
     result = check(now, base)
     rows = rows_of(result)
     assert rows[("c", "record")] == ("ok", "none", "", "MISSING")
@@ -354,7 +368,7 @@ def test_missing_and_failed_architectures_fail_and_new_ones_are_listed() -> None
 
 def test_other_settings_are_not_compared_and_a_stale_baseline_is_refused() -> None:
     base = baseline_of(BASE_RECORDS, ["a", "b", "c"])
-    others = [copy.deepcopy(r) | {"setting": "64x64-other"} for r in BASE_RECORDS]
+    others = [r.replace(setting="64x64-other") for r in BASE_RECORDS]
     result = check(others, base)
     assert result.count("MISSING") == 4
     assert result.notes == [
@@ -453,8 +467,8 @@ def test_check_catches_a_broken_skip_connection(tmp_path, monkeypatch, clean_reg
     assert by_key[("fault_conv_a", "mIoU (%)")][4:] == ("+0.000 pp", "ok")
     assert by_key[("background", "mIoU (%)")][4:] == ("+0.000 pp", "ok")
     assert "check regress_suite" in err and "1 regression" in err and "-> FAIL" in err, out
-    first = {r["arch"]: r["metrics"] for r in load_records(good)}
-    second = {r["arch"]: r["metrics"] for r in load_records(broken)}
+    first = {r["arch"]: r["metrics"] for r in read_record_files(good)}
+    second = {r["arch"]: r["metrics"] for r in read_record_files(broken)}
     assert first["fault_conv_a"] == second["fault_conv_a"]  # bit-identical, run to run
 
 
@@ -489,3 +503,42 @@ def test_committed_smoke_baseline_matches_the_smoke_suite():
         assert entry["final_loss"] > 0
         assert entry["speed"]["reference"] == REFERENCE_NAME
         assert entry["speed"]["latency_ratio"] > 0 and entry["speed"]["threads"] == 1
+
+
+# -- CPU kernels and threads ------------------------------------------------------------------
+
+
+def test_on_the_baselines_cpu_kernels_the_strict_tolerance_applies() -> None:
+    base = baseline_of(BASE_RECORDS, ["a", "b", "c"])
+    result = check([*BASE_RECORDS, later("a", miou=0.492)], base, tol_miou_pp=0.5)
+    assert rows_of(result)[("a", "mIoU (%)")] == ("50.000", "49.200", "-0.800 pp", "REGRESSION")
+    assert not any("across CPU kernels" in n for n in result.notes)
+
+
+@pytest.mark.parametrize(
+    ("capability", "shown"), [("AVX512", "AuthenticAMD/25/1/AVX512"), (None, "unknown")]
+)
+def test_other_or_unknown_cpu_kernels_use_the_measured_cross_cpu_tolerance(capability, shown):
+    """Other kernels round differently (the smoke models moved by up to 0.61 pp across 7 kernel
+    sets), so 0.8 pp is within the cross-CPU tolerance, 1.2 pp is not; speed is not compared."""
+    base = baseline_of(BASE_RECORDS, ["a", "b", "c"])
+    drift = later("a", miou=0.492, capability=capability, ratio=9.0)
+    broken = later("b", miou=0.388, capability=capability)
+    result = check([*BASE_RECORDS, drift, broken], base, tol_miou_pp=0.1)
+    rows = rows_of(result)
+    assert rows[("a", "mIoU (%)")][3] == "ok"
+    assert rows[("b", "mIoU (%)")] == ("40.000", "38.800", "-1.200 pp", "REGRESSION")
+    assert rows[("a", "latency / ref")][3] == "skipped"  # 9.0 vs 4.0 would be a regression
+    assert (
+        f"a: mIoU compared across CPU kernels (AuthenticAMD/25/1/AVX2 -> {shown}), "
+        "tolerance 1 pp" in result.notes
+    )
+    assert any(n.startswith("a: speed not compared (cpu_kernels ") for n in result.notes)
+
+
+def test_accuracy_from_another_thread_count_is_not_compared() -> None:
+    base = baseline_of(BASE_RECORDS, ["a", "b", "c"])
+    result = check([*BASE_RECORDS, later("a", miou=0.30, threads=2)], base)
+    assert rows_of(result)[("a", "mIoU (%)")][3] == "skipped"
+    assert not result.failed
+    assert result.notes[0].startswith("a: accuracy not compared: the run used 2 threads")

@@ -19,15 +19,17 @@ import architectures
 from architectures import _registry
 from bench.data import build_dataset
 from bench.models import build_model
-from bench.results import load_records
-from bench.runner import BASELINE_ARCH, Sweep, resolve_device
+from bench.records import SCHEMA_VERSION
+from bench.runner import BASELINE_ARCH, Sweep
 from bench.suites import load_suite
+from tests.factories import read_record_files
 
 TINY = Path(__file__).resolve().parent / "data" / "tiny_suite.yaml"
 REAL_ARCHS = ["tv_lraspp_mobilenet_v3_large", "tv_deeplabv3_mobilenet_v3_large"]
 BROKEN = "broken_test_arch"
 TINY_CONV = "tiny_conv_test_arch"
 SCHEMA_KEYS = {
+    "amendments",
     "schema_version",
     "run_id",
     "created",
@@ -95,7 +97,7 @@ def sweep(tmp_path_factory, temp_archs):
     )
     # The broken entry sits between the two real ones: the sweep must carry on after it.
     summary = sw.run([REAL_ARCHS[0], BROKEN, REAL_ARCHS[1]])
-    by_arch = {r["arch"]: r for r in load_records(results_dir)}
+    by_arch = {r["arch"]: r for r in read_record_files(results_dir)}
     return sw, summary, by_arch, results_dir, logs
 
 
@@ -128,7 +130,12 @@ def test_ok_record_is_complete(sweep, arch):
         "flip": False,
         "resolution": [32, 32],
         "num_images": 16,
+        # Keys of file-backed datasets' protocols, null on the synthetic set:
+        **dict.fromkeys(
+            ("crop", "stride", "short_side", "label_resolution", "train_augment"), None
+        ),
     }
+    assert r["amendments"] == []
     assert r["env"]["threads"] == 1 and r["env"]["seed"] == 0 and r["env"]["device"] == "cpu"
     for key in METRIC_KEYS:
         assert 0.0 <= r["metrics"][key] <= 1.0, key
@@ -220,7 +227,7 @@ def test_records_are_plain_json(sweep):
     _, summary, _, _, _ = sweep
     for path in summary.written:
         data = json.loads(path.read_text(encoding="utf-8"))
-        assert isinstance(data, dict) and data["schema_version"] == 1
+        assert isinstance(data, dict) and data["schema_version"] == SCHEMA_VERSION == 2
         assert path.stem == data["run_id"]
 
 
@@ -232,7 +239,7 @@ def test_resume_skips_archs_with_ok_records(tmp_path, temp_archs):
     quiet = {"results_dir": tmp_path, "device": "cpu", "progress": False, "log": lambda m: None}
     first = Sweep(suite, **quiet).run([TINY_CONV, BROKEN])
     assert [p.name.split("__")[1] for p in first.written] == [BASELINE_ARCH, TINY_CONV, BROKEN]
-    r = next(x for x in load_records(tmp_path) if x["arch"] == TINY_CONV)
+    r = next(x for x in read_record_files(tmp_path) if x["arch"] == TINY_CONV)
     k = r["dataset_info"]["num_classes"]
     # A 1x1 conv 3 -> K: 3K weights + K biases; 3K MACs per pixel at the 64x64 complexity input.
     assert r["complexity"]["params"] == 3 * k + k
@@ -242,7 +249,7 @@ def test_resume_skips_archs_with_ok_records(tmp_path, temp_archs):
     assert again.skipped == [TINY_CONV]
     assert [p.name.split("__")[1] for p in again.written] == [BROKEN]  # error: retried
     assert [a for a, _ in again.failed] == [BROKEN]
-    assert len(load_records(tmp_path)) == 4
+    assert len(read_record_files(tmp_path)) == 4
 
     # Another setting (seed) is another experiment: nothing is skipped.
     other = Sweep(dataclasses.replace(suite, seed=1), **quiet).run([TINY_CONV], resume=True)
@@ -255,24 +262,3 @@ def test_resume_skips_archs_with_ok_records(tmp_path, temp_archs):
 
 
 # -- devices ----------------------------------------------------------------------------------
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_resolve_device_cuda_without_cuda_raises():
-    with pytest.raises(ValueError) as exc:
-        resolve_device("cuda")
-    msg = str(exc.value)
-    assert "--device cuda was requested but torch.cuda.is_available() is False" in msg
-    assert "Use --device cpu" in msg
-    with pytest.raises(ValueError, match=r"--device cuda:1 was requested"):
-        resolve_device("cuda:1")
-
-
-def test_resolve_device_auto_and_cpu():
-    assert resolve_device("cpu") == "cpu"
-    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def test_resolve_device_rejects_other_names():
-    with pytest.raises(ValueError, match=r"--device must be auto, cpu or cuda\[:N\]; got 'tpu'"):
-        resolve_device("tpu")

@@ -25,9 +25,10 @@ from bench.cli import main
 from bench.leaderboard import leaderboard_frame
 from bench.merge import merge_results
 from bench.plugins import load_plugin
-from bench.results import load_records
-from bench.runner import BASELINE_ARCH, Sweep, parse_shard, shard_items
+from bench.runner import BASELINE_ARCH, Sweep
+from bench.shards import parse_shard, shard_items
 from bench.suites import load_suite
+from tests.factories import read_record_files
 
 ROOT = Path(__file__).resolve().parent.parent
 FAULT_SUITE = ROOT / "tests" / "data" / "fault_suite.yaml"
@@ -67,7 +68,7 @@ def call(argv: list[object]) -> tuple[int, str, str]:
 
 
 def stable_frame(results: Path) -> pd.DataFrame:
-    return leaderboard_frame(load_records(results))[STABLE]
+    return leaderboard_frame(read_record_files(results))[STABLE]
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +105,7 @@ def test_shard_slices_are_round_robin_disjoint_and_complete():
 
 
 def test_each_shard_ran_its_slice_only(runs):
-    ran = {i: sorted(r["arch"] for r in load_records(runs / f"shard{i}")) for i in (1, 2, 3)}
+    ran = {i: sorted(r["arch"] for r in read_record_files(runs / f"shard{i}")) for i in (1, 2, 3)}
     assert ran == {
         1: sorted([BASELINE_ARCH, "fault_sleepy"]),
         2: ["fault_conv_a", "fault_conv_c"],
@@ -158,7 +159,7 @@ def test_three_concurrent_shards_give_the_unsharded_leaderboard(tmp_path, runs):
     assert "shard 3/3: ran 1 combination(s); 4 belong to other shards." in outputs[2]
     assert not (shared / "LEADERBOARD.md").exists()  # left to `leaderboard` / `merge`
 
-    records = load_records(shared)
+    records = read_record_files(shared)
     assert sorted(r["arch"] for r in records) == sorted(COMBOS)  # each exactly once
     assert all(r["status"] == "ok" for r in records)
     for r in records:
@@ -183,7 +184,7 @@ def test_merging_the_shard_folders_gives_the_unsharded_leaderboard(tmp_path, run
     )
     assert (merged / "LEADERBOARD.md").is_file()
     pd.testing.assert_frame_equal(stable_frame(merged), stable_frame(runs / "single"))
-    for r in load_records(merged):  # sample files came along
+    for r in read_record_files(merged):  # sample files came along
         if r["samples"]:
             assert (merged / r["samples"]["file"]).is_file()
             assert (merged / r["samples"]["inputs_file"]).is_file()
@@ -191,7 +192,7 @@ def test_merging_the_shard_folders_gives_the_unsharded_leaderboard(tmp_path, run
     report = merge_results([*sources, sources[0]], merged)
     assert report.copied == [] and report.already_there == 5
     assert report.identical == 7 and report.conflicts == []
-    assert len(load_records(merged)) == 5
+    assert len(read_record_files(merged)) == 5
 
 
 def _copy_folder(src: Path, dst: Path) -> list[Path]:
@@ -242,14 +243,14 @@ def test_merge_keeps_the_newest_run_and_reports_disagreeing_runs(tmp_path, runs)
     assert f"CONFLICT: fault_conv_a (fault_suite, {old['setting']}, " in err
     assert f"ok runs disagree on mIoU: {old['run_id']} ({a}): " in err
     assert f"kept the newest, {newer['run_id']}" in err
-    kept = {r["arch"]: r for r in load_records(into)}
+    kept = {r["arch"]: r for r in read_record_files(into)}
     assert kept["fault_conv_a"]["run_id"] == newer["run_id"]
     assert kept["fault_conv_c"]["metrics"]["miou"] == old_miou(runs, "fault_conv_c")
     assert not (into / "LEADERBOARD.md").exists()
 
 
 def old_miou(runs: Path, arch: str) -> float:
-    return next(r for r in load_records(runs / "shard2") if r["arch"] == arch)["metrics"]["miou"]
+    return next(r for r in read_record_files(runs / "shard2") if r["arch"] == arch)["metrics"]["miou"]
 
 
 def test_merge_never_deletes_and_skips_older_incoming_runs(tmp_path, runs):
@@ -262,7 +263,7 @@ def test_merge_never_deletes_and_skips_older_incoming_runs(tmp_path, runs):
     report = merge_results([incoming], into)
     assert report.copied == [] and report.already_there == 1
     assert report.superseded == [record["run_id"] + "old"] and report.conflicts == []
-    assert [r["run_id"] for r in load_records(into)] == [record["run_id"]]
+    assert [r["run_id"] for r in read_record_files(into)] == [record["run_id"]]
 
 
 def test_merge_of_a_corrupt_source_names_the_file_and_writes_nothing(tmp_path, runs):

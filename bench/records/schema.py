@@ -1,0 +1,505 @@
+"""The run record, schema version 2: frozen dataclasses, one per section.
+
+One JSON file per (suite, architecture, dataset, setting) run. This module is the schema: every
+field, its type and its bounds are declared here once, and :meth:`RunRecord.from_dict` is the one
+validator every reader goes through (the runner builds records with it; the leaderboard, plots,
+regression checks, merge and the papers table read them with it). Metric fractions are in
+[0, 1]; sizes in MiB (2**20 bytes); times in ms or s as named.
+
+==============  ==========================================================================
+section         content
+==============  ==========================================================================
+(top level)     schema_version (2), run_id (``<suite>__<arch>__<dataset>__<UTC time>_<8 hex>``,
+                the file stem), created (UTC ISO-8601), kind (model | baseline), suite,
+                setting (the suite's settings key), arch, dataset, status (ok | error),
+                command (the command line that produced the record)
+arch_info       title, paper, year, family, reference, input_divisor and the paper's figures
+dataset_info    title, num_classes, class_names, palette, ignore_index
+protocol        the evaluation protocol as run: split, mode (whole | slide), scales, flip,
+                resolution, num_images; file-backed datasets add crop, stride, short_side,
+                label_resolution and train_augment (the training transforms)
+error           null, or type, message, traceback, stage
+metrics         miou, pixel_acc, mean_acc, fwiou, mean_dice, per-class IoU/accuracy/Dice
+complexity      params (the network as evaluated and timed), params_with_aux (every
+                registered parameter: auxiliary training heads included), trainable_params,
+                macs, gmacs, gflops (= 2 x gmacs), input_shape, counter and version, skipped
+                operators, the cross-check, mode
+speed           device, dtype, latency_ms {p50, ...}, throughput, peak memory, efficiency,
+                threads, page faults, and normalised: latency relative to a reference network
+                timed interleaved in the same process (what ``check`` compares)
+train           steps, seconds, final_loss, loss_curve, batch_size, optimizer, lr, ...
+env             versions, device, git commit, seed, threads, backend flags, and cpu: the CPU
+                precisely (vendor, family, model, stepping, vector extensions, torch's CPU
+                capability, oneDNN/MKL versions, kernel pins; see bench.devices.CpuInfo)
+samples         null, or file, inputs_file: predictions kept for the qualitative figure
+amendments      changes made to the record after its run, each with the command that made
+                them (e.g. parameters re-counted when schema 2 split params/params_with_aux)
+==============  ==========================================================================
+
+A section is null where it does not apply (a failed run, a baseline, a suite without speed).
+The schema stands alone: records can be read with ``json`` alone, and this package imports
+nothing of the harness but :mod:`bench.errors`, :mod:`bench.fileio` and :mod:`bench.devices`'
+``CpuInfo`` type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Literal
+
+from bench.devices import CpuInfo, device_type
+from bench.records._codec import Context, dump, parse_dataclass
+from bench.records.upgrade import SCHEMA_VERSION, upgrade
+
+Kind = Literal["model", "baseline"]
+Status = Literal["ok", "error"]
+DType = Literal["fp32", "fp16", "bf16"]
+Optimizer = Literal["adamw", "sgd"]
+ClassWeighting = Literal["none", "enet"]
+InferenceMode = Literal["whole", "slide"]
+PeakMemKind = Literal["cuda_max_allocated", "cpu_rss_delta_sampled", "cpu_maxrss_delta"]
+FlopConvention = Literal["macs", "2*macs"]
+DeviceType = Literal["cpu", "cuda"]
+
+_FRACTION = {"lo": 0.0, "hi": 1.0, "hint": "Metrics are fractions in [0, 1], not percentages."}
+_COUNT = {"lo": 0}
+_POSITIVE = {"lo": 1}
+_NONNEG = {"lo": 0.0}
+_NAME = {"nonempty": True}
+
+
+def _meta(**kwargs: Any) -> Any:
+    return field(default=None, metadata=kwargs)
+
+
+class _Section:
+    """``from_dict`` / ``to_dict`` for one section of a record (a frozen dataclass)."""
+
+    key: ClassVar[str] = ""
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "run record") -> Any:
+        """Validates a JSON object as this section (see :meth:`RunRecord.from_dict`).
+
+        Raises:
+            RecordError: a field of the wrong type or range, unknown or missing.
+        """
+        return parse_dataclass(cls, data, cls.key, Context(source))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready section."""
+        return dump(self)
+
+
+@dataclass(frozen=True)
+class ArchSection(_Section):
+    """``arch_info``: the registry entry's metadata at the time of the run."""
+
+    key: ClassVar[str] = "arch_info"
+
+    title: str | None = ""
+    paper: str | None = ""
+    year: int | None = None
+    family: str | None = ""
+    reference: str | None = ""
+    input_divisor: int | None = _meta(**_POSITIVE)
+    paper_params: int | None = _meta(**_COUNT)
+    paper_params_note: str | None = ""
+    paper_num_classes: int | None = _meta(**_POSITIVE)
+    paper_gflops: float | None = _meta(**_NONNEG)
+    paper_resolution: tuple[int, int] | None = _meta(**_POSITIVE)
+    paper_flops_convention: FlopConvention | None = None
+    aux_weights: dict[str, float] = field(default_factory=dict)
+    notes: str | None = ""
+
+
+@dataclass(frozen=True)
+class DatasetSection(_Section):
+    """``dataset_info``: what the class ids mean and how to draw them."""
+
+    key: ClassVar[str] = "dataset_info"
+
+    title: str = ""
+    num_classes: int | None = _meta(**_POSITIVE)
+    class_names: tuple[str, ...] = ()
+    palette: tuple[tuple[int, int, int], ...] | None = _meta(lo=0, hi=255)
+    ignore_index: int | None = None
+
+
+@dataclass(frozen=True)
+class TrainAugment(_Section):
+    """``protocol.train_augment``: the training transforms of a file-backed dataset."""
+
+    key: ClassVar[str] = "protocol.train_augment"
+
+    crop: tuple[int, int] | None = _meta(**_POSITIVE)
+    scale_range: tuple[float, float] | None = _meta(**_NONNEG)
+    scale_base: tuple[int, int] | None = _meta(**_POSITIVE)
+    flip: bool | None = None
+    color_jitter: dict[str, float] | None = _meta(**_NONNEG)
+    label_pad_value: int | None = None
+    label_interpolation: str | None = None
+
+
+@dataclass(frozen=True)
+class Protocol(_Section):
+    """``protocol``: the evaluation protocol as run."""
+
+    key: ClassVar[str] = "protocol"
+
+    split: str | None = None
+    mode: InferenceMode | None = None
+    scales: tuple[float, ...] | None = _meta(lo=0.0)
+    flip: bool | None = None
+    resolution: tuple[int, int] | str | None = _meta(**_POSITIVE)
+    num_images: int | None = _meta(**_COUNT)
+    crop: tuple[int, int] | None = _meta(**_POSITIVE)
+    stride: tuple[int, int] | None = _meta(**_POSITIVE)
+    short_side: int | None = _meta(**_POSITIVE)
+    label_resolution: str | None = None
+    train_augment: TrainAugment | None = None
+
+
+@dataclass(frozen=True)
+class ErrorInfo(_Section):
+    """``error``: why a run failed, and in which stage."""
+
+    key: ClassVar[str] = "error"
+
+    message: str
+    type: str = ""
+    traceback: str | None = None
+    stage: str | None = None
+
+
+@dataclass(frozen=True)
+class Metrics(_Section):
+    """``metrics``: accuracy from one confusion matrix over the evaluation split."""
+
+    key: ClassVar[str] = "metrics"
+
+    miou: float | None = _meta(**_FRACTION)
+    pixel_acc: float | None = _meta(**_FRACTION)
+    mean_acc: float | None = _meta(**_FRACTION)
+    fwiou: float | None = _meta(**_FRACTION)
+    mean_dice: float | None = _meta(**_FRACTION)
+    per_class_iou: dict[str, float | None] | None = _meta(**_FRACTION)
+    per_class_acc: dict[str, float | None] | None = _meta(**_FRACTION)
+    per_class_dice: dict[str, float | None] | None = _meta(**_FRACTION)
+
+
+@dataclass(frozen=True)
+class Crosscheck(_Section):
+    """``complexity.crosscheck``: the second MAC counter."""
+
+    key: ClassVar[str] = "complexity.crosscheck"
+
+    counter: str | None = None
+    flops: int | None = _meta(**_COUNT)
+    macs: int | None = _meta(**_COUNT)
+    rel_diff: float | None = _meta(**_NONNEG)
+
+
+@dataclass(frozen=True)
+class Complexity(_Section):
+    """``complexity``: parameters and multiply-accumulates at one input shape.
+
+    ``params`` counts the network as evaluated and timed (the parameters the eval-mode forward
+    pass uses), the same network ``macs`` counts; ``params_with_aux`` counts every registered
+    parameter, auxiliary training heads included.
+    """
+
+    key: ClassVar[str] = "complexity"
+
+    params: int | None = _meta(**_COUNT)
+    params_with_aux: int | None = _meta(**_COUNT)
+    trainable_params: int | None = _meta(**_COUNT)
+    macs: int | None = _meta(**_COUNT)
+    gmacs: float | None = _meta(**_NONNEG)
+    gflops: float | None = _meta(**_NONNEG)
+    input_shape: tuple[int, ...] | None = _meta(**_POSITIVE)
+    counter: str | None = None
+    counter_version: str | None = None
+    unsupported_ops: dict[str, int] | None = _meta(**_COUNT)
+    non_mac_ops: dict[str, int] | None = _meta(**_COUNT)
+    crosscheck: Crosscheck | None = None
+    disagreement: bool | None = None
+    mode: str | None = None
+
+
+@dataclass(frozen=True)
+class LatencyMs(_Section):
+    """``speed.latency_ms``: batch-1 latency statistics in milliseconds."""
+
+    key: ClassVar[str] = "speed.latency_ms"
+
+    p50: float | None = _meta(**_NONNEG)
+    p90: float | None = _meta(**_NONNEG)
+    p99: float | None = _meta(**_NONNEG)
+    mean: float | None = _meta(**_NONNEG)
+    std: float | None = _meta(**_NONNEG)
+    cv: float | None = _meta(**_NONNEG)
+    n: int | None = _meta(**_COUNT)
+
+
+@dataclass(frozen=True)
+class ThroughputPoint(_Section):
+    """One batch size of ``speed.throughput_sweep``."""
+
+    key: ClassVar[str] = "speed.throughput_sweep[]"
+
+    batch_size: int = field(metadata=_POSITIVE)
+    images_per_s: float | None = _meta(**_NONNEG)
+    oom: bool = False
+
+
+@dataclass(frozen=True)
+class Normalised(_Section):
+    """``speed.normalised``: latency relative to a reference network timed interleaved."""
+
+    key: ClassVar[str] = "speed.normalised"
+
+    reference: str | None = None
+    latency_ratio: float | None = _meta(**_NONNEG)
+    latency_ratio_cv: float | None = _meta(**_NONNEG)
+    cpu_time_ratio: float | None = _meta(**_NONNEG)
+    model_ms_p50: float | None = _meta(**_NONNEG)
+    reference_ms_p50: float | None = _meta(**_NONNEG)
+    rounds: int | None = _meta(**_COUNT)
+    model_calls: int | None = _meta(**_COUNT)
+    reference_calls: int | None = _meta(**_COUNT)
+    minor_faults: int | None = _meta(**_COUNT)
+    threads: int | None = _meta(**_POSITIVE)
+    cpu_affinity: tuple[int, ...] | None = _meta(**_COUNT)
+
+
+_WITH_SPEED = "Required whenever the speed section is present."
+
+
+@dataclass(frozen=True)
+class Speed(_Section):
+    """``speed``: inference speed on one device and dtype."""
+
+    key: ClassVar[str] = "speed"
+
+    device: str = field(metadata={"nonempty": True, "required_hint": _WITH_SPEED})
+    dtype: DType = field(metadata={"required_hint": _WITH_SPEED})
+    device_name: str | None = None
+    channels_last: bool | None = None
+    input_shape: tuple[int, ...] | None = _meta(**_POSITIVE)
+    batch_size: int | None = _meta(**_POSITIVE)
+    latency_ms: LatencyMs | None = None
+    throughput_ips: float | None = _meta(**_NONNEG)
+    throughput_batch_size: int | None = _meta(**_POSITIVE)
+    throughput_sweep: tuple[ThroughputPoint, ...] | None = None
+    max_batch_fitted: int | None = _meta(**_COUNT)
+    peak_mem_mb: float | None = None
+    peak_mem_kind: PeakMemKind | None = None
+    achieved_gflops_per_s: float | None = _meta(**_NONNEG)
+    efficiency: float | None = _meta(**_NONNEG)
+    matmul_gflops_per_s: float | None = _meta(**_NONNEG)
+    threads: int | None = _meta(**_POSITIVE)
+    cpu_affinity: int | None = _meta(**_COUNT)
+    minor_faults: int | None = _meta(**_COUNT)
+    cudnn_benchmark: bool | None = None
+    normalised: Normalised | None = None
+
+
+@dataclass(frozen=True)
+class TrainInfo(_Section):
+    """``train``: what training ran (a fixed number of optimiser steps)."""
+
+    key: ClassVar[str] = "train"
+
+    steps: int | None = _meta(**_COUNT)
+    seconds: float | None = _meta(**_NONNEG)
+    final_loss: float | None = None
+    loss_curve: tuple[float, ...] | None = None
+    batch_size: int | None = _meta(**_POSITIVE)
+    optimizer: Optimizer | None = None
+    lr: float | None = _meta(**_NONNEG)
+    precise_bn_batches: int | None = _meta(**_COUNT)
+    class_weighting: ClassWeighting | None = None
+    class_weights: tuple[float, ...] | None = _meta(**_NONNEG)
+
+
+@dataclass(frozen=True)
+class RunFlags(_Section):
+    """``env.flags``: backend flags in force during the run."""
+
+    key: ClassVar[str] = "env.flags"
+
+    deterministic_algorithms: bool | None = None
+    cudnn_benchmark: bool | None = None
+    tf32_matmul: bool | None = None
+
+
+@dataclass(frozen=True)
+class Env(_Section):
+    """``env``: provenance of the run (see :func:`bench.provenance.environment`)."""
+
+    key: ClassVar[str] = "env"
+
+    torch: str | None = None
+    torchvision: str | None = None
+    python: str | None = None
+    platform: str | None = None
+    device: str | None = None
+    device_name: str | None = None
+    cpu_model: str | None = None
+    gpu_model: str | None = None
+    threads: int | None = _meta(**_POSITIVE)
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    seed: int | None = None
+    matmul_gflops_per_s: float | None = _meta(**_NONNEG)
+    flags: RunFlags | None = None
+    cpu: CpuInfo | None = None
+
+
+@dataclass(frozen=True)
+class Samples(_Section):
+    """``samples``: predictions kept for the qualitative figure (paths inside the results dir)."""
+
+    key: ClassVar[str] = "samples"
+
+    file: str | None = None
+    inputs_file: str | None = None
+
+
+@dataclass(frozen=True)
+class Amendment(_Section):
+    """One change made to a stored record after its run, with the command that made it."""
+
+    key: ClassVar[str] = "amendments[]"
+
+    created: str = field(metadata=_NAME)
+    command: str = field(metadata=_NAME)
+    fields: tuple[str, ...] = ()
+    note: str = ""
+    git_commit: str | None = None
+
+
+_REQUIRED = {"nonempty": True}
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run: identity, the sections above, provenance. Read with :meth:`from_dict`."""
+
+    schema_version: int
+    run_id: str = field(metadata=_REQUIRED)
+    created: str = field(metadata=_REQUIRED)
+    kind: Kind = field(metadata={})
+    suite: str = field(metadata=_REQUIRED)
+    setting: str = field(metadata=_REQUIRED)
+    arch: str = field(metadata=_REQUIRED)
+    dataset: str = field(metadata=_REQUIRED)
+    status: Status = field(metadata={})
+    arch_info: ArchSection | None = None
+    dataset_info: DatasetSection | None = None
+    protocol: Protocol | None = None
+    error: ErrorInfo | None = None
+    metrics: Metrics | None = None
+    complexity: Complexity | None = None
+    speed: Speed | None = None
+    train: TrainInfo | None = None
+    env: Env | None = None
+    command: str = ""
+    samples: Samples | None = None
+    amendments: tuple[Amendment, ...] = ()
+
+    # -- reading and writing ------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "run record") -> RunRecord:
+        """Validates a parsed JSON record (upgrading older schema versions) and types it.
+
+        Args:
+            data: The parsed JSON object.
+            source: Where it came from, for messages (a file path, ``"run record #3"``).
+
+        Returns:
+            The typed record, at :data:`SCHEMA_VERSION`.
+
+        Raises:
+            RecordError: Not an object, an unknown schema version, a missing required field,
+                an unknown field, or a value of the wrong type or range. The message names
+                ``source`` (and the run id), the field, what was expected, what was found and
+                the fix.
+        """
+        run_id = data.get("run_id") if isinstance(data, dict) else None
+        where = f"{source} (run_id {run_id!r})" if isinstance(run_id, str) and run_id else source
+        ctx = Context(where)
+        if not isinstance(data, dict):
+            raise ctx.error("record", "an object (one parsed JSON run record)", type(data).__name__)
+        record = parse_dataclass(cls, upgrade(data, ctx), "", ctx)
+        record._check(ctx)
+        return record
+
+    def _check(self, ctx: Context) -> None:
+        """Rules across fields that types alone cannot state."""
+        if self.schema_version != SCHEMA_VERSION:  # upgrade() left it: a schema bug
+            raise ctx.error("schema_version", str(SCHEMA_VERSION), self.schema_version)
+        try:
+            _parse_created(self.created)
+        except ValueError:
+            raise ctx.error(
+                "created", "an ISO-8601 timestamp such as '2026-11-27T06:16:00Z'", self.created
+            ) from None
+        if self.status == "error" and self.error is None:
+            raise ctx.error("error.message", "a string (the record has status 'error')", None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready record (every field present; null where it does not apply)."""
+        return dump(self)
+
+    def replace(self, **changes: Any) -> RunRecord:
+        """A copy with ``changes`` applied (``dataclasses.replace``)."""
+        return dataclasses.replace(self, **changes)
+
+    # -- derived values -----------------------------------------------------------------------
+    @property
+    def ok(self) -> bool:
+        """Whether the run succeeded."""
+        return self.status == "ok"
+
+    @property
+    def created_at(self) -> datetime:
+        """``created`` as an aware UTC datetime."""
+        return _parse_created(self.created)
+
+    @property
+    def newest_key(self) -> tuple[datetime, str]:
+        """Sort key of "newer": creation time, then run id (ids sort in creation order)."""
+        return (self.created_at, self.run_id)
+
+    @property
+    def device(self) -> str | None:
+        """The speed device, else the device the run used (``env.device``)."""
+        if self.speed is not None:
+            return self.speed.device
+        return self.env.device if self.env is not None else None
+
+    @property
+    def device_type(self) -> str:
+        """``"cpu"`` or ``"cuda"`` (``""`` when unknown)."""
+        return device_type(self.device)
+
+    @property
+    def dtype(self) -> str | None:
+        """The speed dtype (None when speed was not measured)."""
+        return self.speed.dtype if self.speed is not None else None
+
+    @property
+    def miou(self) -> float | None:
+        """``metrics.miou`` or None."""
+        return self.metrics.miou if self.metrics is not None else None
+
+
+def _parse_created(text: str) -> datetime:
+    value = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
+    moment = datetime.fromisoformat(value)
+    # Naive timestamps are read as UTC, the zone the harness writes.
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
