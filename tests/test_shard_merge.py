@@ -250,7 +250,9 @@ def test_merge_keeps_the_newest_run_and_reports_disagreeing_runs(tmp_path, runs)
 
 
 def old_miou(runs: Path, arch: str) -> float:
-    return next(r for r in read_record_files(runs / "shard2") if r["arch"] == arch)["metrics"]["miou"]
+    return next(r for r in read_record_files(runs / "shard2") if r["arch"] == arch)["metrics"][
+        "miou"
+    ]
 
 
 def test_merge_never_deletes_and_skips_older_incoming_runs(tmp_path, runs):
