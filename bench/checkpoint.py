@@ -15,27 +15,35 @@ from typing import Any
 import torch
 from torch import nn
 
+from bench.errors import CheckpointError, MissingFileError
+from bench.fileio import write_atomic
+
 FORMAT = "semseg-bench/1"
 
 
 def save_checkpoint(
     path: Path, model: nn.Module, *, arch: str, num_classes: int, meta: dict[str, Any] | None = None
 ) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(
-        {
-            "format": FORMAT,
-            "arch": arch,
-            "num_classes": num_classes,
-            "state_dict": model.state_dict(),
-            "meta": meta or {},
-        },
-        tmp,
-    )
-    tmp.replace(path)
-    return path
+    """Saves ``model``'s state dict in the harness format, atomically.
+
+    Args:
+        path: Destination file; its folder is created when missing.
+        model: The registered architecture (not the ``PadCrop`` wrapper).
+        arch: Its registered name.
+        num_classes: The class count it was built for.
+        meta: Free-form JSON-like details (e.g. the run id).
+
+    Returns:
+        ``path``.
+    """
+    obj = {
+        "format": FORMAT,
+        "arch": arch,
+        "num_classes": num_classes,
+        "state_dict": model.state_dict(),
+        "meta": meta or {},
+    }
+    return write_atomic(path, lambda handle: torch.save(obj, handle))
 
 
 def _unpickling_detail(message: str) -> str:
@@ -50,25 +58,38 @@ def _unpickling_detail(message: str) -> str:
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint file with ``weights_only=True``; returns the harness dict form."""
+    """Read a checkpoint file with ``weights_only=True``; returns the harness dict form.
+
+    Args:
+        path: A harness checkpoint or a plain ``state_dict`` of tensors.
+
+    Returns:
+        ``{"format", "arch", "num_classes", "state_dict", "meta"}`` (``arch`` and
+        ``num_classes`` are ``None`` for a plain state dict).
+
+    Raises:
+        MissingFileError: ``path`` does not exist.
+        CheckpointError: the file is corrupt, holds Python objects a weights-only load refuses,
+            or is neither format.
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"Checkpoint {path} does not exist.")
+        raise MissingFileError(f"Checkpoint {path} does not exist.")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         detail = _unpickling_detail(str(exc))
         if "global" not in detail.lower():  # not an object reference: the bytes are garbage
-            raise ValueError(
+            raise CheckpointError(
                 f"Checkpoint {path} is not a readable torch file (corrupt or truncated?): {detail}"
             ) from None
-        raise ValueError(
+        raise CheckpointError(
             f"Checkpoint {path} was refused: it holds Python objects that a weights-only load "
             f"does not execute (a checkpoint that runs code on load is not accepted). "
             f"Re-save it as a plain state_dict of tensors. Detail: {detail}"
         ) from None
     except (RuntimeError, EOFError, OSError) as exc:
-        raise ValueError(
+        raise CheckpointError(
             f"Checkpoint {path} is not a readable torch file (corrupt or truncated?): {exc}"
         ) from None
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
@@ -81,7 +102,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
             "state_dict": obj,
             "meta": {},
         }
-    raise ValueError(
+    raise CheckpointError(
         f"Checkpoint {path} is neither a semseg-bench checkpoint nor a state_dict of tensors "
         f"(found {type(obj).__name__})."
     )
@@ -90,9 +111,20 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 def load_into(model: nn.Module, path: Path, *, arch: str, num_classes: int) -> dict[str, Any]:
     """Load a checkpoint into ``model`` (the registered architecture, not the PadCrop wrapper).
 
+    Args:
+        model: The registered architecture (``PadCrop.model``).
+        path: The checkpoint file.
+        arch: The architecture ``model`` is.
+        num_classes: The class count ``model`` was built for.
+
+    Returns:
+        The checkpoint as :func:`read_checkpoint` returns it.
+
     Raises:
-        ValueError: the checkpoint is for another architecture / class count, or its keys or
-            shapes do not match, with a report of the keys that differ.
+        MissingFileError: ``path`` does not exist.
+        CheckpointError: the file cannot be read (see :func:`read_checkpoint`), is for another
+            architecture / class count, or its keys or shapes do not match, with a report of
+            the keys that differ.
     """
     ckpt = read_checkpoint(path)
     state = ckpt["state_dict"]
@@ -129,6 +161,6 @@ def load_into(model: nn.Module, path: Path, *, arch: str, num_classes: int) -> d
             )
         if not other_arch:
             lines.append("Is it for another architecture or class count?")
-        raise ValueError("\n".join(lines))
+        raise CheckpointError("\n".join(lines))
     model.load_state_dict(state)
     return ckpt

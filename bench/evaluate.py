@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from bench.errors import ConfigError
 from bench.inference import predict
 from bench.metrics import ConfusionMatrix, SegMetrics
 from bench.models import main_logits
@@ -18,10 +19,19 @@ from bench.models import main_logits
 
 @dataclass(frozen=True)
 class EvalResult:
+    """The outcome of :func:`evaluate`.
+
+    Attributes:
+        metrics: Metrics of the dataset-level confusion matrix.
+        matrix: The ``(K, K)`` int64 confusion matrix (rows = ground truth).
+        num_images: Images evaluated.
+        sample_preds: ``(S, H, W)`` uint8 predictions of the first S images, or ``None``.
+    """
+
     metrics: SegMetrics
     matrix: np.ndarray
     num_images: int
-    sample_preds: np.ndarray | None  # (S, H, W) uint8 predictions of the first S images
+    sample_preds: np.ndarray | None
 
 
 def _pred_dtype(num_classes: int) -> torch.dtype:
@@ -53,10 +63,30 @@ def evaluate(
 
     With ``model=None`` and ``constant_class=c`` every pixel is predicted as class ``c`` (the
     "predict background everywhere" baseline row of the leaderboard).
+
+    Args:
+        model: The model, or ``None`` with ``constant_class``.
+        dataset: Yields ``(image, mask)`` pairs.
+        num_classes: Classes scored.
+        ignore_index: Label value not scored.
+        class_names: One name per class, for the per-class metrics.
+        device: Where the model runs and the matrix accumulates.
+        batch_size: Images per forward pass.
+        num_samples: Predictions of the first N images kept in the result.
+        constant_class: The class predicted everywhere when ``model`` is ``None``.
+        progress: Whether to show a progress bar.
+        desc: The progress bar's label.
+
+    Returns:
+        The metrics, the confusion matrix and the kept predictions.
+
+    Raises:
+        ConfigError: neither a model nor a constant class is given, the model's logits do not
+            match the labels, or a label is invalid (see :class:`bench.metrics.ConfusionMatrix`).
     """
     protocol = getattr(dataset, "protocol", None)
     if model is None and constant_class is None:
-        raise ValueError("evaluate() needs a model or a constant_class.")
+        raise ConfigError("evaluate() needs a model or a constant_class.")
     if model is not None:
         model.to(device).eval()
     cm = ConfusionMatrix(num_classes, ignore_index=ignore_index, device=device)
@@ -74,7 +104,7 @@ def evaluate(
             else:  # resize / sliding window / multi-scale + flip, scored at the label's size
                 logits = predict(model, images, protocol, out_size=masks.shape[-2:])
             if logits.shape[-2:] != masks.shape[-2:] or logits.shape[1] != num_classes:
-                raise ValueError(
+                raise ConfigError(
                     f"Model output {tuple(logits.shape)} does not match labels "
                     f"{tuple(masks.shape)} with {num_classes} classes: expected "
                     f"(N, {num_classes}, H, W) at the label resolution."

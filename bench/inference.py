@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data.transforms import EvalProtocol
+from bench.errors import ConfigError
 from bench.models import main_logits
 
 
@@ -52,7 +53,7 @@ def _resize(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
 def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     logits = main_logits(model(x))
     if logits.ndim != 4 or logits.shape[0] != x.shape[0] or logits.shape[-2:] != x.shape[-2:]:
-        raise ValueError(
+        raise ConfigError(
             f"Model output {tuple(logits.shape)} for input {tuple(x.shape)}: expected logits "
             f"(N, K, H, W) at the input resolution (wrap the model with bench.models.PadCrop)."
         )
@@ -104,6 +105,9 @@ def predict(
 
     Returns:
         ``(N, K, *out_size)`` logits (one view) or mean probabilities (several views).
+
+    Raises:
+        ConfigError: the model's logits are not ``(N, K, H, W)`` at its input resolution.
     """
     protocol = protocol or EvalProtocol()
     h, w = images.shape[-2:]

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from bench.errors import ConfigError
+
 _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 # Largest histogram update() builds (32 MiB of int64 counts); labels further apart are compacted.
 _MAX_HIST_BINS = 1 << 22
@@ -48,15 +50,18 @@ class ConfusionMatrix:
         num_classes: Number of evaluated classes.
         ignore_index: Label value to skip (255 by default; a dataset may declare its own).
         device: Where the matrix lives; put it where the predictions are.
+
+    Raises:
+        ConfigError: ``num_classes`` is not a positive int, or ``ignore_index`` is a class id.
     """
 
     def __init__(
         self, num_classes: int, ignore_index: int = 255, device: torch.device | str = "cpu"
     ) -> None:
         if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int; got {num_classes!r}.")
+            raise ConfigError(f"num_classes must be a positive int; got {num_classes!r}.")
         if 0 <= ignore_index < num_classes:
-            raise ValueError(
+            raise ConfigError(
                 f"ignore_index {ignore_index} collides with class ids 0..{num_classes - 1}; "
                 f"choose a value outside that range (255 is the usual one)."
             )
@@ -65,6 +70,7 @@ class ConfusionMatrix:
         self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
 
     def reset(self) -> None:
+        """Sets every count back to zero."""
         self.matrix.zero_()
 
     @torch.no_grad()
@@ -72,13 +78,13 @@ class ConfusionMatrix:
         """Add a batch of predicted and ground-truth label maps (same shape, integer dtype).
 
         Raises:
-            ValueError: shapes differ, a prediction is outside ``[0, num_classes)``, or a target
+            ConfigError: shapes differ, a prediction is outside ``[0, num_classes)``, or a target
                 label is outside it and is not ``ignore_index`` (the message lists the values).
                 A failed update leaves the matrix unchanged.
             TypeError: an input is not an integer tensor (e.g. logits or a float mask).
         """
         if pred.shape != target.shape:
-            raise ValueError(
+            raise ConfigError(
                 f"pred and target must have the same shape; got pred {tuple(pred.shape)} and "
                 f"target {tuple(target.shape)}. Pass class ids (e.g. logits.argmax(1)), not logits."
             )
@@ -160,7 +166,7 @@ class ConfusionMatrix:
             if int(pmin) >= 0 and int(pmax) < k:
                 return
         pmin, pmax = (int(v) for v in torch.aminmax(pred))
-        raise ValueError(
+        raise ConfigError(
             f"Predictions must be class ids in [0, {k - 1}]; found values in "
             f"[{pmin}, {pmax}]. Is num_classes={k} right for this model?"
         )
@@ -178,7 +184,7 @@ class ConfusionMatrix:
     def _raise_invalid(self, values: Sequence[int]) -> None:
         shown = ", ".join(str(v) for v in list(values)[:10])
         more = f" (and {len(values) - 10} more)" if len(values) > 10 else ""
-        raise ValueError(
+        raise ConfigError(
             f"Target labels must be in [0, {self.num_classes - 1}] or the ignore index "
             f"{self.ignore_index}; found {shown}{more}. Check the dataset's label encoding "
             f"(e.g. colour-coded labels, or labelIds that need mapping to trainIds) or its "
@@ -186,9 +192,19 @@ class ConfusionMatrix:
         )
 
     def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
-        """Add another matrix (e.g. from another process or shard) in place; returns self."""
+        """Add another matrix (e.g. from another process or shard) in place.
+
+        Args:
+            other: A matrix of the same class count.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            ConfigError: the class counts differ.
+        """
         if other.num_classes != self.num_classes:
-            raise ValueError(
+            raise ConfigError(
                 f"Cannot merge confusion matrices of {self.num_classes} and "
                 f"{other.num_classes} classes."
             )
@@ -201,6 +217,14 @@ class ConfusionMatrix:
             torch.distributed.all_reduce(self.matrix)
 
     def compute(self, class_names: Sequence[str] | None = None) -> SegMetrics:
+        """The metrics of the matrix so far (see :func:`compute_metrics`).
+
+        Args:
+            class_names: K names for the per-class dicts (default ``"0".."K-1"``).
+
+        Returns:
+            The metrics.
+        """
         return compute_metrics(self.matrix.cpu().numpy(), class_names)
 
 
@@ -248,14 +272,20 @@ def compute_metrics(
     Args:
         matrix: ``(K, K)`` non-negative counts.
         class_names: K names for the per-class dicts (default ``"0".."K-1"``).
+
+    Returns:
+        The metrics; undefined values are NaN.
+
+    Raises:
+        ConfigError: the matrix is not square, or the number of names is not K.
     """
     cm = matrix.cpu().numpy() if isinstance(matrix, torch.Tensor) else np.asarray(matrix)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
-        raise ValueError(f"Confusion matrix must be square (K, K); got shape {cm.shape}.")
+        raise ConfigError(f"Confusion matrix must be square (K, K); got shape {cm.shape}.")
     k = cm.shape[0]
     names = [str(i) for i in range(k)] if class_names is None else list(class_names)
     if len(names) != k:
-        raise ValueError(f"Got {len(names)} class names for a {k}-class confusion matrix.")
+        raise ConfigError(f"Got {len(names)} class names for a {k}-class confusion matrix.")
     cm = cm.astype(np.float64)
     tp = np.diag(cm)
     gt = cm.sum(axis=1)  # pixels per ground-truth class

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import architectures
+from bench.errors import ConfigError
 
 
 class PadCrop(nn.Module):
@@ -50,7 +51,16 @@ class PadCrop(nn.Module):
 
 
 def build_model(arch: str, *, num_classes: int, **options: object) -> PadCrop:
-    """Build a registered architecture wrapped in :class:`PadCrop`."""
+    """Build a registered architecture wrapped in :class:`PadCrop`.
+
+    Args:
+        arch: A registered architecture name.
+        num_classes: Output classes.
+        **options: Keyword options of the entry's builder.
+
+    Returns:
+        The wrapped model.
+    """
     entry = architectures.get_entry(arch)
     return PadCrop(
         entry.build(num_classes=num_classes, **options),
@@ -60,10 +70,20 @@ def build_model(arch: str, *, num_classes: int, **options: object) -> PadCrop:
 
 
 def main_logits(out: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
-    """The main logits of a model output (a tensor, or a dict with key ``"out"``)."""
+    """The main logits of a model output (a tensor, or a dict with key ``"out"``).
+
+    Args:
+        out: What the model returned.
+
+    Returns:
+        The main logits.
+
+    Raises:
+        ConfigError: ``out`` is a dict without the key ``"out"``.
+    """
     if isinstance(out, dict):
         if "out" not in out:
-            raise ValueError(
+            raise ConfigError(
                 f"A model returning a dict must put its main logits under 'out'; got keys "
                 f"{sorted(out)}."
             )

@@ -3,8 +3,11 @@
 A suite names a dataset (and its options), the architectures (``all`` = every registered
 entry, including plugins), the training budget, the evaluation split, the speed settings and
 the resolution at which complexity is counted. Files are read with ``yaml.safe_load``; unknown
-keys and wrong types are rejected with the file, the key, what was expected and what was found.
-Built-in suites live in ``bench/suites/*.yaml``; ``--suite`` also accepts a path to a file.
+keys, wrong types and out-of-range values are rejected when the file loads, before any work,
+with the file, the key, what was expected, what was found and the fix. Each section's dataclass
+checks its own ranges in ``__post_init__`` (the training section, :class:`bench.train.TrainConfig`,
+lives with the training loop: training does not import suites). Built-in suites live in
+``bench/suites/*.yaml``; ``--suite`` also accepts a path to a file.
 """
 
 from __future__ import annotations
@@ -18,35 +21,39 @@ from typing import Any
 
 import yaml
 
-from bench.errors import ConfigError
+from bench.errors import ConfigError, MissingFileError
+from bench.train import TrainConfig
+from bench.validation import require_int, require_size, require_text
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Training budget: a fixed number of optimiser steps (0 = evaluate the fresh model)."""
-
-    steps: int = 200
-    batch_size: int = 8
-    optimizer: str = "adamw"  # "adamw" or "sgd"
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    momentum: float = 0.9  # SGD only
-    poly_power: float = 0.9  # lr = base * (1 - step / steps) ** power
-    warmup_steps: int = 0
-    grad_clip: float = 0.0  # max grad norm; 0 = off
-    class_weighting: str = "none"  # "none" | "enet" (1 / ln(1.02 + p_class), Paszke et al.)
-    class_weight_samples: int = 200  # training images used to estimate class frequencies
-    precise_bn_batches: int = 0  # after training, recompute BatchNorm statistics over N batches
-    num_workers: int = 0
+# The largest seed torch.manual_seed and torch.Generator.manual_seed accept (a uint64).
+_MAX_SEED = 2**64 - 1
 
 
 @dataclass(frozen=True)
 class EvalConfig:
+    """How each trained model is evaluated (a suite's ``eval:`` section).
+
+    Attributes:
+        split: The dataset split scored (the dataset checks that it exists when it is built).
+        batch_size: Images per forward pass, >= 1.
+        num_samples: Predictions of the first N images kept for the qualitative figure, >= 0.
+    """
+
     split: str = "val"
     batch_size: int = 16
-    num_samples: int = 4  # images kept for the qualitative figure
+    num_samples: int = 4
+
+    def __post_init__(self) -> None:
+        """Checks every value.
+
+        Raises:
+            ConfigError: A value is out of range or of the wrong type.
+        """
+        require_text("split", self.split, fix="Name a split of the dataset, e.g. val or test.")
+        require_int("batch_size", self.batch_size, minimum=1, fix="Set at least 1 image.")
+        require_int("num_samples", self.num_samples, minimum=0, fix="Use 0 to keep none.")
 
 
 @dataclass(frozen=True)
@@ -63,12 +70,51 @@ class SpeedConfig:
 
 @dataclass(frozen=True)
 class ComplexityConfig:
+    """Parameter and MAC counting (a suite's ``complexity:`` section).
+
+    Attributes:
+        enabled: Whether to count.
+        input_size: ``[H, W]`` of the batch-1 input the MACs are counted at; positive ints.
+    """
+
     enabled: bool = True
-    input_size: list[int] = field(default_factory=lambda: [512, 512])  # [H, W], batch 1
+    input_size: list[int] = field(default_factory=lambda: [512, 512])
+
+    def __post_init__(self) -> None:
+        """Checks every value.
+
+        Raises:
+            ConfigError: ``input_size`` is not two positive ints.
+        """
+        require_size("input_size", self.input_size, fix="Set e.g. input_size: [512, 512].")
 
 
 @dataclass(frozen=True)
 class SuiteConfig:
+    """One benchmark suite: every setting, the same for each architecture.
+
+    The field names, order and defaults (and those of the sections) feed :attr:`fingerprint`,
+    the hash in every record's setting id: changing them changes the id of every suite.
+
+    Attributes:
+        name: The suite's name (the file stem unless the file sets one); used in file names.
+        description: One line for ``list suites``.
+        dataset: A registered dataset name (checked when the dataset is built).
+        dataset_options: Keyword options of the dataset builder; ``size`` is the resolution's.
+        data_root: Folder of a file-backed dataset, or ``None`` for its default.
+        resolution: ``[H, W]`` for training, evaluation and timing; positive ints.
+        archs: ``"all"`` (every registered entry, plugins included) or a non-empty list.
+        exclude: Names removed from ``archs``.
+        arch_options: Builder keyword options per architecture name.
+        seed: Seed of model initialisation and data order, in [0, 2**64 - 1].
+        threads: torch CPU threads, >= 1, or ``None`` for torch's default.
+        train: The training settings.
+        eval: The evaluation settings.
+        speed: The timing settings.
+        complexity: The counting settings.
+        source: The file the suite was read from (set by :func:`load_suite`).
+    """
+
     name: str
     description: str = ""
     dataset: str = "synthetic"
@@ -85,6 +131,34 @@ class SuiteConfig:
     speed: SpeedConfig = field(default_factory=SpeedConfig)
     complexity: ComplexityConfig = field(default_factory=ComplexityConfig)
     source: str = ""
+
+    def __post_init__(self) -> None:
+        """Checks the top-level values (each section checks its own).
+
+        Raises:
+            ConfigError: A value is out of range or of the wrong type.
+        """
+        require_text("name", self.name, fix="Set name: to a short identifier.")
+        if "/" in self.name or "\\" in self.name:  # the name is part of result file names
+            raise ConfigError(
+                f"name must not contain '/' or '\\'; found {self.name!r}. Use a plain name, "
+                f"e.g. the file's stem."
+            )
+        require_text("dataset", self.dataset, fix="Name a dataset (see `list datasets`).")
+        if "size" in self.dataset_options:
+            raise ConfigError(
+                "dataset_options.size is set by the suite's resolution; remove "
+                "it and set resolution: [H, W] instead."
+            )
+        require_size("resolution", self.resolution, fix="Set e.g. resolution: [128, 128].")
+        if self.archs != "all" and not (isinstance(self.archs, list) and self.archs):
+            raise ConfigError(
+                f"archs must be 'all' or a non-empty list of names; found {self.archs!r}. "
+                f"See `python run_bench.py list archs`."
+            )
+        require_int("seed", self.seed, minimum=0, maximum=_MAX_SEED, fix="Set e.g. seed: 0.")
+        if self.threads is not None:
+            require_int("threads", self.threads, minimum=1, fix="Use null for torch's default.")
 
     @property
     def setting(self) -> str:
@@ -108,12 +182,38 @@ class SuiteConfig:
         return hashlib.sha256(blob).hexdigest()[:6]
 
     def arch_names(self, registered: list[str]) -> list[str]:
-        """Resolve ``archs``/``exclude`` against the registry (unknown names raise)."""
+        """Resolve ``archs``/``exclude`` against the registry.
+
+        Names come from the registry, so they are checked here (after plugins have registered),
+        not when the file loads; ``run`` calls this before any work.
+
+        Args:
+            registered: The registered names, in registry order (``archs: all`` keeps it).
+
+        Returns:
+            The architectures to run, in the suite's order.
+
+        Raises:
+            ConfigError: a name in ``archs``, ``exclude`` or ``arch_options`` is not registered
+                (naming the suite, the key and close matches); a misspelt ``arch_options`` key
+                would otherwise drop its options silently.
+        """
         import architectures
 
         wanted = list(registered) if self.archs == "all" else list(self.archs)
-        for name in [*wanted, *self.exclude]:
-            architectures.get_entry(name)  # raises with close matches
+        where = f"Suite file {self.source}" if self.source else f"Suite {self.name!r}"
+        for key, names in (
+            ("archs", wanted),
+            ("exclude", self.exclude),
+            ("arch_options", list(self.arch_options)),
+        ):
+            for name in names:
+                try:
+                    architectures.get_entry(name)
+                except (
+                    ValueError
+                ) as exc:  # architectures/ raises plain errors (it imports no bench)
+                    raise ConfigError(f"{where}: {key}: {exc}") from None
         return [a for a in wanted if a not in set(self.exclude)]
 
 
@@ -158,7 +258,7 @@ def _type_name(hint: Any) -> str:
 
 def _build(cls: type, data: Any, where: str, source: str) -> Any:
     if not isinstance(data, dict):
-        raise ValueError(
+        raise ConfigError(
             f"{source}: {where or 'the file'} must be a mapping; found "
             f"{type(data).__name__} {data!r}."
         )
@@ -168,7 +268,7 @@ def _build(cls: type, data: Any, where: str, source: str) -> Any:
     for key, value in data.items():
         path = f"{where}.{key}" if where else key
         if key not in valid:
-            raise ValueError(
+            raise ConfigError(
                 f"{source}: unknown key {path!r}. Valid keys{' in ' + where if where else ''}: "
                 f"{', '.join(valid)}."
             )
@@ -177,7 +277,7 @@ def _build(cls: type, data: Any, where: str, source: str) -> Any:
             continue
         hint = hints[key]
         if not _type_ok(value, hint):
-            raise ValueError(
+            raise ConfigError(
                 f"{source}: key {path!r} expects {_type_name(hint)}; found "
                 f"{type(value).__name__} {value!r}."
             )
@@ -192,66 +292,43 @@ def _build(cls: type, data: Any, where: str, source: str) -> Any:
 
 
 def _check(cfg: SuiteConfig) -> None:
+    # Every other value is checked by its config's __post_init__ (reported through _build).
     src = cfg.source
-    for key, pair in (
-        ("resolution", cfg.resolution),
-        ("complexity.input_size", cfg.complexity.input_size),
-    ):
-        if len(pair) != 2 or min(pair) < 1:
-            raise ValueError(f"{src}: {key} must be [H, W] with positive ints; found {pair}.")
-    if cfg.train.steps < 0 or cfg.train.batch_size < 1:
-        raise ValueError(
-            f"{src}: train.steps must be >= 0 and train.batch_size >= 1; found "
-            f"{cfg.train.steps} and {cfg.train.batch_size}."
-        )
-    if cfg.train.optimizer not in ("adamw", "sgd"):
-        raise ValueError(
-            f"{src}: train.optimizer must be 'adamw' or 'sgd'; found {cfg.train.optimizer!r}."
-        )
-    if "size" in cfg.dataset_options:
-        raise ValueError(
-            f"{src}: dataset_options.size is set by the suite's resolution; remove "
-            f"it and set resolution: [H, W] instead."
-        )
-    if cfg.train.class_weighting not in ("none", "enet"):
-        raise ValueError(
-            f"{src}: train.class_weighting must be 'none' or 'enet'; found "
-            f"{cfg.train.class_weighting!r}."
-        )
     if cfg.speed.dtype not in ("fp32", "fp16", "bf16"):
         raise ValueError(
             f"{src}: speed.dtype must be fp32, fp16 or bf16; found {cfg.speed.dtype!r}."
         )
-    if isinstance(cfg.archs, str) and cfg.archs != "all":
-        raise ValueError(f"{src}: archs must be 'all' or a list of names; found {cfg.archs!r}.")
-    if cfg.threads is not None and cfg.threads < 1:
-        raise ValueError(
-            f"{src}: threads must be a positive int or null (torch's default); found {cfg.threads}."
-        )
-    if cfg.train.warmup_steps < 0:
-        raise ValueError(f"{src}: train.warmup_steps must be >= 0; found {cfg.train.warmup_steps}.")
-    if cfg.eval.batch_size < 1 or cfg.eval.num_samples < 0:
-        raise ValueError(
-            f"{src}: eval.batch_size must be >= 1 and eval.num_samples >= 0; found "
-            f"{cfg.eval.batch_size} and {cfg.eval.num_samples}."
-        )
 
 
 def available_suites() -> list[str]:
+    """Names of the built-in suites (``bench/suites/*.yaml``), sorted.
+
+    Returns:
+        The file stems.
+    """
     return sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
 
 
 def load_suite(name_or_path: str) -> SuiteConfig:
     """Load a built-in suite by name or a suite file by path.
 
+    Every value is checked here, before any work: each config's ``__post_init__`` checks its
+    ranges, and errors name the suite file and the key.
+
+    Args:
+        name_or_path: A built-in suite name or the path of a ``.yaml``/``.yml`` file.
+
+    Returns:
+        The suite, with ``source`` set to the file read.
+
     Raises:
-        FileNotFoundError: ``name_or_path`` ends in ``.yaml``/``.yml`` but no such file exists.
-        ValueError: an unknown suite name (with close matches), invalid YAML, or a setting with
+        MissingFileError: ``name_or_path`` ends in ``.yaml``/``.yml`` but no such file exists.
+        ConfigError: an unknown suite name (with close matches), invalid YAML, or a setting with
             an unknown key, a wrong type or an out-of-range value (naming the file and key).
     """
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") and not path.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"Suite file {path} does not exist. Pass the path of an existing .yaml file, or a "
             f"built-in suite name: {', '.join(available_suites())}."
         )
@@ -262,18 +339,18 @@ def load_suite(name_or_path: str) -> SuiteConfig:
 
             close = difflib.get_close_matches(name_or_path, available_suites(), n=3)
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
-            raise ValueError(
+            raise ConfigError(
                 f"Unknown suite {name_or_path!r}.{hint} Built-in suites: "
                 f"{', '.join(available_suites())}; or pass a path to a .yaml file."
             )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ValueError(f"Suite file {path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"Suite file {path} is not valid YAML: {exc}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ValueError(
+        raise ConfigError(
             f"Suite file {path} must hold a mapping of settings (key: value lines); found "
             f"{type(data).__name__} {data!r}. See bench/suites/quick.yaml for the format."
         )

@@ -15,6 +15,7 @@ from torch import nn
 
 import architectures
 from bench.checkpoint import FORMAT, load_into, read_checkpoint, save_checkpoint
+from bench.errors import CheckpointError, MissingFileError
 
 LRASPP = "tv_lraspp_mobilenet_v3_large"
 DEEPLAB = "tv_deeplabv3_mobilenet_v3_large"
@@ -41,6 +42,28 @@ def _assert_same_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) ->
 
 
 # --------------------------------------------------------------------------- round trips
+
+
+def test_a_failed_save_leaves_no_file_behind(tmp_path: Path) -> None:
+    """A save that fails half-way (here: meta that cannot be pickled) leaves neither the
+    checkpoint nor a temporary file, so a re-run does not trip over debris."""
+    model = _build(LRASPP, 2, seed=0)
+    with pytest.raises(AttributeError, match="Can't pickle local object"):
+        save_checkpoint(
+            tmp_path / "x.pt", model, arch=LRASPP, num_classes=2, meta={"f": lambda: None}
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_saved_checkpoint_mode_follows_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        path = save_checkpoint(
+            tmp_path / "x.pt", _build(LRASPP, 2, seed=0), arch=LRASPP, num_classes=2
+        )
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o640
 
 
 def test_harness_format_round_trip(tmp_path: Path) -> None:
@@ -88,7 +111,7 @@ def test_other_class_count_lists_shape_mismatches(tmp_path: Path) -> None:
     )
     model = _build(LRASPP, 2, seed=1)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(CheckpointError) as info:
         load_into(model, path, arch=LRASPP, num_classes=2)
     message = str(info.value)
     assert str(path) in message
@@ -104,7 +127,7 @@ def test_other_arch_lists_missing_and_unexpected_keys(tmp_path: Path) -> None:
     path = save_checkpoint(
         tmp_path / "deeplab.pt", _build(DEEPLAB, 2, seed=0), arch=DEEPLAB, num_classes=2
     )
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(CheckpointError) as info:
         load_into(_build(LRASPP, 2, seed=1), path, arch=LRASPP, num_classes=2)
     message = str(info.value)
     assert f"is for arch {DEEPLAB!r} with 2 classes; asked for {LRASPP!r}" in message
@@ -118,7 +141,7 @@ def test_other_arch_lists_missing_and_unexpected_keys(tmp_path: Path) -> None:
 def test_plain_state_dict_of_other_arch_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "deeplab_plain.pt"
     torch.save(_build(DEEPLAB, 2, seed=0).state_dict(), path)
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(CheckpointError) as info:
         load_into(_build(LRASPP, 2, seed=1), path, arch=LRASPP, num_classes=2)
     message = str(info.value)
     assert f"Checkpoint {path} does not fit {LRASPP!r} with 2 classes" in message
@@ -133,7 +156,9 @@ def test_wrapped_model_state_dict_is_refused(tmp_path: Path) -> None:
     model = _build(LRASPP, 2, seed=0)
     path = tmp_path / "wrapped.pt"
     torch.save(PadCrop(model, 16).state_dict(), path)
-    with pytest.raises(ValueError, match=r"missing keys \(319\)[\s\S]*unexpected keys \(319\)"):
+    with pytest.raises(
+        CheckpointError, match=r"missing keys \(319\)[\s\S]*unexpected keys \(319\)"
+    ):
         load_into(_build(LRASPP, 2, seed=1), path, arch=LRASPP, num_classes=2)
 
 
@@ -141,7 +166,7 @@ def test_wrapped_model_state_dict_is_refused(tmp_path: Path) -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="nope.pt does not exist"):
+    with pytest.raises(MissingFileError, match="nope.pt does not exist"):
         read_checkpoint(tmp_path / "nope.pt")
 
 
@@ -165,7 +190,7 @@ def test_corrupt_file_raises_value_error_naming_it(tmp_path: Path, kind: str) ->
     }[kind]
     path = tmp_path / f"{kind}.pt"
     path.write_bytes(data)
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(CheckpointError) as info:
         read_checkpoint(path)
     message = str(info.value)
     assert f"Checkpoint {path} is not a readable torch file" in message
@@ -176,7 +201,7 @@ def test_non_tensor_content_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "list.pt"
     torch.save([torch.zeros(2)], path)
     with pytest.raises(
-        ValueError,
+        CheckpointError,
         match=r"neither a semseg-bench checkpoint nor a state_dict.*"
         r"found list",
     ):
@@ -212,13 +237,13 @@ def test_checkpoint_that_runs_code_is_refused(tmp_path: Path) -> None:
         path,
     )
 
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(CheckpointError) as info:
         read_checkpoint(path)
     message = str(info.value)
     assert f"Checkpoint {path} was refused" in message
     assert "mkdir" in message  # torch's detail names the blocked global
     assert not marker.exists()
-    with pytest.raises(ValueError, match="was refused"):
+    with pytest.raises(CheckpointError, match="was refused"):
         load_into(_build(LRASPP, 2, seed=0), path, arch=LRASPP, num_classes=2)
     assert not marker.exists()
 

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from bench.errors import ConfigError
 from bench.evaluate import evaluate
 
 NAMES = ("background", "disc", "square")
@@ -164,7 +165,7 @@ class WrongClasses(nn.Module):
     ("model", "found"), [(Shrinking(), "(2, 3, 1, 1)"), (WrongClasses(), "(2, 5, 2, 2)")]
 )
 def test_output_of_the_wrong_shape_raises(model, found):
-    with pytest.raises(ValueError) as exc:
+    with pytest.raises(ConfigError) as exc:
         evaluate(
             model,
             dataset(),
@@ -180,8 +181,28 @@ def test_output_of_the_wrong_shape_raises(model, found):
     )
 
 
+class DictWithoutOut(nn.Module):
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"logits": torch.zeros(x.shape[0], 3, *x.shape[2:])}  # main logits misnamed
+
+
+def test_dict_output_without_out_names_its_keys():
+    with pytest.raises(ConfigError) as exc:
+        evaluate(
+            DictWithoutOut(),
+            dataset(),
+            num_classes=3,
+            ignore_index=IGNORE,
+            class_names=NAMES,
+            progress=False,
+        )
+    assert str(exc.value) == (
+        "A model returning a dict must put its main logits under 'out'; got keys ['logits']."
+    )
+
+
 def test_no_model_and_no_constant_class_raises():
-    with pytest.raises(ValueError, match=r"needs a model or a constant_class"):
+    with pytest.raises(ConfigError, match=r"needs a model or a constant_class"):
         evaluate(
             None, dataset(), num_classes=3, ignore_index=IGNORE, class_names=NAMES, progress=False
         )

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from bench.data.transforms import EvalProtocol
+from bench.errors import ConfigError
 from bench.inference import base_size, predict, slide_logits, window_starts
 from bench.models import PadCrop
 
@@ -138,5 +139,5 @@ def test_a_model_with_the_wrong_output_size_is_reported():
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return x[:, :2, ::2, ::2]
 
-    with pytest.raises(ValueError, match="at the input resolution"):
+    with pytest.raises(ConfigError, match="at the input resolution"):
         predict(Half(), torch.zeros(1, 3, 8, 8))

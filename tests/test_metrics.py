@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench import metrics
+from bench.errors import ConfigError
 from bench.metrics import ConfusionMatrix, SegMetrics, compute_metrics
 
 NAN = float("nan")
@@ -221,7 +222,7 @@ def test_merge_adds_matrices() -> None:
     expected = np_confusion(p1, t1, k, 255) + np_confusion(p2, t2, k, 255)
     np.testing.assert_array_equal(a.matrix.numpy(), expected)
     assert torch.equal(b.matrix, b_before)  # the other matrix is not modified
-    with pytest.raises(ValueError, match="4 and 5 classes"):
+    with pytest.raises(ConfigError, match="4 and 5 classes"):
         a.merge(ConfusionMatrix(5))
 
 
@@ -247,7 +248,7 @@ def test_target_labels_out_of_range_raise_naming_values(dtype: torch.dtype) -> N
     cm = ConfusionMatrix(3)
     cm.update(t(EX_PRED), t(EX_TARGET))
     target = t([[0, 3, 255], [7, 1, 3]], dtype)
-    with pytest.raises(ValueError, match=r"found 3, 7\. ") as info:
+    with pytest.raises(ConfigError, match=r"found 3, 7\. ") as info:
         cm.update(torch.zeros(2, 3, dtype=dtype), target)
     assert "[0, 2]" in str(info.value) and "ignore index 255" in str(info.value)
     assert cm.matrix.tolist() == EX_MATRIX  # a failed update adds nothing
@@ -256,21 +257,21 @@ def test_target_labels_out_of_range_raise_naming_values(dtype: torch.dtype) -> N
 def test_many_invalid_labels_are_summarised() -> None:
     cm = ConfusionMatrix(2)
     target = torch.arange(2, 30, dtype=torch.int64)
-    with pytest.raises(ValueError, match=r"found 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 \(and 18 more\)"):
+    with pytest.raises(ConfigError, match=r"found 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 \(and 18 more\)"):
         cm.update(torch.zeros_like(target), target)
 
 
 @pytest.mark.parametrize("dtype", [torch.int8, torch.int16, torch.int32, torch.int64])
 def test_negative_target_labels_raise(dtype: torch.dtype) -> None:
     cm = ConfusionMatrix(3)
-    with pytest.raises(ValueError, match=r"found -2, -1\. "):
+    with pytest.raises(ConfigError, match=r"found -2, -1\. "):
         cm.update(t([[0, 1, 2, 0]], dtype), t([[0, -1, -2, 1]], dtype))
     assert cm.matrix.sum() == 0
 
 
 def test_huge_target_label_raises() -> None:
     cm = ConfusionMatrix(3)
-    with pytest.raises(ValueError, match=r"found 1000000000\. "):
+    with pytest.raises(ConfigError, match=r"found 1000000000\. "):
         cm.update(t([[0, 1]]), t([[0, 1_000_000_000]]))
 
 
@@ -278,7 +279,7 @@ def test_negative_ignore_index() -> None:
     cm = ConfusionMatrix(3, ignore_index=-1)
     cm.update(t([[0, 1, 2, 0]]), t([[0, -1, 2, -1]]))
     assert cm.matrix.tolist() == [[1, 0, 0], [0, 0, 0], [0, 0, 1]]
-    with pytest.raises(ValueError, match=r"found -2, 255\. "):
+    with pytest.raises(ConfigError, match=r"found -2, 255\. "):
         cm.update(t([[0, 1, 2]]), t([[-2, 255, -1]]))
 
 
@@ -294,19 +295,19 @@ def test_ignore_index_equal_to_num_classes(dtype: torch.dtype) -> None:
     for tt, pp in [(0, 0), (10, 9), (5, 5), (5, 4), (3, 3)]:
         expected[tt, pp] += 1
     np.testing.assert_array_equal(cm.matrix.numpy(), expected)
-    with pytest.raises(ValueError, match=r"ignore index 11; found 255\. "):
+    with pytest.raises(ConfigError, match=r"ignore index 11; found 255\. "):
         cm.update(pred, t([[0, 255, 11, 11], [5, 5, 11, 3]], dtype))
 
 
 @pytest.mark.parametrize("ignore_index", [0, 5, 10])
 def test_ignore_index_colliding_with_a_class_raises(ignore_index: int) -> None:
-    with pytest.raises(ValueError, match=f"ignore_index {ignore_index} collides"):
+    with pytest.raises(ConfigError, match=f"ignore_index {ignore_index} collides"):
         ConfusionMatrix(11, ignore_index=ignore_index)
 
 
 @pytest.mark.parametrize("num_classes", [0, -3, 2.0])
 def test_bad_num_classes_raises(num_classes: object) -> None:
-    with pytest.raises(ValueError, match="num_classes must be a positive int"):
+    with pytest.raises(ConfigError, match="num_classes must be a positive int"):
         ConfusionMatrix(num_classes)  # type: ignore[arg-type]
 
 
@@ -323,7 +324,7 @@ def test_bad_num_classes_raises(num_classes: object) -> None:
 )
 def test_predictions_out_of_range_raise(pred: list[int], dtype: torch.dtype, shown: str) -> None:
     cm = ConfusionMatrix(3)
-    with pytest.raises(ValueError, match="Predictions must be class ids in") as info:
+    with pytest.raises(ConfigError, match="Predictions must be class ids in") as info:
         cm.update(torch.tensor([pred], dtype=dtype), torch.tensor([[0, 255]], dtype=dtype))
     assert f"found values in {shown}" in str(info.value)
     assert "num_classes=3" in str(info.value)
@@ -333,13 +334,13 @@ def test_predictions_out_of_range_raise(pred: list[int], dtype: torch.dtype, sho
 def test_out_of_range_prediction_on_an_ignored_pixel_still_raises() -> None:
     """A prediction >= K is a model/num_classes bug wherever it occurs."""
     cm = ConfusionMatrix(3)
-    with pytest.raises(ValueError, match="Predictions must be class ids"):
+    with pytest.raises(ConfigError, match="Predictions must be class ids"):
         cm.update(t([[0, 9]], torch.uint8), t([[0, 255]], torch.uint8))
 
 
 def test_shape_mismatch_raises() -> None:
     cm = ConfusionMatrix(3)
-    with pytest.raises(ValueError, match=r"same shape; got pred \(2, 3, 4, 4\) and target"):
+    with pytest.raises(ConfigError, match=r"same shape; got pred \(2, 3, 4, 4\) and target"):
         cm.update(
             torch.zeros(2, 3, 4, 4, dtype=torch.int64), torch.zeros(2, 4, 4, dtype=torch.int64)
         )
@@ -404,7 +405,7 @@ def test_chunked_update_matches_one_pass(
     np.testing.assert_array_equal(cm.matrix.numpy(), np_confusion(pred, target, k, 255))
     bad = torch.from_numpy(target).to(dtype)
     bad[2, 10, 12] = 9  # the very last pixel, in the last (ragged) chunk
-    with pytest.raises(ValueError, match=r"found 9\. "):
+    with pytest.raises(ConfigError, match=r"found 9\. "):
         cm.update(torch.from_numpy(pred).to(dtype), bad)
 
 
@@ -431,9 +432,9 @@ def test_more_classes_than_uint8_with_int16_ids() -> None:
 
 
 def test_compute_metrics_validates_input() -> None:
-    with pytest.raises(ValueError, match=r"square \(K, K\); got shape \(2, 3\)"):
+    with pytest.raises(ConfigError, match=r"square \(K, K\); got shape \(2, 3\)"):
         compute_metrics(np.zeros((2, 3)))
-    with pytest.raises(ValueError, match="Got 2 class names for a 3-class"):
+    with pytest.raises(ConfigError, match="Got 2 class names for a 3-class"):
         compute_metrics(np.zeros((3, 3)), ["a", "b"])
 
 
@@ -530,3 +531,19 @@ def test_matches_independent_numpy_implementation(
     for name in ("per_class_iou", "per_class_acc", "per_class_dice"):
         values = list(getattr(got, name).values())
         np.testing.assert_allclose(values, ref[name], rtol=0, atol=1e-9, err_msg=name)
+
+
+def test_metrics_import_neither_training_nor_data():
+    """Measurement is a lower layer: importing it loads no training, data, suite or runner code."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = "import sys, bench.metrics; print(' '.join(sorted(sys.modules)))"
+    root = Path(__file__).resolve().parents[1]  # this checkout's bench, not an installed one
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+    ).stdout.split()
+    assert "bench.metrics" in out
+    forbidden = ("bench.train", "bench.data", "bench.suites", "bench.runner", "bench.cli")
+    assert [m for m in out if m.startswith(forbidden)] == []

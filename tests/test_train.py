@@ -11,12 +11,16 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from bench.data import build_dataset
-from bench.suites import TrainConfig
+from bench.errors import ConfigError
 from bench.train import (
+    TrainConfig,
+    class_frequencies,
     make_optimizer,
     poly_lr_factor,
     recompute_bn_stats,
+    require_one_batch,
     segmentation_loss,
+    summed_losses,
     train,
 )
 
@@ -54,6 +58,87 @@ def one_thread():
 )
 def test_poly_lr_factor_hand_values(step, total, power, warmup, expected):
     assert poly_lr_factor(step, total, power, warmup) == pytest.approx(expected, abs=1e-12)
+
+
+# -- the config checks every value on construction -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"steps": -1}, "steps must be an int >= 0; found -1."),
+        ({"steps": 2.5}, "steps must be an int >= 0; found 2.5."),
+        ({"steps": True}, "steps must be an int >= 0; found True."),
+        ({"batch_size": 0}, "batch_size must be an int >= 1; found 0."),
+        ({"optimizer": "adam"}, "optimizer must be one of 'adamw', 'sgd'; found 'adam'."),
+        ({"lr": -1.0}, "lr must be a finite number > 0; found -1.0. Set a learning rate"),
+        ({"lr": 0.0}, "lr must be a finite number > 0; found 0.0."),
+        ({"lr": math.nan}, "lr must be a finite number > 0; found nan."),
+        ({"lr": math.inf}, "lr must be a finite number > 0; found inf."),
+        ({"lr": "0.1"}, "lr must be a finite number > 0; found '0.1'."),
+        ({"weight_decay": -1e-4}, "weight_decay must be a finite number >= 0; found -0.0001."),
+        ({"weight_decay": math.inf}, "weight_decay must be a finite number >= 0; found inf."),
+        ({"momentum": 1.0}, "momentum must be a number in [0, 1); found 1.0."),
+        ({"momentum": 1.5}, "momentum must be a number in [0, 1); found 1.5."),
+        ({"momentum": -0.5}, "momentum must be a number in [0, 1); found -0.5."),
+        ({"poly_power": -0.9}, "poly_power must be a finite number >= 0; found -0.9."),
+        ({"warmup_steps": -2}, "warmup_steps must be an int >= 0; found -2."),
+        ({"grad_clip": -1.0}, "grad_clip must be a finite number >= 0; found -1.0."),
+        ({"grad_clip": math.nan}, "grad_clip must be a finite number >= 0; found nan."),
+        ({"class_weighting": "inverse"}, "class_weighting must be one of 'none', 'enet'"),
+        ({"class_weight_samples": 0}, "class_weight_samples must be an int >= 1; found 0."),
+        ({"precise_bn_batches": -1}, "precise_bn_batches must be an int >= 0; found -1."),
+        ({"num_workers": -1}, "num_workers must be an int >= 0; found -1."),
+    ],
+)
+def test_train_config_rejects(kwargs, expected):
+    with pytest.raises(ConfigError) as exc:
+        TrainConfig(**kwargs)
+    assert str(exc.value).startswith(expected)
+
+
+def test_train_config_accepts_its_bounds():
+    cfg = TrainConfig(
+        steps=0,
+        batch_size=1,
+        optimizer="sgd",
+        lr=1e-12,
+        weight_decay=0.0,
+        momentum=0.0,
+        poly_power=0.0,
+        warmup_steps=0,
+        grad_clip=0.0,
+        class_weighting="enet",
+        class_weight_samples=1,
+        precise_bn_batches=0,
+        num_workers=0,
+    )
+    assert (cfg.steps, cfg.batch_size, cfg.lr, cfg.momentum) == (0, 1, 1e-12, 0.0)
+    assert TrainConfig(momentum=0.999, lr=1).momentum == 0.999  # an int is a number
+
+
+def test_warmup_longer_than_the_run_is_valid_and_ramps_for_the_whole_run():
+    # 4 steps of a 10-step warm-up: factors 0.1 .. 0.4, never the full rate (documented).
+    cfg = TrainConfig(steps=4, warmup_steps=10)
+    factors = [poly_lr_factor(s, cfg.steps, cfg.poly_power, cfg.warmup_steps) for s in range(4)]
+    assert factors == pytest.approx([0.1, 0.2, 0.3, 0.4], abs=1e-12)
+    assert TrainConfig(steps=0, warmup_steps=10).warmup_steps == 10
+
+
+def test_train_does_not_import_suites_runner_cli_or_data():
+    """Training sits below the suites that drive it (the layer rule the suites' move serves)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = "import sys, bench.train; print(' '.join(sorted(sys.modules)))"
+    root = Path(__file__).resolve().parents[1]  # this checkout's bench, not an installed one
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+    ).stdout.split()
+    assert "bench.train" in out
+    forbidden = ("bench.suites", "bench.runner", "bench.cli", "bench.data")
+    assert [m for m in out if m.startswith(forbidden)] == []
 
 
 # -- loss --------------------------------------------------------------------------------------
@@ -110,7 +195,7 @@ def test_segmentation_loss_dict_without_aux_is_the_main_loss():
 
 def test_segmentation_loss_unknown_aux_key_is_named():
     out = {"out": tiny_logits(0.0, 0.0), "deep_sup": tiny_logits(0.0, 0.0)}
-    with pytest.raises(ValueError) as exc:
+    with pytest.raises(ConfigError) as exc:
         segmentation_loss(out, TARGET, ignore_index=255, aux_weights={"aux": 0.4})
     msg = str(exc.value)
     assert "auxiliary outputs ['deep_sup'] without a loss weight" in msg
@@ -235,7 +320,7 @@ def test_nan_loss_raises_naming_the_step(synthetic_train):
 
 def test_dataset_smaller_than_a_batch_raises():
     dataset = TensorDataset(torch.zeros(3, 3, 8, 8), torch.zeros(3, 8, 8, dtype=torch.uint8))
-    with pytest.raises(ValueError) as exc:
+    with pytest.raises(ConfigError) as exc:
         train(
             nn.Conv2d(3, 2, 1),
             dataset,
@@ -246,6 +331,44 @@ def test_dataset_smaller_than_a_batch_raises():
     assert str(exc.value) == (
         "Training set has 3 samples, fewer than one batch of 4; lower train.batch_size."
     )
+
+
+def test_require_one_batch_is_the_rule_train_applies():
+    require_one_batch(4, TrainConfig(batch_size=4))  # exactly one batch: fine
+    with pytest.raises(ConfigError, match="has 3 samples, fewer than one batch of 4"):
+        require_one_batch(3, TrainConfig(batch_size=4))
+
+
+def test_class_frequencies_of_an_all_ignored_set_names_the_fix():
+    dataset = TensorDataset(torch.zeros(2, 3, 4, 4), torch.full((2, 4, 4), 255, dtype=torch.uint8))
+    with pytest.raises(ConfigError) as exc:
+        class_frequencies(dataset, num_classes=3, ignore_index=255)
+    assert str(exc.value) == (
+        "Cannot estimate class frequencies: every sampled pixel is ignored. Check the "
+        "training labels, or set train.class_weighting: none."
+    )
+
+
+def test_class_frequencies_hand_count():
+    # Masks: 5 pixels of class 0, 2 of class 2, 1 ignored; class 1 absent.
+    masks = torch.tensor([[[0, 0, 0, 255]], [[0, 0, 2, 2]]], dtype=torch.uint8)
+    dataset = TensorDataset(torch.zeros(2, 3, 1, 4), masks)
+    freq = class_frequencies(dataset, num_classes=3, ignore_index=255)
+    assert freq.tolist() == pytest.approx([5 / 7, 0.0, 2 / 7])
+
+
+@pytest.mark.parametrize(
+    ("losses", "expected"),
+    [
+        ({}, "must return a non-empty dict of scalar losses in train mode when given targets; got"),
+        (torch.zeros(()), "non-empty dict of scalar losses in train mode when given targets; got"),
+        ({"a": torch.zeros(2)}, "Training losses must be scalar tensors; not scalar: ['a']."),
+    ],
+)
+def test_summed_losses_rejects_what_is_not_a_dict_of_scalars(losses, expected):
+    with pytest.raises(ConfigError) as exc:
+        summed_losses(losses)
+    assert expected in str(exc.value)
 
 
 def test_precise_bn_replaces_running_stats_by_the_true_batch_average(synthetic_train):
