@@ -22,16 +22,21 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from bench.data.files import (
+from bench.data import (
     INDEX_MODES,
-    DatasetError,
     SamplePair,
+    dataset_error,
     errors,
     file_dataset_spec,
     label_histogram,
     read_label,
 )
+from bench.errors import BenchError, MissingFileError
 from bench.metrics import ConfusionMatrix, SegMetrics
+
+
+class PredictionError(BenchError, ValueError):
+    """A prediction is missing, unreadable, a colour image, of the wrong size or out of range."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class ScoreResult:
     unmatched: list[str] = field(default_factory=list)  # .png files in pred_dir not scored
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as a JSON-ready dict (what ``score --json`` writes)."""
         return {
             "dataset": self.dataset,
             "split": self.split,
@@ -59,7 +65,15 @@ class ScoreResult:
 
 
 def prediction_candidates(pred_dir: Path, pair: SamplePair) -> list[Path]:
-    """Where the prediction of ``pair`` may be, in order of preference."""
+    """Where the prediction of ``pair`` may be, in order of preference.
+
+    Args:
+        pred_dir: The folder of predictions.
+        pair: The sample.
+
+    Returns:
+        ``<pred_dir>/<sample id>.png``, then ``<pred_dir>/<image stem>.png`` when different.
+    """
     names = [f"{pair.id}.png", f"{pair.image.stem}.png"]
     return [pred_dir / n for n in dict.fromkeys(names)]
 
@@ -67,13 +81,21 @@ def prediction_candidates(pred_dir: Path, pair: SamplePair) -> list[Path]:
 def read_prediction(path: Path, num_classes: int) -> np.ndarray:
     """A predicted label map as a 2-D uint8 array of class ids (checked against the range).
 
+    Args:
+        path: The prediction file.
+        num_classes: The dataset's class count.
+
+    Returns:
+        ``(H, W)`` uint8 class ids.
+
     Raises:
-        ValueError: unreadable file, a colour image, or values outside ``0..num_classes-1``.
+        PredictionError: unreadable file, a colour image, or values outside
+            ``0..num_classes-1``.
     """
     try:
         with Image.open(path) as im:
             if im.mode not in INDEX_MODES:
-                raise ValueError(
+                raise PredictionError(
                     f"prediction {path} is a colour image (mode {im.mode}); save class ids "
                     f"0..{num_classes - 1} as a single-channel PNG, e.g. "
                     f"PIL.Image.fromarray(pred.astype(numpy.uint8)).save(path)."
@@ -81,13 +103,16 @@ def read_prediction(path: Path, num_classes: int) -> np.ndarray:
             im.load()
             arr = np.array(im)  # a writable copy: torch.from_numpy warns on read-only arrays
     except (OSError, SyntaxError) as exc:
-        raise ValueError(f"cannot read prediction {path}: {type(exc).__name__}: {exc}.") from None
+        raise PredictionError(
+            f"cannot read prediction {path}: {type(exc).__name__}: {exc}. Write it again as a "
+            f"single-channel PNG of class ids."
+        ) from None
     if arr.dtype == bool:
         arr = arr.astype(np.uint8)
     if arr.size and (int(arr.max()) >= num_classes or int(arr.min()) < 0):
         bad = np.unique(arr[(arr >= num_classes) | (arr < 0)])
         shown = ", ".join(str(v) for v in bad[:8].tolist())
-        raise ValueError(
+        raise PredictionError(
             f"prediction {path} has values {shown} outside the class ids 0..{num_classes - 1}. "
             f"Predictions hold the dataset's evaluated class ids (after its label mapping), "
             f"not raw label values or colours."
@@ -105,23 +130,35 @@ def score_predictions(
 ) -> ScoreResult:
     """Score the predictions in ``pred_dir`` against ``split`` of dataset ``name``.
 
+    Args:
+        name: A file-backed dataset.
+        root: Its data root.
+        split: The split the predictions are for.
+        pred_dir: The folder of predictions, one ``<sample id>.png`` per sample.
+        progress: Show a progress bar.
+
+    Returns:
+        The metrics, the confusion matrix and the ``.png`` files that matched no sample.
+
     Raises:
-        FileNotFoundError: ``pred_dir`` does not exist.
-        ValueError: an unknown dataset or split, a broken dataset (``DatasetError``), missing
-            predictions (all listed by count, the first ones by name), or a prediction of the
-            wrong size, mode or values (named).
+        MissingFileError: ``pred_dir`` is not a folder (a MissingDataError, also a
+            MissingFileError, for a missing data root or folder).
+        ConfigError: an unknown or not file-backed dataset, or an unknown split.
+        DatasetError: a broken dataset (unpaired or broken files, invalid label values).
+        PredictionError: missing predictions (all counted, the first ones named), or a
+            prediction of the wrong size, mode or values (named).
     """
     spec = file_dataset_spec(name)
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"--pred-dir {pred_dir} is not a folder. Pass the folder holding one predicted "
             f"label PNG per image of the split, named <sample id>.png."
         )
     data_root = spec.locate(root)
     index = spec.split_index(data_root, split)
     if errors(index.problems):
-        raise DatasetError(
+        raise dataset_error(
             errors(index.problems),
             f"Run `python run_bench.py data check "
             f"--dataset {name} --data-root {root} --split {split}`.",
@@ -136,7 +173,7 @@ def score_predictions(
             found.append((pair, path))
     if missing:
         shown = ", ".join(f"{m}.png" for m in missing[:5])
-        raise ValueError(
+        raise PredictionError(
             f"{len(missing)} of {len(index.pairs)} images of {name} {split!r} have no prediction "
             f"in {pred_dir} (missing: {shown}{', ...' if len(missing) > 5 else ''}). Name each "
             f"prediction <sample id>.png, e.g. {index.pairs[0].id}.png for {index.pairs[0].image}."
@@ -151,7 +188,7 @@ def score_predictions(
         target = spec.codec.lut[raw]
         pred = read_prediction(path, info.num_classes)
         if pred.shape != target.shape:
-            raise ValueError(
+            raise PredictionError(
                 f"prediction {path} is {pred.shape[1]}x{pred.shape[0]} but the label "
                 f"{pair.label} is {target.shape[1]}x{target.shape[0]} (W x H); predictions are "
                 f"scored at the label's native size: resize your logits (not the argmax) to it."

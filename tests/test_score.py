@@ -15,8 +15,9 @@ from PIL import Image
 from bench.cli import main
 from bench.data import DatasetError, build_dataset
 from bench.data.fixtures import write_fixture
+from bench.errors import BenchError, ConfigError, MissingFileError
 from bench.metrics import ConfusionMatrix
-from bench.scoring import score_predictions
+from bench.scoring import PredictionError, score_predictions
 
 
 def call(argv: list[str]) -> tuple[int, str, str]:
@@ -116,6 +117,32 @@ def test_broken_ground_truth_and_missing_pred_dir(camvid, tmp_path):
     (camvid / "val" / "0001TP_000003.png").unlink()
     with pytest.raises(DatasetError, match="names '0001TP_000003' but"):
         score_predictions("camvid", root=camvid, split="val", pred_dir=tmp_path / "p")
+
+
+def test_scoring_errors_are_bench_errors_of_the_right_kind(camvid, tmp_path):
+    folder = tmp_path / "p"
+    with pytest.raises(MissingFileError) as exc:
+        score_predictions("camvid", root=camvid, split="val", pred_dir=folder)
+    assert str(exc.value) == (
+        f"--pred-dir {folder} is not a folder. Pass the folder holding one predicted label PNG "
+        f"per image of the split, named <sample id>.png."
+    )
+    ds, _ = build_dataset("camvid", split="val", root=camvid)
+    _write_preds(ds, folder, lambda i, lab: np.zeros_like(lab))
+    (folder / f"{ds.ids[0]}.png").write_bytes(b"not a png")
+    with pytest.raises(PredictionError, match=r"cannot read prediction .*Write it again") as exc:
+        score_predictions("camvid", root=camvid, split="val", pred_dir=folder)
+    assert isinstance(exc.value, BenchError) and isinstance(exc.value, ValueError)
+    assert not isinstance(exc.value, DatasetError)  # the dataset is fine; the prediction is not
+    (folder / f"{ds.ids[0]}.png").unlink()
+    with pytest.raises(PredictionError, match="1 of 2 images of camvid 'val' have no prediction"):
+        score_predictions("camvid", root=camvid, split="val", pred_dir=folder)
+    with pytest.raises(ConfigError, match="unknown split 'testing'"):
+        score_predictions("camvid", root=camvid, split="testing", pred_dir=folder)
+    with pytest.raises(ConfigError, match="'synthetic' is not read from files"):
+        score_predictions("synthetic", root=camvid, split="val", pred_dir=folder)
+    with pytest.raises(MissingFileError, match=f"camvid: data root {tmp_path / 'x'} does not"):
+        score_predictions("camvid", root=tmp_path / "x", split="val", pred_dir=folder)
 
 
 def test_cli_score_prints_metrics_and_writes_json(camvid, tmp_path):

@@ -24,6 +24,7 @@ from bench.data.synthetic import (
     measure_channel_stats,
     synthetic,
 )
+from bench.errors import ConfigError
 
 
 def _digest(samples: list[ShapesSample]) -> str:
@@ -357,13 +358,13 @@ def test_normalised_images_are_roughly_standardised() -> None:
 
 
 def test_unknown_split_lists_valid_splits() -> None:
-    with pytest.raises(ValueError, match=r"unknown split 'training'.*train, val, test"):
+    with pytest.raises(ConfigError, match=r"unknown split 'training'.*train, val, test"):
         synthetic(split="training")
 
 
 @pytest.mark.parametrize("num_classes", [0, 1, 9])
 def test_bad_num_classes_names_the_range(num_classes: int) -> None:
-    with pytest.raises(ValueError, match=r"num_classes must be an int in 2\.\.8"):
+    with pytest.raises(ConfigError, match=r"num_classes must be an int in 2\.\.8"):
         synthetic(split="train", num_classes=num_classes)
 
 
@@ -382,7 +383,7 @@ def test_bad_num_classes_names_the_range(num_classes: int) -> None:
     ],
 )
 def test_bad_options_raise_clear_errors(options: dict[str, object], pattern: str) -> None:
-    with pytest.raises(ValueError, match=pattern):
+    with pytest.raises(ConfigError, match=pattern):
         synthetic(split="train", **options)
 
 

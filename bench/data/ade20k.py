@@ -20,16 +20,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.data.base import DatasetInfo
-from bench.data.files import (
-    FileDatasetSpec,
-    LabelCodec,
-    SplitIndex,
-    pair_folders,
-    register_file_dataset,
-    voc_colormap,
-)
+from bench.data.codecs import LabelCodec
+from bench.data.file_dataset import register_file_dataset
+from bench.data.info import DatasetInfo
+from bench.data.pairing import SplitIndex, pair_folders
+from bench.data.spec import FileDatasetSpec
 from bench.data.transforms import EvalProtocol
+from bench.data.voc import voc_colormap
 
 # fmt: off
 CLASS_NAMES = (

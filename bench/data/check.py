@@ -21,15 +21,12 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from bench.data.files import (
-    FileDatasetSpec,
-    PairStats,
-    Problem,
-    check_pair,
-    class_histogram,
-    errors,
-    file_dataset_spec,
-)
+from bench.data.decoding import class_histogram
+from bench.data.problems import Problem, errors
+from bench.data.registry import file_dataset_spec
+from bench.data.spec import FileDatasetSpec
+from bench.data.verify import PairStats, check_pair
+from bench.errors import ConfigError
 
 
 @dataclass
@@ -45,6 +42,7 @@ class SplitReport:
     raw_values: dict[int, int]  # pixels per raw label value as stored
 
     def to_dict(self) -> dict[str, Any]:
+        """The split report as a JSON-ready dict."""
         return dataclasses.asdict(self)
 
 
@@ -64,6 +62,7 @@ class CheckReport:
         return not errors(self.problems)
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as a JSON-ready dict (what ``data check --json`` writes)."""
         return {
             "dataset": self.dataset,
             "root": self.root,
@@ -137,15 +136,25 @@ def check_dataset(
 ) -> CheckReport:
     """Check the splits of a file-backed dataset (all of its splits by default).
 
+    Args:
+        name: A file-backed dataset.
+        root: Its data root (a missing root is reported, not raised).
+        splits: The splits to check (None or empty: all of them).
+        progress: Show a progress bar per split.
+
+    Returns:
+        The report: per split the sample count, image sizes and label histogram, and every
+        problem found.
+
     Raises:
-        ValueError: ``name`` is unknown or not file-backed, or a split is unknown. Problems of
+        ConfigError: ``name`` is unknown or not file-backed, or a split is unknown. Problems of
             the data itself are returned in the report, not raised.
     """
     spec = file_dataset_spec(name)
     splits = list(splits) if splits else list(spec.info.splits)
     for split in splits:
         if split not in spec.info.splits:
-            raise ValueError(
+            raise ConfigError(
                 f"{name}: unknown split {split!r}; valid splits are {', '.join(spec.info.splits)}."
             )
     report = CheckReport(dataset=name, root=str(root), class_names=list(spec.info.class_names))

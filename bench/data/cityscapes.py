@@ -22,16 +22,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.data.base import DatasetInfo
-from bench.data.files import (
-    FileDatasetSpec,
-    LabelCodec,
-    Problem,
-    SplitIndex,
-    list_files,
-    pair_folders,
-    register_file_dataset,
-)
+from bench.data.codecs import LabelCodec
+from bench.data.file_dataset import register_file_dataset
+from bench.data.info import DatasetInfo
+from bench.data.pairing import SplitIndex, list_files, pair_folders
+from bench.data.problems import Problem
+from bench.data.spec import FileDatasetSpec
 from bench.data.transforms import EvalProtocol
 
 CLASS_NAMES = (

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.data.files import voc_colormap
+from bench.data.voc import voc_colormap
+from bench.errors import ConfigError
 
 # Samples per split of each fixture.
 FIXTURE_COUNTS: dict[str, dict[str, int]] = {
@@ -183,11 +184,20 @@ def write_fixture(
 ) -> Path:
     """Write a miniature of dataset ``name`` under ``root`` (created); returns ``root``.
 
+    Args:
+        name: A file-backed dataset.
+        root: The folder to write into (the ``--data-root`` of the miniature).
+        size: ``(H, W)`` of every image and label.
+        seed: Seed of the random pixels and labels.
+
+    Returns:
+        ``root`` as a Path.
+
     Raises:
-        ValueError: no fixture for ``name``.
+        ConfigError: no fixture for ``name``.
     """
     if name not in _WRITERS:
-        raise ValueError(f"No fixture for dataset {name!r}; fixtures: {', '.join(_WRITERS)}.")
+        raise ConfigError(f"No fixture for dataset {name!r}; fixtures: {', '.join(_WRITERS)}.")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     _WRITERS[name](root, np.random.default_rng(seed), size)

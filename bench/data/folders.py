@@ -43,20 +43,14 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from bench.data.base import DatasetInfo
-from bench.data.files import (
-    FileDatasetSpec,
-    LabelCodec,
-    Problem,
-    SplitIndex,
-    first_existing,
-    list_files,
-    pair_folders,
-    read_list,
-    register_file_dataset,
-    voc_colormap,
-)
+from bench.data.codecs import LabelCodec
+from bench.data.file_dataset import register_file_dataset
+from bench.data.info import DatasetInfo
+from bench.data.pairing import SplitIndex, first_existing, list_files, pair_folders, read_list
+from bench.data.problems import Problem
+from bench.data.spec import FileDatasetSpec
 from bench.data.transforms import EvalProtocol
+from bench.data.voc import voc_colormap
 
 NYU40_CLASSES = (
     "wall",

@@ -23,15 +23,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.data.base import DatasetInfo
-from bench.data.files import (
-    FileDatasetSpec,
-    LabelCodec,
-    SplitIndex,
-    natural_key,
-    pair_folders,
-    register_file_dataset,
-)
+from bench.data.codecs import LabelCodec
+from bench.data.file_dataset import register_file_dataset
+from bench.data.info import DatasetInfo
+from bench.data.pairing import SplitIndex, natural_key, pair_folders
+from bench.data.spec import FileDatasetSpec
 from bench.data.transforms import EvalProtocol
 
 VAL_SLICES = tuple(str(i) for i in range(24, 30))

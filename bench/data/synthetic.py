@@ -41,7 +41,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from bench.data.base import DatasetInfo, register_dataset
+from bench.data.info import DatasetInfo
+from bench.data.registry import register_dataset
+from bench.errors import ConfigError
 
 SHAPE_NAMES: tuple[str, ...] = ("disc", "square", "triangle", "ring", "cross", "star", "bar")
 CLASS_NAMES: tuple[str, ...] = ("background", *SHAPE_NAMES)
@@ -127,12 +129,12 @@ def _as_hw(size: int | tuple[int, int]) -> tuple[int, int]:
     ):
         hw = (int(size[0]), int(size[1]))
     else:
-        raise ValueError(
+        raise ConfigError(
             f"synthetic: size must be an int or a pair of ints (H, W), got {size!r}. "
             f"Pass e.g. size=128 or size=(96, 128)."
         )
     if min(hw) < MIN_SIZE:
-        raise ValueError(
+        raise ConfigError(
             f"synthetic: size {hw} is too small; both H and W must be >= {MIN_SIZE} pixels "
             f"for the shapes to be recognisable. Pass a larger size."
         )
@@ -150,16 +152,16 @@ def _check_options(
 ) -> int:
     """Validate the generator options; return the number of samples of ``split``."""
     if split not in _SPLIT_CODES:
-        raise ValueError(
+        raise ConfigError(
             f"synthetic: unknown split {split!r}; valid splits are {', '.join(SPLITS)}."
         )
     if not isinstance(num_classes, int) or not 2 <= num_classes <= len(CLASS_NAMES):
-        raise ValueError(
+        raise ConfigError(
             f"synthetic: num_classes must be an int in 2..{len(CLASS_NAMES)} (background plus "
             f"1..{len(SHAPE_NAMES)} shapes), got {num_classes!r}."
         )
     if not isinstance(max_shapes, int) or max_shapes < 1:
-        raise ValueError(
+        raise ConfigError(
             f"synthetic: max_shapes must be an int >= 1 (shapes per image), got {max_shapes!r}."
         )
     if not (
@@ -167,16 +169,16 @@ def _check_options(
         and isinstance(max_scale, (int, float))
         and 0.0 < min_scale <= max_scale <= 1.0
     ):
-        raise ValueError(
+        raise ConfigError(
             f"synthetic: scales must satisfy 0 < min_scale <= max_scale <= 1 (shape diameter as a "
             f"fraction of min(H, W)), got min_scale={min_scale!r}, max_scale={max_scale!r}."
         )
     if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"synthetic: seed must be a non-negative int, got {seed!r}.")
+        raise ConfigError(f"synthetic: seed must be a non-negative int, got {seed!r}.")
     if num_samples is None:
         return DEFAULT_NUM_SAMPLES[split]
     if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
-        raise ValueError(
+        raise ConfigError(
             f"synthetic: num_samples must be a positive int (or None for the default "
             f"{DEFAULT_NUM_SAMPLES[split]} of split {split!r}), got {num_samples!r}."
         )
@@ -321,7 +323,7 @@ class SyntheticShapes(Dataset):
         std: Per-channel std used for normalisation (0..1 scale).
 
     Raises:
-        ValueError: If an option is out of range (the message names the option and the range).
+        ConfigError: If an option is out of range (the message names the option and the range).
     """
 
     def __init__(
@@ -343,7 +345,7 @@ class SyntheticShapes(Dataset):
             split, num_samples, num_classes, max_shapes, min_scale, max_scale, seed
         )
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
-            raise ValueError(
+            raise ConfigError(
                 f"synthetic: mean and std need 3 values each with std > 0, got mean={mean!r}, "
                 f"std={std!r}."
             )
@@ -369,6 +371,7 @@ class SyntheticShapes(Dataset):
         )[:, None, None]
 
     def __len__(self) -> int:
+        """Number of samples in the split."""
         return self.num_samples
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -591,10 +594,12 @@ def measure_channel_stats(
         ``(mean, std)``, each a per-channel RGB triple.
 
     Raises:
-        ValueError: If ``count`` is out of range.
+        ConfigError: If ``count`` is out of range.
     """
     if not 1 <= count <= len(dataset):
-        raise ValueError(f"measure_channel_stats: count must be in 1..{len(dataset)}, got {count}.")
+        raise ConfigError(
+            f"measure_channel_stats: count must be in 1..{len(dataset)}, got {count}."
+        )
     total = np.zeros(3, dtype=np.int64)
     total_sq = np.zeros(3, dtype=np.int64)
     pixels = 0
@@ -644,7 +649,7 @@ def synthetic(
         ``(dataset, info)``.
 
     Raises:
-        ValueError: On an unknown split or an out-of-range option.
+        ConfigError: On an unknown split or an out-of-range option.
     """
     del root  # nothing to read
     dataset = SyntheticShapes(

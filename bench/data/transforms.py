@@ -27,6 +27,8 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from bench.errors import ConfigError
+
 EVAL_MODES = ("whole", "slide")
 
 
@@ -40,7 +42,7 @@ def _pair(value: object, what: str) -> tuple[int, int]:
         and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
     ):
         return int(value[0]), int(value[1])
-    raise ValueError(
+    raise ConfigError(
         f"{what} must be a positive int or a pair [H, W] of positive ints; got {value!r}."
     )
 
@@ -75,21 +77,33 @@ class TrainAugment:
     ignore_index: int = 255
 
     def __post_init__(self) -> None:
+        """Normalise sizes to ``(H, W)`` tuples and check the ranges.
+
+        Raises:
+            ConfigError: a size is not a positive int or pair, or a range is violated.
+        """
         object.__setattr__(self, "crop", _pair(self.crop, "augment crop"))
         if self.scale_base is not None:
             object.__setattr__(self, "scale_base", _pair(self.scale_base, "augment scale_base"))
-        lo, hi = (float(v) for v in self.scale_range)
+        try:
+            lo, hi = (float(v) for v in self.scale_range)
+        except (TypeError, ValueError):  # not a pair, or not numbers
+            lo = hi = float("nan")  # fails the check below, with its message
         if not 0 < lo <= hi:
-            raise ValueError(
+            raise ConfigError(
                 f"augment scale_range must satisfy 0 < min <= max; got {self.scale_range!r} "
                 f"(use (1.0, 1.0) to disable random rescaling)."
             )
         object.__setattr__(self, "scale_range", (lo, hi))
+        for name in ("brightness", "contrast", "saturation", "hue"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise ConfigError(f"augment {name} must be a number; got {value!r}.")
         for name in ("brightness", "contrast", "saturation"):
             if getattr(self, name) < 0:
-                raise ValueError(f"augment {name} must be >= 0; got {getattr(self, name)!r}.")
+                raise ConfigError(f"augment {name} must be >= 0; got {getattr(self, name)!r}.")
         if not 0 <= self.hue <= 0.5:
-            raise ValueError(f"augment hue must be in [0, 0.5]; got {self.hue!r}.")
+            raise ConfigError(f"augment hue must be in [0, 0.5]; got {self.hue!r}.")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description for run records."""
@@ -134,39 +148,48 @@ class EvalProtocol:
     flip: bool = False
 
     def __post_init__(self) -> None:
+        """Normalise sizes to ``(H, W)`` tuples and check that the fields fit together.
+
+        Raises:
+            ConfigError: an unknown mode, a bad size, crop, stride or scale, or fields that
+                exclude each other.
+        """
         if self.mode not in EVAL_MODES:
-            raise ValueError(
+            raise ConfigError(
                 f"protocol mode must be one of {', '.join(EVAL_MODES)}; got {self.mode!r}."
             )
         if self.size is not None:
             object.__setattr__(self, "size", _pair(self.size, "protocol size"))
         if self.size is not None and self.short_side is not None:
-            raise ValueError("protocol: set size or short_side, not both.")
+            raise ConfigError("protocol: set size or short_side, not both.")
         if self.short_side is not None and (
             not isinstance(self.short_side, int) or self.short_side < 1
         ):
-            raise ValueError(
+            raise ConfigError(
                 f"protocol short_side must be a positive int; got {self.short_side!r}."
             )
         if self.mode == "slide":
             if self.crop is None or self.stride is None:
-                raise ValueError(
+                raise ConfigError(
                     "protocol mode 'slide' needs crop and stride, e.g. "
                     "{mode: slide, crop: [769, 769], stride: [513, 513]}."
                 )
             crop = _pair(self.crop, "protocol crop")
             stride = _pair(self.stride, "protocol stride")
             if stride[0] > crop[0] or stride[1] > crop[1]:
-                raise ValueError(
+                raise ConfigError(
                     f"protocol stride {stride} exceeds crop {crop}: windows would skip pixels."
                 )
             object.__setattr__(self, "crop", crop)
             object.__setattr__(self, "stride", stride)
         elif self.crop is not None or self.stride is not None:
-            raise ValueError("protocol crop/stride only apply to mode 'slide'.")
-        scales = tuple(float(s) for s in self.scales)
+            raise ConfigError("protocol crop/stride only apply to mode 'slide'.")
+        try:
+            scales = tuple(float(s) for s in self.scales)
+        except (TypeError, ValueError):  # not a sequence, or not numbers
+            scales = ()
         if not scales or min(scales) <= 0:
-            raise ValueError(f"protocol scales must be positive factors; got {self.scales!r}.")
+            raise ConfigError(f"protocol scales must be positive factors; got {self.scales!r}.")
         object.__setattr__(self, "scales", scales)
 
     @property
@@ -197,7 +220,7 @@ class EvalProtocol:
         known = {"mode", "size", "short_side", "crop", "stride", "scales", "flip"}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"protocol: unknown key(s) {', '.join(unknown)}; valid keys: "
                 f"{', '.join(sorted(known))}."
             )
@@ -207,9 +230,25 @@ class EvalProtocol:
         return cls(**data)
 
     def replace(self, overrides: Mapping[str, Any] | None) -> EvalProtocol:
-        """A copy with some fields overridden (``None``/empty: self)."""
+        """A copy with some fields overridden.
+
+        Args:
+            overrides: Field values by name (as :meth:`from_dict` takes them); ``None`` or
+                empty: no change.
+
+        Returns:
+            The new protocol (``self`` when nothing is overridden).
+
+        Raises:
+            ConfigError: ``overrides`` is not a mapping, has an unknown key or a bad value.
+        """
         if not overrides:
             return self
+        if not isinstance(overrides, Mapping):
+            raise ConfigError(
+                f"protocol must be a mapping of protocol fields, e.g. {{mode: slide, crop: "
+                f"[769, 769], stride: [513, 513]}}; got {overrides!r}."
+            )
         return EvalProtocol.from_dict({**_fields(self), **dict(overrides)})
 
 
@@ -240,6 +279,7 @@ class RandomScale(v2.Transform):
         self.base = base
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        """Draw the factor and return the output size, shared by the image and its mask."""
         h, w = v2.query_size(flat_inputs)
         lo, hi = self.scale_range
         factor = lo + float(torch.rand(())) * (hi - lo)
@@ -248,6 +288,7 @@ class RandomScale(v2.Transform):
         return {"size": [max(1, round(h * factor)), max(1, round(w * factor))]}
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        """Resize one input (nearest-neighbour for a ``Mask``, by ``F.resize``'s dispatch)."""
         return self._call_kernel(F.resize, inpt, size=params["size"], antialias=True)
 
 

@@ -27,19 +27,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.data.base import DatasetInfo
-from bench.data.files import (
-    FileDatasetSpec,
-    LabelCodec,
-    Problem,
-    SamplePair,
-    SplitIndex,
-    list_files,
-    pair_folders,
-    read_list,
-    register_file_dataset,
-    voc_colormap,
-)
+from bench.data.codecs import LabelCodec
+from bench.data.file_dataset import register_file_dataset
+from bench.data.info import DatasetInfo
+from bench.data.pairing import SamplePair, SplitIndex, list_files, pair_folders, read_list
+from bench.data.problems import Problem
+from bench.data.spec import FileDatasetSpec
 from bench.data.transforms import EvalProtocol
 
 CLASS_NAMES = (
@@ -91,6 +84,30 @@ AUG_LAYOUT = (
   SegmentationClassAug/*.png            SBD labels as index PNGs (0..20), for the 10,582 train set
   ImageSets/Segmentation/train_aug.txt  optional list of the training ids"""
 )
+
+
+def voc_colormap(n: int) -> tuple[tuple[int, int, int], ...]:
+    """The PASCAL VOC colour map: class id ``i`` -> its bits interleaved into (r, g, b).
+
+    Also the palette (for figures) of the datasets without an official one.
+
+    Args:
+        n: Number of colours (class ids ``0..n-1``).
+
+    Returns:
+        ``n`` colours as ``(r, g, b)`` tuples of 0..255.
+    """
+    colours = []
+    for i in range(n):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        colours.append((r, g, b))
+    return tuple(colours)
 
 
 def _resolve(root: Path) -> Path:

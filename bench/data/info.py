@@ -1,12 +1,12 @@
-"""Dataset metadata and the dataset registry (datasets are registered by name, like architectures)."""
+"""Dataset metadata: :class:`DatasetInfo`, what the harness knows about a dataset besides its files.
+
+The registry (:mod:`bench.data.registry`) returns it with every built split; runs record it and
+evaluation reads the class names, ignore index and normalisation from it.
+"""
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Callable
 from dataclasses import dataclass
-
-from torch.utils.data import Dataset
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,14 @@ class DatasetInfo:
     citation: str = ""
 
     def __post_init__(self) -> None:
+        """Check that names, palette and ignore index fit the class count.
+
+        A plain ValueError: the info is written in code (a loader module or a plugin), not
+        given by a user of the CLI.
+
+        Raises:
+            ValueError: a count mismatch, or ``ignore_index`` equal to a class id.
+        """
         if len(self.class_names) != self.num_classes:
             raise ValueError(
                 f"Dataset {self.name!r}: {self.num_classes} classes but "
@@ -55,52 +63,3 @@ class DatasetInfo:
                 f"Dataset {self.name!r}: ignore_index {self.ignore_index} collides with a class id "
                 f"(0..{self.num_classes - 1})."
             )
-
-
-# A dataset factory: (*, split, root, **options) -> (Dataset yielding (image, mask), DatasetInfo).
-# ``image`` is a float tensor (3, H, W) normalised with info.mean/std; ``mask`` a uint8 (or int64)
-# tensor (H, W) of class ids with info.ignore_index for ignored pixels.
-DatasetFactory = Callable[..., tuple[Dataset, DatasetInfo]]
-
-_DATASETS: dict[str, tuple[DatasetFactory, str]] = {}
-
-
-def register_dataset(
-    name: str, description: str = ""
-) -> Callable[[DatasetFactory], DatasetFactory]:
-    """Decorator registering a dataset factory under ``name`` (duplicates raise)."""
-
-    def decorator(factory: DatasetFactory) -> DatasetFactory:
-        if name in _DATASETS:
-            raise ValueError(f"Dataset {name!r} is already registered.")
-        _DATASETS[name] = (factory, description)
-        return factory
-
-    return decorator
-
-
-def dataset_names() -> list[str]:
-    return list(_DATASETS)
-
-
-def dataset_description(name: str) -> str:
-    return _get(name)[1]
-
-
-def _get(name: str) -> tuple[DatasetFactory, str]:
-    try:
-        return _DATASETS[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, list(_DATASETS), n=3, cutoff=0.5)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise ValueError(
-            f"Unknown dataset {name!r}.{hint} Known datasets: {', '.join(_DATASETS) or 'none'}."
-        ) from None
-
-
-def build_dataset(
-    name: str, *, split: str, root: str | None = None, **options: object
-) -> tuple[Dataset, DatasetInfo]:
-    """Build one split of a registered dataset; returns ``(dataset, info)``."""
-    factory, _ = _get(name)
-    return factory(split=split, root=root, **options)

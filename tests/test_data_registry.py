@@ -1,0 +1,227 @@
+"""Tests for bench.data.registry: one table behind every view of the datasets, and its errors."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import graphlib
+from pathlib import Path
+
+import pytest
+
+from bench.data import (
+    DatasetEntry,
+    SegmentationFiles,
+    build_dataset,
+    dataset_description,
+    dataset_entry,
+    dataset_names,
+    file_dataset_names,
+    file_dataset_spec,
+    register_dataset,
+    register_file_dataset,
+)
+from bench.data import registry as registry_module
+from bench.data.fixtures import FIXTURE_COUNTS, write_fixture
+from bench.data.synthetic import synthetic
+from bench.errors import BenchError, ConfigError
+
+BENCH_DATA = Path(__file__).resolve().parents[1] / "bench" / "data"
+# Written out here, not read from the code: the registration order `list datasets` shows.
+BUILT_IN = (
+    "synthetic",
+    "camvid",
+    "voc2012",
+    "voc2012_aug",
+    "cityscapes",
+    "ade20k",
+    "nyudv2",
+    "sunrgbd",
+    "siftflow",
+    "isbi2012",
+)
+
+
+@pytest.fixture
+def scratch_registry(monkeypatch: pytest.MonkeyPatch) -> dict[str, DatasetEntry]:
+    """A copy of the registry that the test may add to; the real one is restored afterwards."""
+    table = dict(registry_module._REGISTRY)
+    monkeypatch.setattr(registry_module, "_REGISTRY", table)
+    return table
+
+
+def _dummy_factory(*, split: str, root: str | None = None, size: int = 8) -> tuple[object, object]:
+    return (split, root, size), None
+
+
+# -- one table, several views -------------------------------------------------------------------
+
+
+def test_built_in_datasets_in_registration_order():
+    assert dataset_names() == list(BUILT_IN)
+    assert file_dataset_names() == list(BUILT_IN[1:])
+
+
+def test_file_backed_view_and_dataset_view_agree_on_every_entry(tmp_path):
+    for name in dataset_names():
+        entry = dataset_entry(name)
+        assert entry.name == name
+        assert dataset_description(name) == entry.description != ""
+        if name not in file_dataset_names():
+            assert entry.spec is None
+            with pytest.raises(ConfigError, match="not read from files"):
+                file_dataset_spec(name)
+            continue
+        spec = file_dataset_spec(name)
+        assert spec is entry.spec and spec.name == name
+        assert entry.description == spec.description
+        # build_dataset goes through the entry's factory, and that factory builds from the spec.
+        root = write_fixture(name, tmp_path / name)
+        split = next(iter(FIXTURE_COUNTS[name]))
+        ds, info = build_dataset(name, split=split, root=root)
+        assert isinstance(ds, SegmentationFiles)
+        assert ds.spec is spec and info is spec.info
+        assert len(ds) == FIXTURE_COUNTS[name][split]
+    assert set(file_dataset_names()) <= set(dataset_names())
+
+
+def test_a_registered_file_dataset_appears_in_every_view(scratch_registry, tmp_path):
+    camvid = file_dataset_spec("camvid")
+    info = dataclasses.replace(camvid.info, name="camvid_copy")
+    spec = register_file_dataset(dataclasses.replace(camvid, info=info, description="a copy"))
+    assert dataset_names()[-1] == file_dataset_names()[-1] == "camvid_copy"
+    assert file_dataset_spec("camvid_copy") is spec is dataset_entry("camvid_copy").spec
+    assert dataset_description("camvid_copy") == "a copy"
+    ds, got = build_dataset(
+        "camvid_copy", split="val", root=write_fixture("camvid", tmp_path / "c")
+    )
+    assert ds.spec is spec and got.name == "camvid_copy" and len(ds) == 2
+
+
+def test_a_generated_dataset_is_not_file_backed(scratch_registry):
+    register_dataset("dummy", "a dummy")(_dummy_factory)
+    assert "dummy" in dataset_names() and "dummy" not in file_dataset_names()
+    assert build_dataset("dummy", split="val", root="r", size=3) == (("val", "r", 3), None)
+    with pytest.raises(ConfigError, match=r"Dataset 'dummy' is not read from files .* camvid"):
+        file_dataset_spec("dummy")
+
+
+# -- duplicates and unknown names ---------------------------------------------------------------
+
+
+def test_a_duplicate_name_raises_naming_the_entry_already_registered(scratch_registry):
+    before = dict(scratch_registry)
+    with pytest.raises(ValueError) as exc:
+        register_dataset("camvid", "mine")(_dummy_factory)
+    assert str(exc.value).startswith(
+        "Dataset 'camvid' is already registered: file-backed dataset built by "
+        "bench.data.camvid._index (CamVid, SegNet release: "
+    )
+    mine = f"{_dummy_factory.__module__}._dummy_factory"
+    assert f"Register {mine} under another name." in str(exc.value)
+    with pytest.raises(ValueError, match=r"'synthetic' is already registered: dataset built by "):
+        register_dataset("synthetic")(_dummy_factory)
+    # A file-backed duplicate of a generated name is refused in the same table.
+    camvid = file_dataset_spec("camvid")
+    info = dataclasses.replace(camvid.info, name="synthetic")
+    with pytest.raises(ValueError, match="built by bench.data.synthetic.synthetic"):
+        register_file_dataset(dataclasses.replace(camvid, info=info))
+    assert scratch_registry == before  # nothing half-registered
+    assert file_dataset_spec("camvid") is camvid
+
+
+def test_an_entry_must_carry_its_own_spec():
+    with pytest.raises(ValueError, match="'voc' carries the spec of 'voc2012'"):
+        DatasetEntry("voc", _dummy_factory, "", file_dataset_spec("voc2012"))
+
+
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        (lambda: build_dataset("camvd", split="train"), "Did you mean: camvid?"),
+        (lambda: dataset_description("cityscape"), "Did you mean: cityscapes?"),
+        (lambda: file_dataset_spec("voc2021"), "Did you mean: voc2012"),
+        (lambda: dataset_entry("zzz"), "Known datasets: synthetic, camvid, voc2012"),
+    ],
+)
+def test_unknown_names_are_config_errors_with_close_matches(call, expected):
+    with pytest.raises(ConfigError, match=expected) as exc:
+        call()
+    assert isinstance(exc.value, BenchError) and isinstance(exc.value, ValueError)
+    assert exc.value.__suppress_context__  # raised from None: no KeyError chained
+    assert str(exc.value).startswith("Unknown dataset ")
+
+
+# -- options ------------------------------------------------------------------------------------
+
+
+def test_an_unknown_option_is_a_config_error_not_a_type_error(tmp_path):
+    with pytest.raises(ConfigError) as exc:
+        build_dataset("synthetic", split="val", num_sample=4)
+    assert str(exc.value) == (
+        "Dataset 'synthetic' has no option 'num_sample'. Did you mean: num_samples? Its options "
+        "are: size, num_samples, num_classes, max_shapes, min_scale, max_scale, seed. Fix the "
+        "name in the suite's dataset_options (or the keyword arguments of build_dataset)."
+    )
+    # Checked before the data root is looked at: the option is the first thing to fix.
+    with pytest.raises(ConfigError, match=r"'camvid' has no option 'crop'.* size, augment, "):
+        build_dataset("camvid", split="train", root=tmp_path / "missing", crop=64)
+    # Known options still reach the factory.
+    ds, _ = build_dataset("synthetic", split="val", num_samples=3, size=32)
+    assert len(ds) == 3
+
+
+def test_a_factory_taking_any_option_is_not_checked(scratch_registry):
+    def anything(*, split: str, root: str | None = None, **options: object):
+        return options, None
+
+    register_dataset("anything")(anything)
+    assert build_dataset("anything", split="val", whatever=1) == ({"whatever": 1}, None)
+    assert dataset_entry("anything").options() is None
+    assert dataset_entry("synthetic").options()[:2] == ["size", "num_samples"]
+    assert dataset_entry("synthetic").factory is synthetic
+
+
+# -- layers -------------------------------------------------------------------------------------
+
+# bench.data may import bench.errors and bench.fileio, and nothing of the harness above it.
+FORBIDDEN = (
+    "bench.train",
+    "bench.suites",
+    "bench.runner",
+    "bench.cli",
+    "bench.metrics",
+    "bench.complexity",
+    "bench.speed",
+    "architectures",
+)
+
+
+def _bench_imports(path: Path) -> list[str]:
+    """Every ``bench``/``architectures`` module ``path`` imports, at any depth of the file."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for a in node.names:  # `from bench.data import voc` imports the module bench.data.voc
+                sub = f"{node.module}.{a.name}"
+                is_module = (BENCH_DATA / f"{a.name}.py").is_file() and node.module == "bench.data"
+                out.append(sub if is_module else node.module)
+    return [m for m in out if m.split(".")[0] in ("bench", "architectures")]
+
+
+def test_bench_data_imports_no_higher_layer_and_has_no_cycle():
+    graph: dict[str, set[str]] = {}
+    for path in sorted(BENCH_DATA.glob("*.py")):
+        name = "bench.data" if path.stem == "__init__" else f"bench.data.{path.stem}"
+        imports = _bench_imports(path)
+        bad = [m for m in imports if m.startswith(FORBIDDEN)]
+        assert not bad, f"{path.name} imports {bad}"
+        assert all(m.startswith(("bench.data", "bench.errors", "bench.fileio")) for m in imports)
+        graph[name] = {m for m in imports if m.startswith("bench.data")}
+    # Submodules never import the package itself (its __init__ imports all of them).
+    assert not [n for n, deps in graph.items() if n != "bench.data" and "bench.data" in deps]
+    order = list(graphlib.TopologicalSorter(graph).static_order())  # CycleError on a cycle
+    assert order.index("bench.data.problems") < order.index("bench.data.file_dataset")
+    assert len(graph) == len(list(BENCH_DATA.glob("*.py")))
