@@ -85,7 +85,7 @@ from bench.records import (
 )
 from bench.shards import shard_items
 from bench.suites import SuiteConfig
-from bench.train import class_frequencies, enet_class_weights, train
+from bench.train import class_frequencies, enet_class_weights, require_one_batch, train
 
 BASELINE_ARCH = "background"
 CHILD_SETUP_ALLOWANCE_S = 300.0  # start-up of a --timeout-per-arch child, not counted in the limit
@@ -219,6 +219,8 @@ class Sweep:
         self.eval_set, _ = build_dataset(
             suite.dataset, split=suite.eval.split, root=suite.data_root, **opts
         )
+        if suite.train.steps > 0:
+            require_one_batch(len(self.train_set), suite.train)  # once, before any model
         self.matmul_gflops: float | None = None
         self.class_weights: torch.Tensor | None = class_weights
         t = suite.train
