@@ -28,8 +28,7 @@ from architectures.maskrcnn import (
 )
 from bench.complexity import count_params
 from bench.models import PadCrop, build_model
-from bench.train import TrainConfig
-from bench.train import needs_targets, train
+from bench.train import TrainConfig, needs_targets, train
 
 
 @pytest.fixture(autouse=True)
