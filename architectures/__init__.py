@@ -8,6 +8,7 @@ Importing this package registers every built-in entry. Users add their own entri
 from architectures._registry import (
     ArchEntry,
     ArchInfo,
+    ArchitectureError,
     build,
     entries,
     get_entry,
@@ -27,6 +28,7 @@ from architectures import deeplabv3plus, frrn, maskrcnn  # noqa: E402,F401  isor
 __all__ = [
     "ArchEntry",
     "ArchInfo",
+    "ArchitectureError",
     "build",
     "entries",
     "get_entry",

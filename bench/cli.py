@@ -587,24 +587,37 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_papers(args: argparse.Namespace) -> int:
-    import architectures
-    from bench.papers import measure, render_papers, write_papers
+    """Measures every (or each named) architecture under its paper's conditions.
+
+    Writes ``papers.json`` (:mod:`bench.papers`) and renders ``PAPERS.md`` from it
+    (:mod:`bench.reporting.papers`); with ``--render-only`` only re-renders.
+
+    Args:
+        args: Parsed ``papers`` arguments.
+
+    Returns:
+        0, or 1 when an architecture could not be measured (its row holds the message).
+    """
+    from bench.reporting.papers import PAPERS_JSON, render_papers
 
     if args.render_only:
         print(render_papers(args.results_dir))
         return 0
+    import architectures
+    from bench.papers import measure, write_papers
+
     names = args.archs or architectures.names()
     for name in names:
         architectures.get_info(name)  # unknown names fail before any measuring
     _check_writable(args.results_dir, "--results-dir")
     rows = measure(names, progress=not args.quiet)
-    for path in write_papers(args.results_dir, rows):
-        print(path)
+    print(write_papers(args.results_dir, rows, argv=args.argv))
+    print(render_papers(args.results_dir))
     failed = [r["arch"] for r in rows if r["status"] != "ok"]
     if failed:
         print(
             f"error: could not measure {len(failed)} architecture(s): {', '.join(failed)} "
-            f"(messages in {args.results_dir / 'papers.json'})",
+            f"(messages in {args.results_dir / PAPERS_JSON})",
             file=sys.stderr,
         )
         return 1
@@ -679,13 +692,39 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
+    """Counts parameters and MACs of one architecture at one input shape (``--speed``: times it).
+
+    ``params`` are those the counted eval forward pass reads (the network the MACs describe);
+    ``params with aux`` adds the auxiliary heads that only run in training.
+
+    Args:
+        args: Parsed ``profile`` arguments.
+
+    Returns:
+        0.
+
+    Raises:
+        ConfigError: The input shape's channel count is not the entry's ``in_channels``
+            (checked before anything is built), or another option is invalid.
+    """
     from tabulate import tabulate
 
+    import architectures
     from bench import complexity as cx
     from bench import speed as sp
     from bench.devices import resolve_device
+    from bench.errors import ConfigError
     from bench.models import build_model
 
+    info = architectures.get_info(args.arch)
+    shape = list(args.input_shape)
+    if shape[1] != info.in_channels:
+        expected = ",".join(map(str, [shape[0], info.in_channels, *shape[2:]]))
+        raise ConfigError(
+            f"--input-shape {','.join(map(str, shape))}: {args.arch} takes "
+            f"{info.in_channels}-channel input (ArchInfo.in_channels), found C={shape[1]}. "
+            f"Pass --input-shape {expected}."
+        )
     device = resolve_device(args.device)
     model = build_model(args.arch, num_classes=args.num_classes).eval()
     report = cx.count_complexity(model, args.input_shape)
@@ -700,8 +739,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=1))
         return 0
     rows = [
-        ("params", f"{report.params:,}"),
+        ("params (eval network)", f"{report.params:,}"),
         ("trainable params", f"{report.trainable_params:,}"),
+        ("params with aux", f"{report.params_with_aux:,}"),
         ("MACs", f"{report.macs:,}"),
         ("GMACs", f"{report.gmacs:.3f}"),
         ("GFLOPs (2 x GMACs)", f"{report.gflops:.3f}"),

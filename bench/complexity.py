@@ -34,6 +34,20 @@ Both counts run the model in eval mode with gradients disabled. Models whose ``f
 auxiliary heads in eval mode (torchvision's segmentation models with ``aux_loss=True``) are
 counted with those heads, because that is what the forward pass computes.
 
+Parameters: one network behind both numbers. ``params`` counts the parameters that the counted
+eval-mode forward pass actually reads, so it describes the same network as ``macs`` (and as the
+timed one); ``params_with_aux`` counts every registered parameter, including auxiliary heads
+that only run in training (the training-time model). The used parameters are recorded during
+the cross-check pass by a ``TorchDispatchMode`` that notes every tensor an ATen operator
+receives. Working at the dispatcher rather than with module forward hooks means a parameter is
+caught however it is used: through its own module, functionally by a parent module
+(``F.conv2d(x, self.child.weight)``, a positional embedding added in the parent's ``forward``),
+or through a view (``weight.t()``, ``weight[0]``: the view op receives the parameter itself);
+and a module that is called but skips one of its parameters does not count it. A parameter is
+matched by identity, and on a real device also by its storage (so an alias made with
+``.data``, which no operator sees being made, still counts). Parameters shared between modules
+(tied weights) are counted once, as ``nn.Module.parameters()`` lists them once.
+
 This module is pure measurement: modules in, numbers out. It imports neither datasets nor
 training code.
 """
@@ -50,7 +64,12 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
+
+from bench.devices import parse_device
+from bench.errors import ConfigError
 
 with warnings.catch_warnings():
     # fvcore.nn applies the deprecated torch.jit.script to its focal loss at import time.
@@ -104,7 +123,10 @@ def gmacs(macs: float) -> float:
 
 
 def count_params(model: nn.Module) -> tuple[int, int]:
-    """Counts the parameters of a model (shared parameters once).
+    """Counts every registered parameter of a model (shared parameters once).
+
+    This is the training-time count (``params_with_aux`` of a :class:`ComplexityReport`):
+    auxiliary heads that the eval forward pass does not run are included.
 
     Args:
         model: The module to inspect.
@@ -117,6 +139,102 @@ def count_params(model: nn.Module) -> tuple[int, int]:
     total = sum(p.numel() for p in params)
     trainable = sum(p.numel() for p in params if p.requires_grad)
     return total, trainable
+
+
+def _storage_key(tensor: torch.Tensor) -> int | None:
+    """The address of a tensor's storage, or None where it says nothing (meta, empty)."""
+    if tensor.device.type == "meta":
+        return None
+    try:
+        ptr = tensor.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError):  # tensor subclasses without a plain storage
+        return None
+    return ptr or None
+
+
+class ParameterUse(TorchDispatchMode):
+    """Records which parameters of a model the operators run inside the ``with`` block read.
+
+    Every tensor argument of every ATen operator is checked against the model's parameters, by
+    identity and (off the meta device) by storage. See the module docstring for why this sits
+    at the dispatcher rather than on module hooks.
+
+    Args:
+        model: The module whose parameters to watch.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self._params = list(model.parameters())  # shared parameters listed once
+        self._by_id = {id(p): i for i, p in enumerate(self._params)}
+        self._by_storage: dict[int, list[int]] = {}
+        for i, p in enumerate(self._params):
+            key = _storage_key(p)
+            if key is not None:
+                self._by_storage.setdefault(key, []).append(i)
+        self._used: set[int] = set()
+
+    def __torch_dispatch__(
+        self,
+        func: Any,
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        """Notes the parameters among the operator's arguments, then runs it unchanged."""
+        kwargs = kwargs or {}
+        flat, _ = tree_flatten((args, kwargs))
+        for value in flat:
+            if not isinstance(value, torch.Tensor):
+                continue
+            index = self._by_id.get(id(value))
+            if index is not None:
+                self._used.add(index)
+            elif self._by_storage:
+                key = _storage_key(value)
+                if key is not None:
+                    self._used.update(self._by_storage.get(key, ()))
+        return func(*args, **kwargs)
+
+    def counts(self) -> tuple[int, int]:
+        """``(total, trainable)`` elements of the parameters read so far."""
+        used = [self._params[i] for i in sorted(self._used)]
+        return sum(p.numel() for p in used), sum(p.numel() for p in used if p.requires_grad)
+
+    def unused_names(self, model: nn.Module) -> list[str]:
+        """Names (as in ``model.named_parameters()``) of the parameters not read so far."""
+        used = {id(self._params[i]) for i in self._used}
+        return [name for name, p in model.named_parameters() if id(p) not in used]
+
+
+def count_used_params(model: nn.Module, input_shape: Sequence[int]) -> tuple[int, int]:
+    """Counts the parameters one eval-mode forward pass at ``input_shape`` reads.
+
+    The model runs in eval mode under ``torch.no_grad()`` on an all-zero input in the dtype of
+    its first floating-point parameter, on the device its tensors are on (the meta device
+    works too: parameters are matched by identity there). Training flags are restored.
+
+    Args:
+        model: The module to run.
+        input_shape: ``(N, C, H, W)`` of the input.
+
+    Returns:
+        ``(total, trainable)`` elements of the parameters the pass read (shared ones once).
+
+    Raises:
+        ConfigError: ``input_shape`` is not four positive ints.
+    """
+    shape = validate_input_shape(input_shape)
+    example = torch.zeros(shape, device=model_device(model), dtype=_input_dtype(model))
+    with evaluating(model), torch.no_grad(), ParameterUse(model) as use:
+        model(example)
+    return use.counts()
+
+
+def _input_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of the model's first floating-point parameter (float32 without one)."""
+    float_params = [p for p in model.parameters() if p.is_floating_point()]
+    return float_params[0].dtype if float_params else torch.float32
 
 
 @contextmanager
@@ -154,19 +272,14 @@ def check_model_device(model: nn.Module, device: str | torch.device) -> torch.de
         ``device`` as a ``torch.device`` (a bare ``"cuda"`` resolved to the current CUDA index).
 
     Raises:
-        ValueError: If the device type is not ``cpu`` or ``cuda``, CUDA is requested but not
-            available, or a tensor of the model is elsewhere.
+        ConfigError: If the device is not ``cpu``/``cuda[:N]``, CUDA is requested but not
+            available (both from :func:`bench.devices.parse_device`), or a tensor of the model
+            is elsewhere.
     """
-    dev = torch.device(device)
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda[:index]'; got {str(device)!r}.")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} requested, but CUDA is not available here.")
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", torch.cuda.current_device())
+    dev = parse_device(device)
     for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
         if tensor.device != dev:
-            raise ValueError(
+            raise ConfigError(
                 f"{type(model).__name__} tensor {name!r} is on {tensor.device}, but the "
                 f"measurement device is {dev}. Move the model first: model.to({str(dev)!r})."
             )
@@ -184,14 +297,17 @@ def validate_input_shape(input_shape: Sequence[int], *, rank: int = 4) -> tuple[
         The shape as a tuple of ints.
 
     Raises:
-        ValueError: If the shape does not have ``rank`` positive integer entries.
+        ConfigError: If the shape does not have ``rank`` positive integer entries.
     """
     shape = tuple(input_shape)
     if len(shape) != rank or not all(
         isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape
     ):
         names = "(N, C, H, W)" if rank == 4 else "(C, H, W)" if rank == 3 else f"rank {rank}"
-        raise ValueError(f"input shape must be {rank} positive ints {names}; got {input_shape!r}.")
+        raise ConfigError(
+            f"input shape must be {rank} positive ints {names}; got {input_shape!r}. "
+            f"Pass e.g. {(1, 3, 512, 512)[-rank:]!r}."
+        )
     return shape
 
 
@@ -239,8 +355,11 @@ class ComplexityReport:
     """Parameter and MAC counts of one model at one input shape.
 
     Attributes:
-        params: Total number of parameter elements.
-        trainable_params: Parameter elements with ``requires_grad=True``.
+        params: Parameter elements that the counted eval-mode forward pass reads: the network
+            that ``macs`` describes (auxiliary heads that run only in training are excluded).
+        trainable_params: Of ``params``, the elements with ``requires_grad=True``.
+        params_with_aux: Every registered parameter element, auxiliary heads included (the
+            training-time model; what ``count_params`` returns).
         macs: Multiply-accumulates of convolutions, linear layers, matrix products, einsum and
             attention for one forward pass at ``input_shape`` (fvcore).
         gmacs: ``macs / 1e9``.
@@ -263,6 +382,7 @@ class ComplexityReport:
 
     params: int
     trainable_params: int
+    params_with_aux: int
     macs: int
     gmacs: float
     gflops: float
@@ -283,6 +403,7 @@ class ComplexityReport:
         return {
             "params": self.params,
             "trainable_params": self.trainable_params,
+            "params_with_aux": self.params_with_aux,
             "macs": self.macs,
             "gmacs": self.gmacs,
             "gflops": self.gflops,
@@ -333,11 +454,15 @@ def _fvcore_counts(
     return macs, non_mac, unsupported
 
 
-def _crosscheck_flops(model: nn.Module, example: torch.Tensor) -> int:
-    """Counts FLOPs (2 per MAC) with PyTorch's dispatcher-level counter."""
-    with FlopCounterMode(display=False, custom_mapping=_crosscheck_mapping()) as counter:
+def _crosscheck_pass(model: nn.Module, example: torch.Tensor) -> tuple[int, tuple[int, int]]:
+    """One forward pass: FLOPs (2 per MAC) from PyTorch's dispatcher-level counter, and the
+    ``(total, trainable)`` elements of the parameters that pass read."""
+    with (
+        FlopCounterMode(display=False, custom_mapping=_crosscheck_mapping()) as counter,
+        ParameterUse(model) as use,
+    ):
         model(example)
-    return int(counter.get_total_flops())
+    return int(counter.get_total_flops()), use.counts()
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -367,6 +492,9 @@ def count_complexity(
     depend on values). Every submodule's training flag is restored afterwards; the model is
     neither moved nor otherwise modified.
 
+    ``params`` counts the parameters that forward pass reads (see the module docstring), so
+    it and ``macs`` describe one network; ``params_with_aux`` counts every registered one.
+
     Args:
         model: The module to count; its parameters and buffers must all be on one device.
         input_shape: ``(N, C, H, W)`` of the input tensor.
@@ -377,17 +505,15 @@ def count_complexity(
         A :class:`ComplexityReport`.
 
     Raises:
-        ValueError: If ``input_shape`` is not four positive ints, or the model's tensors are
-            not all on ``device``.
+        ConfigError: If ``input_shape`` is not four positive ints, ``device`` is not a usable
+            device, or the model's tensors are not all on ``device``.
         RuntimeError: If either counter fails (e.g. fvcore cannot trace the model); the message
             names the model class and the input shape, and the original error is chained.
     """
     shape = validate_input_shape(input_shape)
     dev = check_model_device(model, model_device(model) if device is None else device)
-    total, trainable = count_params(model)
-    float_params = [p for p in model.parameters() if p.is_floating_point()]
-    dtype = float_params[0].dtype if float_params else torch.float32
-    example = torch.zeros(shape, device=dev, dtype=dtype)  # match e.g. a .half() model
+    with_aux = count_params(model)[0]
+    example = torch.zeros(shape, device=dev, dtype=_input_dtype(model))  # e.g. a .half() model
     name = type(model).__name__
 
     with evaluating(model), torch.no_grad(), warnings.catch_warnings():
@@ -402,7 +528,7 @@ def count_complexity(
                 f"fvcore could not count {name} at input shape {shape}: {type(exc).__name__}: {exc}"
             ) from exc
         try:
-            cross_flops = _crosscheck_flops(model, example)
+            cross_flops, (total, trainable) = _crosscheck_pass(model, example)
         except Exception as exc:
             raise RuntimeError(
                 f"{CROSSCHECK_COUNTER} could not count {name} at input shape {shape}: "
@@ -414,6 +540,7 @@ def count_complexity(
     return ComplexityReport(
         params=total,
         trainable_params=trainable,
+        params_with_aux=with_aux,
         macs=macs,
         gmacs=gmacs(macs),
         gflops=macs_to_gflops(macs),

@@ -5,30 +5,30 @@ synthetic classes), which is the right figure next to the suite's latency but no
 the number a paper printed. This module measures every registered architecture the way its paper
 reported it:
 
-* parameters of the default build at ``ArchInfo.paper_num_classes`` (auxiliary heads included
-  exactly when the builder builds them by default; ``paper_params_note`` says what the paper
-  counted);
-* MACs of one forward pass in eval mode at ``(1, 3, *ArchInfo.paper_resolution)``, with the
-  harness's padding to ``input_divisor`` (what the leaderboard reports), converted to the paper's
-  convention (``"macs"`` or ``"2*macs"``, see :mod:`bench.complexity`).
+* parameters of the default build at ``ArchInfo.paper_num_classes``: ``params`` counts those
+  the eval forward pass reads (the network the compute figure describes; auxiliary heads that
+  only run in training are left out), ``params_with_aux`` every registered one. The paper's
+  figure is compared with ``params``, or with ``params_with_aux`` where the paper's count
+  includes the auxiliary heads (``ArchInfo.paper_params_with_aux``; ``paper_params_note`` says
+  what the paper counted), and the row says which (``params_compared``);
+* MACs of one forward pass in eval mode at ``(1, in_channels, *ArchInfo.paper_resolution)``,
+  with the harness's padding to ``input_divisor`` (what the leaderboard reports), converted to
+  the paper's convention (``"macs"`` or ``"2*macs"``, see :mod:`bench.complexity`).
 
 It writes ``<results_dir>/papers.json`` (one row per architecture, with the environment and the
-command that produced it) and renders ``<results_dir>/PAPERS.md`` from that file alone, so the
-table can be re-rendered without measuring again. An architecture whose build or count fails is
-a row with ``status: "error"`` and the message; the others are still measured.
+command that produced it); :mod:`bench.reporting.papers` renders ``PAPERS.md`` from that file
+alone. An architecture whose build or count fails is a row with ``status: "error"`` and the
+message; the others are still measured.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from tabulate import tabulate
 from tqdm import tqdm
 
 import architectures
@@ -37,31 +37,50 @@ from bench.fileio import write_json_atomic
 from bench.models import build_model
 from bench.provenance import command_line, environment
 from bench.records import utc_now
+from bench.reporting.papers import PAPERS_JSON, PAPERS_SCHEMA_VERSION
 
-PAPERS_JSON = "papers.json"
-PAPERS_MD = "PAPERS.md"
-SCHEMA_VERSION = 1
+PARAMS_INPUT_SIZE = 64
+"""H = W of the forward pass that finds the used parameters of an entry without a paper
+resolution (the harness pads it to the entry's input divisor)."""
 
 
-def _count_params_at(name: str, num_classes: int) -> int:
-    """Parameters of the default build; on the meta device when the builder allows it."""
+def _eval_params(name: str, num_classes: int, in_channels: int) -> tuple[int, int, list[int]]:
+    """``(params, params_with_aux, input shape)`` of the default build's eval forward pass.
+
+    Built and run on the meta device when the model allows it (shapes only: FCN's 134M
+    parameters cost nothing there; parameters are matched by identity), else on the CPU.
+    """
+    shape = (1, in_channels, PARAMS_INPUT_SIZE, PARAMS_INPUT_SIZE)
     try:
         with torch.device("meta"):
-            model = architectures.build(name, num_classes=num_classes)
-    except Exception:  # noqa: BLE001 - some builders need real tensors; fall back to the CPU
-        model = architectures.build(name, num_classes=num_classes)
-    return cx.count_params(model)[0]
+            model = build_model(name, num_classes=num_classes)
+            used = cx.count_used_params(model, shape)[0]
+    except Exception:  # noqa: BLE001 - data-dependent models cannot run on meta; use the CPU
+        torch.manual_seed(0)
+        model = build_model(name, num_classes=num_classes)
+        used = cx.count_used_params(model, shape)[0]
+    return used, cx.count_params(model)[0], list(shape)
 
 
 def _rel(measured: float | None, paper: float | None) -> float | None:
+    """``(measured - paper) / paper``, or None when either is missing (or the paper's is 0)."""
     if measured is None or paper is None or paper == 0:
         return None
     return (measured - paper) / paper
 
 
 def measure_architecture(name: str) -> dict[str, Any]:
-    """One row: the paper's figures, ours under the same conditions, and the differences."""
+    """One row: the paper's figures, ours under the same conditions, and the differences.
+
+    Args:
+        name: A registered architecture.
+
+    Returns:
+        The row (layout in :mod:`bench.reporting.papers`); ``status`` is ``"error"`` with the
+        message and traceback when building or counting raised.
+    """
     info = architectures.get_info(name)
+    num_classes = info.paper_num_classes or 21
     row: dict[str, Any] = {
         "arch": name,
         "title": info.title,
@@ -71,29 +90,37 @@ def measure_architecture(name: str) -> dict[str, Any]:
         "paper_num_classes": info.paper_num_classes,
         "paper_params": info.paper_params,
         "paper_params_note": info.paper_params_note,
+        "paper_params_with_aux": info.paper_params_with_aux,
         "paper_gflops": info.paper_gflops,
         "paper_flops_convention": info.paper_flops_convention,
         "paper_resolution": list(info.paper_resolution) if info.paper_resolution else None,
+        "params_num_classes": num_classes,
         "params": None,
+        "params_with_aux": None,
+        "params_input_shape": None,
+        "params_compared": "params_with_aux" if info.paper_params_with_aux else "params",
         "params_rel_diff": None,
         "complexity": None,
         "compute_in_paper_convention": None,
         "compute_rel_diff": None,
     }
     try:
-        num_classes = info.paper_num_classes or 21
-        row["params_num_classes"] = num_classes
-        row["params"] = _count_params_at(name, num_classes)
-        row["params_rel_diff"] = _rel(row["params"], info.paper_params)
         if info.paper_resolution is not None:
             h, w = info.paper_resolution
             torch.manual_seed(0)
             model = build_model(name, num_classes=num_classes).eval()
-            report = cx.count_complexity(model, (1, 3, h, w))
+            report = cx.count_complexity(model, (1, info.in_channels, h, w))
             row["complexity"] = report.to_dict()
+            row["params"], row["params_with_aux"] = report.params, report.params_with_aux
+            row["params_input_shape"] = list(report.input_shape)
             ours = report.gflops if info.paper_flops_convention == "2*macs" else report.gmacs
             row["compute_in_paper_convention"] = ours
             row["compute_rel_diff"] = _rel(ours, info.paper_gflops)
+        else:
+            row["params"], row["params_with_aux"], row["params_input_shape"] = _eval_params(
+                name, num_classes, info.in_channels
+            )
+        row["params_rel_diff"] = _rel(row[row["params_compared"]], info.paper_params)
     except Exception as exc:  # noqa: BLE001 - one architecture's failure must not end the table
         row["status"] = "error"
         row["error"] = {
@@ -105,7 +132,15 @@ def measure_architecture(name: str) -> dict[str, Any]:
 
 
 def measure(names: Sequence[str], *, progress: bool = True) -> list[dict[str, Any]]:
-    """Rows for ``names`` (in order), with a progress bar."""
+    """Rows for ``names`` (in order), with a progress bar.
+
+    Args:
+        names: Registered architectures.
+        progress: Show a progress bar.
+
+    Returns:
+        One row per name (see :func:`measure_architecture`).
+    """
     rows = []
     for name in tqdm(list(names), desc="papers", unit="arch", disable=not progress):
         rows.append(measure_architecture(name))
@@ -113,111 +148,25 @@ def measure(names: Sequence[str], *, progress: bool = True) -> list[dict[str, An
 
 
 def write_papers(
-    results_dir: Path, rows: list[dict[str, Any]], argv: list[str] | None = None
-) -> tuple[Path, Path]:
-    """Writes ``papers.json`` (atomically) and renders ``PAPERS.md`` from it."""
-    results_dir = Path(results_dir)
+    results_dir: Path | str, rows: list[dict[str, Any]], argv: list[str] | None = None
+) -> Path:
+    """Writes ``<results_dir>/papers.json`` atomically, with the environment and the command.
+
+    Render ``PAPERS.md`` from it with :func:`bench.reporting.papers.render_papers`.
+
+    Args:
+        results_dir: Destination folder (created when missing).
+        rows: Rows from :func:`measure`.
+        argv: The command as typed (``["run_bench.py", "papers", ...]``); default ``sys.argv``.
+
+    Returns:
+        The path of ``papers.json``.
+    """
     data = {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": PAPERS_SCHEMA_VERSION,
         "created": utc_now().isoformat().replace("+00:00", "Z"),
         "command": command_line(argv),
         "env": environment("cpu", 0, None).to_dict(),
         "rows": rows,
     }
-    json_path = write_json_atomic(results_dir / PAPERS_JSON, data)
-    return json_path, render_papers(results_dir)
-
-
-def _pct(rel: float | None) -> str:
-    return (
-        "–"
-        if rel is None or (isinstance(rel, float) and math.isnan(rel))
-        else (f"{100 * rel:+.1f}")
-    )
-
-
-def _num(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
-def render_papers(results_dir: Path) -> Path:
-    """Re-renders ``PAPERS.md`` from ``papers.json`` (no measuring); returns its path."""
-    results_dir = Path(results_dir)
-    src = results_dir / PAPERS_JSON
-    try:
-        data = json.loads(src.read_text())
-        rows = data["rows"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise ValueError(
-            f"Cannot render {PAPERS_MD}: {src} is missing or not a papers file written by "
-            f"`python run_bench.py papers` ({type(exc).__name__}: {exc}). Re-run that command."
-        ) from exc
-    table = []
-    for r in rows:
-        conv = r.get("paper_flops_convention")
-        unit = {"macs": "GMACs", "2*macs": "GFLOPs"}.get(conv or "", "")
-        res = r.get("paper_resolution")
-        res_text = f" @ {res[0]}x{res[1]}" if res else ""
-        if r["status"] != "ok":
-            ours_params = ours_compute = f"error: {r['error']['message'][:80]}"
-        else:
-            ours_params = f"{r['params'] / 1e6:.2f}"
-            ours_compute = (
-                f"{r['compute_in_paper_convention']:.2f} {unit}"
-                if r.get("compute_in_paper_convention") is not None
-                else "–"
-            )
-        table.append(
-            [
-                f"{r['title']} (`{r['arch']}`)",
-                f"[{r['paper']}](https://arxiv.org/abs/{r['paper']})"
-                if r["paper"][:1].isdigit() and "/" not in r["paper"]
-                else r["paper"],
-                r.get("params_num_classes", "–"),
-                "–" if r.get("paper_params") is None else f"{r['paper_params'] / 1e6:.2f}",
-                ours_params,
-                _pct(r.get("params_rel_diff")),
-                "–"
-                if r.get("paper_gflops") is None
-                else f"{r['paper_gflops']:.2f} {unit}{res_text}",
-                ours_compute,
-                _pct(r.get("compute_rel_diff")),
-                r.get("paper_params_note") or "",
-            ]
-        )
-    headers = [
-        "architecture",
-        "paper",
-        "classes",
-        "paper params (M)",
-        "measured params (M)",
-        "params diff %",
-        "paper compute",
-        "measured (same res. & convention)",
-        "compute diff %",
-        "what the paper's count covers",
-    ]
-    lines = [
-        "# Paper figures vs measured",
-        "",
-        f"Rendered from `{PAPERS_JSON}`, written by `{data['command']}` on {data['created']} "
-        f"(torch {data['env'].get('torch')}, fvcore MACs cross-checked with FlopCounterMode). "
-        "Do not edit by hand.",
-        "",
-        "- **Parameters**: the default build at the class count the paper reported for "
-        "(column *classes*; 21 when the paper states none).",
-        "- **Compute**: one image in eval mode at the paper's resolution (the harness pads to "
-        "the entry's input divisor), in the paper's convention: GMACs (one multiply-add = one "
-        "operation, as fvcore and most segmentation papers) or GFLOPs = 2 x GMACs.",
-        "- **diff %** = (measured - paper) / paper. Differences beyond 5% (params) or 10% "
-        "(compute) are explained in the entry's module docstring and pinned in "
-        "`tests/paper_gaps.py`.",
-        "",
-        tabulate(table, headers=headers, tablefmt="github", disable_numparse=True),
-        "",
-    ]
-    out = results_dir / PAPERS_MD
-    tmp = out.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines))
-    tmp.replace(out)
-    return out
+    return write_json_atomic(Path(results_dir) / PAPERS_JSON, data)

@@ -28,16 +28,19 @@ ENTRY_POINT_GROUP = "semseg_bench.architectures"
 
 
 def load_plugin(path: str | Path) -> list[str]:
-    """Import a plugin file; its ``@register`` entries join the registry.
+    """Imports a plugin file; its ``@register`` entries join the registry.
+
+    Args:
+        path: The ``.py`` file.
 
     Returns:
         The names the file registered.
 
     Raises:
-        FileNotFoundError: the file does not exist.
-        PluginError: importing it raised (the message holds the file's traceback). Entries the
-            file registered before it raised are removed again: a plugin joins whole or not at
-            all.
+        MissingFileError: The file does not exist or is not a ``.py`` file.
+        PluginError: Importing it raised, e.g. an ``ArchInfo`` with a bad field (the message
+            names the file and the error, and holds the file's traceback). Entries the file
+            registered before it raised are removed again: a plugin joins whole or not at all.
     """
     import architectures
     from architectures._registry import unregister
@@ -65,13 +68,20 @@ def load_plugin(path: str | Path) -> list[str]:
                 unregister(name)
         raise PluginError(
             f"Plugin {path} raised while being imported, so none of its entries were "
-            f"registered:\n{traceback.format_exc()}"
+            f"registered ({type(exc).__name__}: {exc}):\n{traceback.format_exc()}"
         ) from exc
     return [n for n in architectures.names() if n not in before]
 
 
 def load_entry_points() -> list[str]:
-    """Load architectures from installed packages' ``semseg_bench.architectures`` entry points."""
+    """Loads architectures from installed packages' ``semseg_bench.architectures`` entry points.
+
+    Returns:
+        The names the entry points registered.
+
+    Raises:
+        PluginError: An entry point raised while loading (the message holds its traceback).
+    """
     import architectures
 
     before = set(architectures.names())

@@ -21,9 +21,16 @@ For every entry, on CPU with small inputs:
   outputs bit for bit;
 * fvcore and ``FlopCounterMode`` agree on the MACs within 5%, and fvcore skipped no
   convolution / matrix-product operator;
-* declared paper figures match measurement: parameters within 5%, MACs within 10%, unless
-  ``tests/paper_gaps.py`` pins the measured value with the reason it differs;
-* the ``ArchInfo`` metadata is well formed.
+* the eval forward pass reads every parameter unless the entry has auxiliary heads
+  (``aux_weights``): then exactly the auxiliary heads are left out (``params`` <
+  ``params_with_aux``), so no dead module inflates a parameter count;
+* declared paper figures match measurement: parameters within 5% (the parameters the eval
+  network reads, or all of them where ``ArchInfo.paper_params_with_aux`` says the paper counted
+  the auxiliary heads), MACs within 10%, unless ``tests/paper_gaps.py`` pins the measured value
+  with the reason it differs;
+* the ``ArchInfo`` metadata is well formed: ``ArchInfo`` validates itself when constructed (a
+  bad entry fails at registration); ``test_info`` re-runs that validation on every registered
+  entry (the planted bad values are in ``tests/test_registry.py``).
 
 Cost: each model is built once per (name, num_classes) and reused (FCN has 134M parameters;
 building one takes 3-5 s here), plus one fresh build per entry for the round trip; parameter
@@ -36,9 +43,9 @@ marked ``slow`` (the ResNet-50 entries, 10-20 s each here).
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import math
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -48,7 +55,7 @@ from torch import nn
 
 import architectures
 from architectures import ArchInfo
-from bench.complexity import count_complexity, count_params
+from bench.complexity import count_complexity, count_params, count_used_params
 from bench.models import PadCrop, build_model
 from bench.train import segmentation_loss, summed_losses
 from tests.paper_gaps import PAPER_GAPS
@@ -73,9 +80,6 @@ SLOW_PAPER_GMACS = 50.0
 # Parameters an entry registers but deliberately does not use in its forward pass, with the
 # reason: {arch name: {parameter name (as in the entry's own state dict): reason}}.
 DOCUMENTED_UNUSED: dict[str, dict[str, str]] = {}
-
-ARXIV_RE = re.compile(r"^\d{4}\.\d{4,5}$")
-DOI_RE = re.compile(r"^10\.\d{4,9}/\S+$")
 
 
 # --------------------------------------------------------------------------- model cache
@@ -162,21 +166,13 @@ def check_seeded_build_reproducible(
         assert not differ, f"same seed, other initial weights in: {differ[:10]}"
 
 
-def check_info(info: ArchInfo) -> None:
-    """The ``ArchInfo`` metadata is well formed."""
-    assert info.title.strip(), f"{info.name}: empty title"
-    assert ARXIV_RE.match(info.paper) or DOI_RE.match(info.paper), (
-        f"{info.name}: paper must be an arXiv id like '1411.4038' or a DOI like "
-        f"'10.1109/CVPR.2015.7298965'; got {info.paper!r}"
-    )
-    assert 1990 <= info.year <= 2030, f"{info.name}: implausible year {info.year}"
-    d = info.input_divisor
-    assert d >= 1 and d & (d - 1) == 0, f"{info.name}: input_divisor {d} is not a power of two"
-    keys = [k for k, _ in info.aux_weights]
-    assert "out" not in keys and len(set(keys)) == len(keys), (
-        f"{info.name}: aux_weights keys must be unique and not 'out'; got {keys}"
-    )
-    assert all(w > 0 for _, w in info.aux_weights), f"{info.name}: aux weights must be > 0"
+def check_info(info: ArchInfo, name: str | None = None) -> None:
+    """The ``ArchInfo`` metadata is well formed: its own validation passes again (it ran when
+    the entry was declared; a copy re-runs ``__post_init__``), under the registry key."""
+    assert isinstance(info, ArchInfo), f"registered metadata is a {type(info).__name__}"
+    assert dataclasses.replace(info) == info
+    if name is not None:
+        assert info.name == name, f"registered as {name!r} but ArchInfo.name is {info.name!r}"
 
 
 def check_eval_forward(model: nn.Module, num_classes: int, shape: tuple[int, ...]) -> None:
@@ -372,9 +368,25 @@ def check_state_dict_round_trip(name: str, num_classes: int, model: PadCrop) -> 
 def check_complexity(
     model: nn.Module,
     shape: tuple[int, int, int, int] = COMPLEXITY_SHAPE,
+    info: ArchInfo | None = None,
 ) -> None:
-    """MACs are countable: both counters agree and no matrix operator was skipped."""
+    """MACs are countable: both counters agree and no matrix operator was skipped.
+
+    With ``info``, also: the eval pass reads every parameter of an entry without auxiliary
+    heads, and leaves some out (the heads) of an entry with ``aux_weights``.
+    """
     report = count_complexity(model, shape)
+    if info is not None and not info.aux_weights:
+        unused = report.params_with_aux - report.params
+        assert unused == 0, (
+            f"{info.name}: {unused:,} parameters are not read by the eval forward pass and the "
+            f"entry declares no aux_weights (a dead module?)"
+        )
+    elif info is not None:
+        assert report.params < report.params_with_aux, (
+            f"{info.name}: declares aux_weights, but eval reads all {report.params:,} "
+            f"parameters: does the auxiliary head run in eval mode?"
+        )
     assert report.macs > 0, "no MACs counted"
     assert report.rel_diff <= COUNTER_TOLERANCE, (
         f"fvcore {report.macs} MACs vs FlopCounterMode {report.crosscheck_macs} MACs: "
@@ -423,7 +435,7 @@ def _by_arch() -> pytest.MarkDecorator:
 
 @_by_arch()
 def test_info(arch: str) -> None:
-    check_info(architectures.get_info(arch))
+    check_info(architectures.get_info(arch), arch)
 
 
 @_by_arch()
@@ -495,7 +507,7 @@ def test_state_dict_round_trip(arch: str, cache: ModelCache) -> None:
 
 @_by_arch()
 def test_complexity_countable(arch: str, cache: ModelCache) -> None:
-    check_complexity(cache.get(arch, NUM_CLASSES[0]))
+    check_complexity(cache.get(arch, NUM_CLASSES[0]), info=architectures.get_info(arch))
 
 
 # --------------------------------------------------------------------------- paper figures
@@ -519,28 +531,34 @@ def _paper_model(cache: ModelCache, info: ArchInfo) -> PadCrop:
     return cache.get(info.name, info.paper_num_classes)
 
 
-def count_built_params(name: str, num_classes: int) -> int:
-    """Parameters of ``build(name, num_classes=...)`` with default options.
+def count_built_params(name: str, num_classes: int) -> tuple[int, int]:
+    """``(params, params_with_aux)`` of ``build_model(name, num_classes=...)`` with default
+    options: the parameters one eval forward pass at ``SINGLE_SHAPE`` reads, and all of them.
 
-    Built on the meta device (shapes only: no memory, no initialisation; FCN-8s takes 0.06 s
-    instead of seconds); a builder that cannot run there is built on the CPU instead.
+    Built and run on the meta device (shapes only: no memory, no initialisation; FCN-8s takes
+    0.06 s instead of seconds); a model that cannot run there is built and run on the CPU.
     """
     try:
         with torch.device("meta"):
-            model = architectures.build(name, num_classes=num_classes)
+            model = build_model(name, num_classes=num_classes)
+            used = count_used_params(model, SINGLE_SHAPE)[0]
     except Exception:
-        model = architectures.build(name, num_classes=num_classes)
-    return count_params(model)[0]
+        model = build_model(name, num_classes=num_classes)
+        used = count_used_params(model, SINGLE_SHAPE)[0]
+    return used, count_params(model)[0]
 
 
 @_by_arch()
 def test_paper_params(arch: str) -> None:
-    """Parameters of the default build at ``paper_num_classes`` are within 5% of the paper's."""
+    """Parameters of the default build at ``paper_num_classes`` are within 5% of the paper's:
+    those the eval network reads, or all of them where the paper counted the auxiliary heads
+    (``ArchInfo.paper_params_with_aux``, e.g. torchvision's ``num_params``)."""
     info = architectures.get_info(arch)
     if info.paper_params is None:
         pytest.skip(f"{arch} declares no paper_params")
     assert info.paper_num_classes is not None, f"{arch}: paper_params without paper_num_classes"
-    total = count_built_params(arch, info.paper_num_classes)
+    used, with_aux = count_built_params(arch, info.paper_num_classes)
+    total = with_aux if info.paper_params_with_aux else used
     rel = (total - info.paper_params) / info.paper_params
     gap = PAPER_GAPS.get(arch, {}).get("params")
     if gap is not None:

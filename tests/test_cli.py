@@ -63,13 +63,13 @@ class Broken(nn.Module):
         raise RuntimeError("plugin model exploded")
 
 
-@register(ArchInfo(name="cli_broken_arch", title="Broken", paper="test", year=2026,
+@register(ArchInfo(name="cli_broken_arch", title="Broken", paper="1411.4038", year=2026,
                    family="test", input_divisor=1))
 def broken(*, num_classes):
     return Broken(num_classes)
 
 
-@register(ArchInfo(name="cli_tiny_arch", title="1x1 conv", paper="test", year=2026,
+@register(ArchInfo(name="cli_tiny_arch", title="1x1 conv", paper="1411.4038", year=2026,
                    family="test", input_divisor=1))
 def tiny(*, num_classes):
     return nn.Conv2d(3, num_classes, 1)

@@ -1,4 +1,8 @@
-"""Tests for ``bench.complexity``: hand-computed MAC and parameter counts on tiny modules."""
+"""Tests for ``bench.complexity``: hand-computed MAC and parameter counts on tiny modules.
+
+Also the ``profile`` command's checks and output (``bench.cli.cmd_profile``), which shows this
+module's report.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,16 @@ from torch import nn
 
 from bench.complexity import (
     CROSSCHECK_COUNTER,
+    ParameterUse,
     count_complexity,
     count_params,
+    count_used_params,
     evaluating,
     gmacs,
     macs_to_gflops,
     relative_difference,
 )
+from bench.errors import ConfigError
 
 
 class TinyNet(nn.Module):
@@ -93,6 +100,7 @@ def test_tiny_net_macs_params_and_non_mac_ops() -> None:
     # output element. Kept for provenance, excluded from MACs.
     assert report.non_mac_ops == {"batch_norm": 2 * 8 * 100, "upsample_bilinear2d": 4 * 4 * 100}
     assert report.params == (8 * 3 * 9 + 8) + (2 * 8) + (4 * 8 + 4) == 276
+    assert report.params_with_aux == 276  # every parameter runs in eval
     assert report.trainable_params == 276 - 36
     assert count_params(model) == (276, 240)
     assert report.input_shape == (1, 3, 10, 10)
@@ -198,6 +206,7 @@ def test_to_dict_is_json_ready_with_record_keys() -> None:
     assert set(d) == {
         "params",
         "trainable_params",
+        "params_with_aux",
         "macs",
         "gmacs",
         "gflops",
@@ -226,18 +235,18 @@ def test_trace_failure_names_model_and_shape() -> None:
 
 @pytest.mark.parametrize("shape", [(3, 10, 10), (1, 3, 10, 0), (1, 3, 10.0, 10)])
 def test_bad_input_shape(shape: tuple) -> None:
-    with pytest.raises(ValueError, match="input shape must be 4 positive ints"):
+    with pytest.raises(ConfigError, match="input shape must be 4 positive ints"):
         count_complexity(nn.Conv2d(3, 8, 3), shape)  # type: ignore[arg-type]
 
 
 def test_bad_device() -> None:
-    with pytest.raises(ValueError, match="device must be 'cpu' or 'cuda"):
+    with pytest.raises(ConfigError, match="device must be cpu, cuda or cuda:N; got 'meta'"):
         count_complexity(nn.Conv2d(3, 8, 3), (1, 3, 10, 10), device="meta")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
 def test_cuda_requested_without_cuda() -> None:
-    with pytest.raises(ValueError, match="CUDA is not available"):
+    with pytest.raises(ConfigError, match=r"torch.cuda.is_available\(\) is False"):
         count_complexity(nn.Conv2d(3, 8, 3), (1, 3, 10, 10), device="cuda")
 
 
@@ -259,10 +268,143 @@ def test_counts_on_cuda_match_cpu() -> None:
 
 def test_model_elsewhere_is_reported_with_fix() -> None:
     model = nn.Conv2d(3, 8, 3, device="meta")
-    with pytest.raises(ValueError, match=r"on meta.*Move the model first: model.to\('cpu'\)"):
+    with pytest.raises(ConfigError, match=r"on meta.*Move the model first: model.to\('cpu'\)"):
         count_complexity(model, (1, 3, 10, 10), device="cpu")
 
 
 def test_half_precision_model_gets_matching_input() -> None:
     report = count_complexity(nn.Conv2d(3, 8, 3, padding=1).bfloat16(), (1, 3, 10, 10))
     assert report.macs == report.crosscheck_macs == 21600
+
+
+# --------------------------------------------------------------------------- used parameters
+
+
+class WithAuxHead(nn.Module):
+    """A 1x1 main conv (3->4) and a 3x3 auxiliary conv (3->4) that runs in train mode only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.main = nn.Conv2d(3, 4, 1)
+        self.aux = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+        out = self.main(x)  # (N, 4, H, W)
+        return {"out": out, "aux": self.aux(x)} if self.training else out
+
+
+MAIN_PARAMS = 4 * 3 + 4  # 16
+AUX_PARAMS = 4 * 3 * 9 + 4  # 112
+
+
+def test_params_cover_the_eval_network_only() -> None:
+    """The aux head does not run in eval: it is in ``params_with_aux``, not in ``params``."""
+    report = count_complexity(WithAuxHead(), (1, 3, 8, 8))
+    assert report.params == report.trainable_params == MAIN_PARAMS
+    assert report.params_with_aux == MAIN_PARAMS + AUX_PARAMS == 128
+    assert report.macs == 4 * 3 * 64  # the main conv only: same network as params
+    assert report.to_dict()["params_with_aux"] == 128
+
+
+def test_params_of_a_model_whose_eval_runs_the_aux_head() -> None:
+    """The count follows what the forward pass runs (torchvision's own models run aux in eval)."""
+
+    class AuxInEval(WithAuxHead):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.main(x) + self.aux(x)
+
+    report = count_complexity(AuxInEval(), (1, 3, 8, 8))
+    assert report.params == report.params_with_aux == 128
+
+
+def test_parameters_used_functionally_by_a_parent_are_counted() -> None:
+    """A parent reading a child's weight (``F.conv2d``), its own ``nn.Parameter``, a view
+    (``weight[:2]``) and a ``.data`` alias: each is caught; a called module's skipped bias and
+    an uncalled module are not."""
+
+    class Parent(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.child = nn.Conv2d(3, 4, 1)  # called functionally: weight only, no bias
+            self.offset = nn.Parameter(torch.zeros(1, 4, 1, 1))  # the parent's own
+            self.sliced = nn.Parameter(torch.ones(5, 4, 1, 1))  # only a view of it is read
+            self.aliased = nn.Parameter(torch.ones(1))  # read through .data
+            self.never = nn.Linear(7, 7)  # never called
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = F.conv2d(x, self.child.weight) + self.offset  # (N, 4, H, W)
+            y = F.conv2d(y, self.sliced[:2])  # (N, 2, H, W)
+            return y * self.aliased.data
+
+    model = Parent()
+    report = count_complexity(model, (1, 3, 4, 4))
+    assert report.params == 12 + 4 + 20 + 1
+    assert report.params_with_aux == 12 + 4 + 4 + 20 + 1 + 56
+    with torch.no_grad(), ParameterUse(model) as use:
+        model(torch.zeros(1, 3, 4, 4))
+    assert use.unused_names(model) == ["child.bias", "never.weight", "never.bias"]
+
+
+def test_tied_parameters_count_once() -> None:
+    """Two modules sharing one weight: 12 elements, not 24 (as ``count_params`` too)."""
+
+    class Tied(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Conv2d(3, 4, 1, bias=False)
+            self.b = nn.Conv2d(4, 3, 1, bias=False)
+            self.b.weight = nn.Parameter(self.a.weight.detach().clone().transpose(0, 1))
+            self.c = nn.Conv2d(3, 4, 1, bias=False)
+            self.c.weight = self.a.weight  # tied
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.c(self.b(self.a(x)))
+
+    report = count_complexity(Tied(), (1, 3, 4, 4))
+    assert report.params == report.params_with_aux == 12 + 12
+    assert count_params(Tied()) == (24, 24)
+
+
+def test_frozen_used_parameters_are_not_trainable() -> None:
+    model = WithAuxHead()
+    model.main.bias.requires_grad_(False)
+    assert count_used_params(model, (1, 3, 8, 8)) == (MAIN_PARAMS, MAIN_PARAMS - 4)
+
+
+def test_used_params_on_the_meta_device() -> None:
+    """Shapes only (how ``bench.papers`` counts big models); identity still matches."""
+    with torch.device("meta"):
+        model = WithAuxHead()
+    assert count_used_params(model, (1, 3, 8, 8)) == (MAIN_PARAMS, MAIN_PARAMS)
+    assert model.training  # flags restored
+
+
+# --------------------------------------------------------------------------- profile command
+
+
+def test_profile_rejects_wrong_input_channels(capsys: pytest.CaptureFixture[str]) -> None:
+    """Checked before building: exit 2 and one line naming arch, channels, shape and the fix."""
+    from bench.cli import main
+
+    assert main(["profile", "--arch", "enet", "--input-shape", "1,1,64,64"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "error: --input-shape 1,1,64,64: enet takes 3-channel input (ArchInfo.in_channels), "
+        "found C=1. Pass --input-shape 1,3,64,64.\n"
+    )
+
+
+def test_profile_table_shows_eval_and_aux_params(capsys: pytest.CaptureFixture[str]) -> None:
+    """tv_deeplabv3_mobilenet_v3_large's aux head (FCNHead(40, 21) with 10 hidden channels):
+    3x3 conv 40 -> 10 without bias, BN (2 x 10), 1x1 conv 10 -> 21 with bias."""
+    from torchvision.models.segmentation import DeepLabV3_MobileNet_V3_Large_Weights
+
+    from bench.cli import main
+
+    aux = 10 * 40 * 9 + 2 * 10 + (21 * 10 + 21)
+    with_aux = DeepLabV3_MobileNet_V3_Large_Weights.DEFAULT.meta["num_params"]
+    argv = ["profile", "--arch", "tv_deeplabv3_mobilenet_v3_large", "--input-shape", "1,3,32,32"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith(f"| params (eval network) | {with_aux - aux:,}") for line in lines)
+    assert any(line.startswith(f"| params with aux       | {with_aux:,}") for line in lines)

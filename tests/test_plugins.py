@@ -67,7 +67,7 @@ def example(restore_registry: None) -> Iterator[str]:
 def test_example_registers_with_plugin_source(example: str) -> None:
     entry = architectures.get_entry(example)
     assert entry.source == f"plugin:{EXAMPLE}"
-    check_info(entry.info)
+    check_info(entry.info, example)
     assert entry.info.aux_weights == (("aux", 0.4),)
 
 
@@ -87,7 +87,7 @@ def test_example_meets_the_contract(example: str) -> None:
     check_gradients(step)
     check_eval_deterministic(model)
     check_state_dict_round_trip(example, NUM_CLASSES[0], model)
-    check_complexity(model)
+    check_complexity(model, info=info)  # the aux head is left out of the eval params
 
 
 def test_example_aux_head_only_in_train_mode(example: str) -> None:
@@ -184,6 +184,42 @@ helper()
     assert "RuntimeError: boom" in message
     assert f"line {line}, in helper" in message
     assert architectures.names() == before  # tmp_half, registered before the raise, is gone
+
+
+BAD_META = """
+@register(ArchInfo({fields}))
+def _bad(*, num_classes: int) -> nn.Module:
+    return nn.Conv2d(3, num_classes, 1)
+"""
+
+
+@pytest.mark.parametrize(
+    ("field", "bad"),
+    [
+        ("year", {"year": "215"}),
+        ("paper", {"paper": "'arXiv:1505.04597'"}),
+        ("aux_weights keys", {"aux_weights": "(('out', 0.4),)"}),
+        ("in_channels", {"in_channels": "0"}),
+    ],
+)
+def test_plugin_with_bad_archinfo_fails_at_load_and_registers_nothing(
+    restore_registry: None, tmp_path: Path, field: str, bad: dict[str, str]
+) -> None:
+    """``ArchInfo`` validates itself, so a bad entry fails when the plugin registers it (not
+    later in a test); the good entry the file registered before it is removed again."""
+    fields = {"name": "'tmp_bad_meta'", "title": "'T'", "paper": "'1505.04597'"}
+    fields.update({"year": "2015", "family": "'test'", **bad})
+    source = BUILDER.format(name="tmp_good_first") + BAD_META.format(
+        fields=", ".join(f"{k}={v}" for k, v in fields.items())
+    )
+    plugin = _write(tmp_path / "bad_meta.py", source)
+    before = architectures.names()
+    with pytest.raises(PluginError) as info:
+        load_plugin(plugin)
+    message = str(info.value)
+    assert str(plugin) in message
+    assert f"ArchitectureError: ArchInfo 'tmp_bad_meta': {field} must be " in message
+    assert architectures.names() == before  # tmp_good_first is gone too
 
 
 def test_plugin_with_syntax_error(restore_registry: None, tmp_path: Path) -> None:

@@ -1,7 +1,14 @@
-"""Tests for ``architectures._registry``: registration, look-up errors, ``ArchInfo`` validation."""
+"""Tests for ``architectures._registry``: registration, look-up errors, ``ArchInfo`` validation.
+
+``ArchInfo`` validates itself when constructed: each bad value below is planted into an
+otherwise valid ``ArchInfo`` and must raise (so the tests fail if the validator is removed);
+the registry-parametrised check that every registered entry is valid lives in
+``tests/test_architecture_contract.py`` (``test_info``).
+"""
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,7 +19,7 @@ import torch
 from torch import nn
 
 import architectures
-from architectures import ArchInfo, register
+from architectures import ArchInfo, ArchitectureError, register
 from architectures._registry import registering_from, unregister
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +75,9 @@ def test_builtin_entries_present_in_import_order() -> None:
 
 
 def test_duplicate_name_raises(temp_entry: str) -> None:
-    with pytest.raises(ValueError, match=r"'tmp_test_arch' is already registered \(by builtin\)"):
+    with pytest.raises(
+        ArchitectureError, match=r"'tmp_test_arch' is already registered \(by builtin\)"
+    ):
 
         @register(_info(title="Another"))
         def again(*, num_classes: int) -> nn.Module:
@@ -94,12 +103,16 @@ def test_register_requires_archinfo() -> None:
 
 
 def test_unknown_name_lists_close_matches() -> None:
-    with pytest.raises(ValueError, match=r"Unknown architecture 'fcn8'\. Did you mean: fcn8s"):
+    with pytest.raises(
+        ArchitectureError, match=r"Unknown architecture 'fcn8'\. Did you mean: fcn8s"
+    ):
         architectures.get_entry("fcn8")
     with pytest.raises(ValueError) as info:
         architectures.build("tv_deeplabv3_resnet", num_classes=2)
     assert "tv_deeplabv3_resnet50" in str(info.value)
     assert info.value.__suppress_context__  # raised ``from None``: no KeyError chained
+    assert isinstance(info.value, ArchitectureError)
+    assert issubclass(ArchitectureError, ValueError)  # callers catching ValueError keep working
 
 
 def test_unknown_name_without_close_match() -> None:
@@ -136,6 +149,20 @@ def test_registering_from_tags_source_and_restores(restore_registry: None) -> No
     assert architectures.get_entry("tmp_after").source == "builtin"
 
 
+def test_registering_from_is_a_context_manager_function_restoring_on_error(
+    restore_registry: None,
+) -> None:
+    assert inspect.isfunction(registering_from)  # contextlib.contextmanager, not a class
+    with pytest.raises(RuntimeError, match="inside"), registering_from("plugin:/tmp/boom.py"):
+        raise RuntimeError("inside")
+
+    @register(_info(name="tmp_after_error"))
+    def tmp_after_error(*, num_classes: int) -> nn.Module:
+        return _Conv1x1(num_classes)
+
+    assert architectures.get_entry("tmp_after_error").source == "builtin"
+
+
 def test_unregister_unknown_name_is_a_no_op() -> None:
     before = architectures.names()
     unregister("never_registered")
@@ -145,35 +172,116 @@ def test_unregister_unknown_name_is_a_no_op() -> None:
 # --------------------------------------------------------------------------- ArchInfo
 
 
-@pytest.mark.parametrize("name", ["", "FCN8s", "fcn-8s", "fcn 8s", "fcn.8s"])
-def test_archinfo_rejects_bad_names(name: str) -> None:
-    with pytest.raises(ValueError, match="ArchInfo.name"):
+@pytest.mark.parametrize("name", ["", "FCN8s", "fcn-8s", "fcn 8s", "fcn.8s", 8])
+def test_archinfo_rejects_bad_names(name: object) -> None:
+    with pytest.raises(ArchitectureError, match="ArchInfo.name must be non-empty"):
         _info(name=name)
 
 
-@pytest.mark.parametrize("divisor", [0, -8, 8.0])
-def test_archinfo_rejects_bad_divisor(divisor: object) -> None:
-    with pytest.raises(ValueError, match="input_divisor of 'tmp_test_arch' must be a positive"):
-        _info(input_divisor=divisor)
+PAPER_FIGURES: dict[str, object] = dict(
+    paper_params=1_000_000, paper_params_note="the paper's 1.0M", paper_num_classes=21
+)
+GFLOPS: dict[str, object] = dict(
+    paper_gflops=10.0,
+    paper_resolution=(512, 512),
+    paper_flops_convention="macs",
+    paper_num_classes=21,
+)
+
+# (field named in the message, bad fields planted into a valid ArchInfo)
+BAD_VALUES = [
+    ("title", {"title": ""}),
+    ("title", {"title": "   "}),
+    ("title", {"title": None}),
+    ("paper", {"paper": "arXiv:1411.4038"}),
+    ("paper", {"paper": "https://arxiv.org/abs/1411.4038"}),
+    ("paper", {"paper": "test"}),
+    ("year", {"year": 1989}),
+    ("year", {"year": 2031}),
+    ("year", {"year": 2015.0}),
+    ("year", {"year": "2015"}),
+    ("family", {"family": ""}),
+    ("family", {"family": "Encoder-Decoder"}),
+    ("family", {"family": "encoder decoder"}),
+    ("reference", {"reference": "github.com/x/y"}),
+    ("reference", {"reference": None}),
+    ("input_divisor", {"input_divisor": 0}),
+    ("input_divisor", {"input_divisor": -8}),
+    ("input_divisor", {"input_divisor": 8.0}),
+    ("input_divisor", {"input_divisor": 24}),
+    ("input_divisor", {"input_divisor": True}),
+    ("in_channels", {"in_channels": 0}),
+    ("in_channels", {"in_channels": 3.0}),
+    ("paper_params", {**PAPER_FIGURES, "paper_params": 0}),
+    ("paper_params", {**PAPER_FIGURES, "paper_params": 1.5e6}),
+    ("paper_params_note", {**PAPER_FIGURES, "paper_params_note": ""}),
+    ("paper_params_note", {"paper_params_note": None}),
+    ("paper_num_classes", {**PAPER_FIGURES, "paper_num_classes": None}),
+    ("paper_num_classes", {**PAPER_FIGURES, "paper_num_classes": 0}),
+    ("paper_num_classes", {**GFLOPS, "paper_num_classes": None}),
+    ("paper_params_with_aux", {**PAPER_FIGURES, "paper_params_with_aux": True}),  # no aux
+    ("paper_params_with_aux", {"paper_params_with_aux": True, "aux_weights": (("aux", 0.4),)}),
+    ("paper_params_with_aux", {**PAPER_FIGURES, "paper_params_with_aux": 1}),
+    ("paper_gflops", {**GFLOPS, "paper_resolution": None}),
+    ("paper_gflops", {**GFLOPS, "paper_flops_convention": None}),
+    ("paper_gflops", {**GFLOPS, "paper_flops_convention": "flops"}),
+    ("paper_gflops", {**GFLOPS, "paper_resolution": [512, 512]}),
+    ("paper_gflops", {**GFLOPS, "paper_resolution": (512, 0)}),
+    ("paper_gflops", {**GFLOPS, "paper_gflops": -1.0}),
+    ("paper_gflops", {**GFLOPS, "paper_gflops": float("nan")}),
+    ("paper_resolution/paper_flops_convention", {"paper_resolution": (512, 512)}),
+    ("paper_resolution/paper_flops_convention", {"paper_flops_convention": "macs"}),
+    ("aux_weights", {"aux_weights": {"aux": 0.4}}),
+    ("aux_weights", {"aux_weights": [("aux", 0.4)]}),
+    ("aux_weights", {"aux_weights": (("aux", 0.4, 1),)}),
+    ("aux_weights keys", {"aux_weights": (("out", 0.4),)}),
+    ("aux_weights keys", {"aux_weights": (("aux", 0.4), ("aux", 0.2))}),
+    ("aux_weights keys", {"aux_weights": (("", 0.4),)}),
+    ("aux_weights keys", {"aux_weights": ((1, 0.4),)}),
+    ("aux_weights weights", {"aux_weights": (("aux", 0),)}),
+    ("aux_weights weights", {"aux_weights": (("aux", -0.4),)}),
+    ("aux_weights weights", {"aux_weights": (("aux", "0.4"),)}),
+    ("aux_weights weights", {"aux_weights": (("aux", True),)}),
+    ("train_needs_targets", {"train_needs_targets": "yes"}),
+    ("aux_weights", {"train_needs_targets": True, "aux_weights": (("aux", 0.4),)}),
+    ("notes", {"notes": None}),
+]
 
 
 @pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"paper_gflops": 10.0},
-        {"paper_gflops": 10.0, "paper_resolution": (512, 512)},
-        {"paper_gflops": 10.0, "paper_flops_convention": "macs"},
-        {"paper_gflops": 10.0, "paper_resolution": (512, 512), "paper_flops_convention": "flops"},
-    ],
+    ("field", "bad"), BAD_VALUES, ids=[f"{f}:{v!r}"[:60] for f, v in BAD_VALUES]
 )
-def test_archinfo_gflops_needs_resolution_and_convention(kwargs: dict[str, object]) -> None:
-    with pytest.raises(ValueError, match="paper_gflops needs paper_resolution"):
-        _info(**kwargs)
+def test_archinfo_rejects_each_bad_value(field: str, bad: dict[str, object]) -> None:
+    """The message names the entry, the field, what was expected and what was found."""
+    with pytest.raises(ArchitectureError) as info:
+        _info(**bad)
+    message = str(info.value)
+    assert message.startswith(f"ArchInfo {TEMP_NAME!r}: {field} must be "), message
+    assert "; got " in message and message.rstrip().endswith(".")
+
+
+def test_valid_archinfo_with_every_field() -> None:
+    """The planted values above are the only thing wrong: the base and the figures are valid."""
+    info = _info(
+        **{**PAPER_FIGURES, **GFLOPS},
+        paper_params_with_aux=True,
+        aux_weights=(("aux", 0.4), ("aux_2", 1)),
+        reference="https://github.com/x/y",
+        in_channels=1,
+        input_divisor=1,
+    )
+    assert info.paper_gmacs == 10.0 and info.in_channels == 1
+    assert _info().in_channels == 3  # RGB by default
 
 
 @pytest.mark.parametrize(("convention", "gmacs"), [("macs", 10.0), ("2*macs", 5.0)])
 def test_paper_gmacs_conversion(convention: str, gmacs: float) -> None:
-    info = _info(paper_gflops=10.0, paper_resolution=(512, 1024), paper_flops_convention=convention)
+    info = _info(
+        paper_gflops=10.0,
+        paper_resolution=(512, 1024),
+        paper_flops_convention=convention,
+        paper_num_classes=19,
+    )
     assert info.paper_gmacs == gmacs
 
 

@@ -65,7 +65,7 @@ class Broken(nn.Module):
 
 def _info(name: str, title: str) -> architectures.ArchInfo:
     return architectures.ArchInfo(
-        name=name, title=title, paper="test", year=2026, family="test", input_divisor=1
+        name=name, title=title, paper="1411.4038", year=2026, family="test", input_divisor=1
     )
 
 
@@ -150,7 +150,11 @@ def test_ok_record_complexity_speed_train(sweep, arch):
     r = by_arch[arch]
     cx = r["complexity"]
     model = build_model(arch, num_classes=r["dataset_info"]["num_classes"])
-    assert cx["params"] == sum(p.numel() for p in model.parameters())
+    every = sum(p.numel() for p in model.parameters())
+    aux = sum(p.numel() for n, p in model.named_parameters() if ".aux_classifier." in n)
+    assert (aux > 0) == bool(architectures.get_info(arch).aux_weights)  # DeepLabV3 has one
+    assert cx["params_with_aux"] == every
+    assert cx["params"] == cx["trainable_params"] == every - aux  # the network as evaluated
     assert cx["input_shape"] == [1, 3, 64, 64]
     assert cx["macs"] > 0 and cx["gflops"] == pytest.approx(2 * cx["macs"] / 1e9)
     sp = r["speed"]

@@ -4,6 +4,17 @@ torchvision's weight enums carry ``meta["num_params"]`` and ``meta["_ops"]`` ("G
 torchvision defines as multiply-adds, i.e. GMACs) at the 520x520 evaluation size. Those numbers are
 read offline from the enums; no weights are downloaded (models are built with ``weights=None``).
 
+**Which figure is compared with which: both with the auxiliary classifier.** torchvision's
+``num_params`` counts every registered parameter, aux classifier included, and its ``_ops``
+counts the forward pass *with* the aux head running (measured below: without it, ``_ops`` is
+missed by 6.5% for fcn_resnet50). So ``num_params`` is compared with our ``params_with_aux``,
+and ``_ops`` with the MACs of torchvision's own model built with ``aux_loss=True``, whose
+forward runs the aux head also in eval mode (there ``params`` = ``params_with_aux``: the
+counted pass reads every parameter). Our registered ``tv_*`` entries skip the aux head in eval
+(the network the leaderboard times); :func:`test_registered_entry_is_the_published_model_minus_aux`
+checks that their eval ``params`` and ``macs`` are the published figures minus the hand-counted
+aux head, i.e. both without.
+
 Findings (torch 2.14.1, torchvision 0.29.1, fvcore 0.1.5.post20221221, 1x3x520x520):
 
 * ``_ops`` **includes the auxiliary classifier**. torchvision's segmentation ``forward`` runs the
@@ -41,6 +52,7 @@ import pytest
 from torchvision.models import WeightsEnum
 from torchvision.models import segmentation as tv_seg
 
+import architectures
 from bench.complexity import ComplexityReport, count_complexity
 
 INPUT_SHAPE = (1, 3, 520, 520)
@@ -90,10 +102,12 @@ def _report(name: str, aux: bool) -> ComplexityReport:
 def test_params_and_macs_match_torchvision_meta(
     name: str, weights: type[WeightsEnum], aux: bool
 ) -> None:
+    """``num_params`` vs ``params_with_aux``, ``_ops`` vs MACs with the aux head running."""
     meta = weights.DEFAULT.meta
     report = _report(name, aux)
 
-    assert report.params == meta["num_params"]
+    assert report.params_with_aux == meta["num_params"]
+    assert report.params == report.params_with_aux  # torchvision's forward runs the aux head
     assert report.gmacs == pytest.approx(meta["_ops"], rel=0.01)
     # The dispatcher-level cross-check agrees (both count convolutions only here).
     assert report.crosscheck_macs == report.macs
@@ -125,3 +139,49 @@ def test_fvcore_element_wise_estimates_are_not_in_ops() -> None:
         "upsample_bilinear2d",
     }
     assert fvcore_total_gmacs != pytest.approx(LRASPP[1].DEFAULT.meta["_ops"], rel=0.01)
+
+
+# FCNHead(40, 21) of deeplabv3_mobilenet_v3_large: 3x3 conv 40 -> 10 (no bias), BN, 1x1 10 -> 21;
+# its input is the 40-channel stage at output stride 8.
+MOBILE_AUX_PARAMS = 10 * 40 * 9 + 2 * 10 + (21 * 10 + 21)
+# FCNHead(1024, 21): 3x3 conv 1024 -> 256 (no bias), BN (2 x 256), 1x1 conv 256 -> 21.
+RESNET_AUX_PARAMS = 256 * 1024 * 9 + 2 * 256 + (21 * 256 + 21)
+SMALL_SHAPE = (1, 3, 64, 64)  # the aux heads see 64 / 8 = 8 pixels per side
+
+
+@pytest.mark.parametrize(
+    ("arch", "name", "weights", "aux_params", "aux_macs"),
+    [
+        pytest.param(
+            "tv_fcn_resnet50",
+            "fcn_resnet50",
+            tv_seg.FCN_ResNet50_Weights,
+            RESNET_AUX_PARAMS,
+            (256 * 1024 * 9 + 21 * 256) * 8 * 8,
+            id="tv_fcn_resnet50",
+        ),
+        pytest.param(
+            "tv_deeplabv3_mobilenet_v3_large",
+            "deeplabv3_mobilenet_v3_large",
+            tv_seg.DeepLabV3_MobileNet_V3_Large_Weights,
+            MOBILE_AUX_PARAMS,
+            (10 * 40 * 9 + 21 * 10) * 8 * 8,
+            id="tv_deeplabv3_mobilenet_v3_large",
+        ),
+    ],
+)
+def test_registered_entry_is_the_published_model_minus_aux(
+    arch: str, name: str, weights: type[WeightsEnum], aux_params: int, aux_macs: int
+) -> None:
+    """Our entry's eval network = torchvision's model without its aux head (params and MACs);
+    with the aux head, its parameters are exactly ``meta["num_params"]``."""
+    num_params = weights.DEFAULT.meta["num_params"]
+    entry = count_complexity(architectures.build(arch, num_classes=NUM_CLASSES), SMALL_SHAPE)
+    model = getattr(tv_seg, name)(
+        weights=None, weights_backbone=None, num_classes=NUM_CLASSES, aux_loss=True
+    )
+    full = count_complexity(model, SMALL_SHAPE)  # torchvision's forward runs the aux head
+
+    assert entry.params_with_aux == full.params == num_params
+    assert entry.params == num_params - aux_params
+    assert full.macs - entry.macs == aux_macs

@@ -28,7 +28,9 @@ from architectures import ArchInfo, register
 
 
 def _info(name: str, title: str) -> ArchInfo:
-    return ArchInfo(name=name, title=title, paper="test", year=2026, family="test", input_divisor=1)
+    return ArchInfo(
+        name=name, title=title, paper="1411.4038", year=2026, family="test", input_divisor=1
+    )
 
 
 class TinyConv(nn.Module):
