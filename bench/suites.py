@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from bench.errors import ConfigError
+from bench.speed.config import SpeedConfig
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 
@@ -47,18 +48,6 @@ class EvalConfig:
     split: str = "val"
     batch_size: int = 16
     num_samples: int = 4  # images kept for the qualitative figure
-
-
-@dataclass(frozen=True)
-class SpeedConfig:
-    enabled: bool = True
-    warmup: int = 3
-    min_iters: int = 10
-    max_iters: int = 100
-    min_time_s: float = 1.0
-    max_batch: int = 16
-    dtype: str = "fp32"  # fp32 | fp16 | bf16 (autocast; fp16 on CUDA only)
-    channels_last: bool = False
 
 
 @dataclass(frozen=True)
@@ -217,10 +206,6 @@ def _check(cfg: SuiteConfig) -> None:
         raise ValueError(
             f"{src}: train.class_weighting must be 'none' or 'enet'; found "
             f"{cfg.train.class_weighting!r}."
-        )
-    if cfg.speed.dtype not in ("fp32", "fp16", "bf16"):
-        raise ValueError(
-            f"{src}: speed.dtype must be fp32, fp16 or bf16; found {cfg.speed.dtype!r}."
         )
     if isinstance(cfg.archs, str) and cfg.archs != "all":
         raise ValueError(f"{src}: archs must be 'all' or a list of names; found {cfg.archs!r}.")
