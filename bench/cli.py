@@ -731,8 +731,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
     out: dict[str, object] = {"arch": args.arch, "complexity": report.to_dict()}
     if args.speed:
         n, c, h, w = args.input_shape
+        # profile's timing budget (measure_speed's keyword defaults before SpeedConfig).
+        config = sp.SpeedConfig(
+            warmup=5, min_iters=10, max_iters=200, min_time_s=1.0, max_batch=64, dtype=args.dtype
+        )
         speed = sp.measure_speed(
-            model, (c, h, w), gmacs_per_image=report.gmacs / n, device=device, dtype=args.dtype
+            model, (c, h, w), config, gmacs_per_image=report.gmacs / n, device=device
         )
         out["speed"] = speed.to_dict()
     if args.format == "json":

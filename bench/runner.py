@@ -396,25 +396,18 @@ class Sweep:
         measured = sp.measure_speed(
             model,
             (3, h, w),
+            s.speed,
             gmacs_per_image=gmacs,
             device=self.device,
-            dtype=s.speed.dtype,
-            channels_last=s.speed.channels_last,
-            warmup=s.speed.warmup,
-            min_iters=s.speed.min_iters,
-            max_iters=s.speed.max_iters,
-            min_time_s=s.speed.min_time_s,
-            max_batch=s.speed.max_batch,
             matmul_gflops_per_s=self.matmul_gflops if s.speed.dtype == "fp32" else None,
         )
-        # Interleaved with a reference network: the figure regression checks compare.
+        # Interleaved with a reference network: the figure regression checks compare. Same
+        # config (dtype, memory format, warm-up); its own rounds and duration.
         normalised = sp.measure_relative_latency(
             model,
             (3, h, w),
+            s.speed,
             device=self.device,
-            dtype=s.speed.dtype,
-            channels_last=s.speed.channels_last,
-            warmup=s.speed.warmup,
             rounds=NORMALISED_ROUNDS,
             min_time_s=NORMALISED_MIN_TIME_S,
         )

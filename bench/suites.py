@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from bench.errors import ConfigError, MissingFileError
+from bench.speed.config import SpeedConfig
 from bench.train import TrainConfig
 from bench.validation import require_int, require_size, require_text
 
@@ -54,18 +55,6 @@ class EvalConfig:
         require_text("split", self.split, fix="Name a split of the dataset, e.g. val or test.")
         require_int("batch_size", self.batch_size, minimum=1, fix="Set at least 1 image.")
         require_int("num_samples", self.num_samples, minimum=0, fix="Use 0 to keep none.")
-
-
-@dataclass(frozen=True)
-class SpeedConfig:
-    enabled: bool = True
-    warmup: int = 3
-    min_iters: int = 10
-    max_iters: int = 100
-    min_time_s: float = 1.0
-    max_batch: int = 16
-    dtype: str = "fp32"  # fp32 | fp16 | bf16 (autocast; fp16 on CUDA only)
-    channels_last: bool = False
 
 
 @dataclass(frozen=True)
@@ -291,15 +280,6 @@ def _build(cls: type, data: Any, where: str, source: str) -> Any:
         raise ConfigError(f"{source}: {where or 'suite'}: {detail}.") from None
 
 
-def _check(cfg: SuiteConfig) -> None:
-    # Every other value is checked by its config's __post_init__ (reported through _build).
-    src = cfg.source
-    if cfg.speed.dtype not in ("fp32", "fp16", "bf16"):
-        raise ValueError(
-            f"{src}: speed.dtype must be fp32, fp16 or bf16; found {cfg.speed.dtype!r}."
-        )
-
-
 def available_suites() -> list[str]:
     """Names of the built-in suites (``bench/suites/*.yaml``), sorted.
 
@@ -358,5 +338,4 @@ def load_suite(name_or_path: str) -> SuiteConfig:
     data.setdefault("name", path.stem)
     cfg = _build(SuiteConfig, data, "", f"Suite file {path}")
     cfg = dataclasses.replace(cfg, source=str(path))
-    _check(cfg)
     return cfg

@@ -7,7 +7,7 @@ at 32x32) is shared by the tests that read its records, leaderboard and checkpoi
 from __future__ import annotations
 
 import contextlib
-import functools
+import dataclasses
 import io
 import json
 import subprocess
@@ -346,17 +346,17 @@ def test_profile_json_complexity():
 
 
 def test_profile_with_speed(monkeypatch):
-    # `profile` has no knobs for the timing budget; shrink measure_speed's defaults so the test
-    # stays fast (the CLI passes device, dtype and GMACs, which still reach the real function).
-    fast = functools.partial(
-        speed_module.measure_speed,
-        warmup=1,
-        min_iters=2,
-        max_iters=3,
-        min_time_s=0.01,
-        max_batch=2,
-        memory_iters=1,
-    )
+    # `profile` has no knobs for the timing budget; shrink the SpeedConfig it builds so the test
+    # stays fast (the CLI's device, dtype and GMACs still reach the real function).
+    real, seen = speed_module.measure_speed, []
+
+    def fast(model, image_shape, config, **kwargs):
+        seen.append(config)
+        small = dataclasses.replace(
+            config, warmup=1, min_iters=2, max_iters=3, min_time_s=0.01, max_batch=2
+        )
+        return real(model, image_shape, small, **kwargs)
+
     monkeypatch.setattr(speed_module, "measure_speed", fast)
     code, out, _ = call(
         [
@@ -378,6 +378,12 @@ def test_profile_with_speed(monkeypatch):
     assert sp["device"] == "cpu" and sp["dtype"] == "fp32"
     assert sp["input_shape"] == [1, 3, 32, 32]
     assert sp["latency_ms"]["p50"] > 0 and sp["throughput_batch_size"] in (1, 2)
+    # profile's own budget, unchanged from measure_speed's keyword defaults before SpeedConfig.
+    assert seen == [
+        speed_module.SpeedConfig(
+            warmup=5, min_iters=10, max_iters=200, min_time_s=1.0, max_batch=64, dtype="fp32"
+        )
+    ]
     assert report["complexity"]["input_shape"] == [1, 3, 32, 32]
 
 

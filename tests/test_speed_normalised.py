@@ -1,5 +1,5 @@
-"""Normalised latency (``bench.speed.measure_relative_latency``): the reference network is
-fixed, block sizes are matched, and the ratio is computed as documented.
+"""Normalised latency (``bench.speed.normalised.measure_relative_latency``): the reference
+network is fixed, block sizes are matched, and the ratio is computed as documented.
 
 Timing is driven by a fake clock (time moves only when a network runs), so the assertions are
 exact; the noise figures on a real, shared machine are in ``tests/benchmarks``.
@@ -7,25 +7,31 @@ exact; the noise figures on a real, shared machine are in ``tests/benchmarks``.
 
 from __future__ import annotations
 
+import mmap
+import os
 import types
 
 import pytest
 import torch
 from torch import nn
 
-import bench.speed as speed
 from bench.complexity import count_complexity
+from bench.errors import ConfigError
 from bench.speed import (
     REFERENCE_NAME,
+    SpeedConfig,
     matched_calls,
     measure_relative_latency,
-    paired_ratio,
     reference_net,
+    timing,
 )
+
+WARMUP_2 = SpeedConfig(warmup=2)
 
 
 class FakeClock:
-    """Stands in for ``time`` in ``bench.speed``: wall and CPU time advance together."""
+    """Stands in for ``time`` in ``bench.speed.timing`` (every clock read of the interleaved
+    rounds goes through it): wall and CPU time advance together."""
 
     def __init__(self) -> None:
         self.now = 10.0
@@ -37,19 +43,36 @@ class FakeClock:
         return self.now
 
 
+def touch_fresh_pages(n_pages: int) -> None:
+    """Writes one byte to each of ``n_pages`` new anonymous pages: one minor fault each."""
+    if n_pages == 0:
+        return
+    page = mmap.PAGESIZE
+    block = mmap.mmap(-1, n_pages * page)
+    if hasattr(mmap, "MADV_NOHUGEPAGE"):
+        block.madvise(mmap.MADV_NOHUGEPAGE)
+    for i in range(n_pages):
+        block[i * page] = 1
+    block.close()
+
+
 class Ticking(nn.Module):
     """A 1x1 conv whose every call takes ``ms`` of fake time (times ``slow`` after ``after``
-    calls, to imitate a machine that becomes busy)."""
+    calls, to imitate a machine that becomes busy) and touches ``pages`` fresh pages."""
 
-    def __init__(self, clock: FakeClock, ms: float, slow: float = 1.0, after: int = 10**9):
+    def __init__(
+        self, clock: FakeClock, ms: float, slow: float = 1.0, after: int = 10**9, pages: int = 0
+    ):
         super().__init__()
         self.conv = nn.Conv2d(3, 2, 1)
         self.clock, self.ms, self.slow, self.after, self.calls = clock, ms, slow, after, 0
+        self.pages = pages
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.calls += 1
         factor = self.slow if self.calls > self.after else 1.0
         self.clock.now += self.ms * factor / 1e3
+        touch_fresh_pages(self.pages)
         return self.conv(x)
 
 
@@ -57,7 +80,7 @@ class Ticking(nn.Module):
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     c = FakeClock()
     monkeypatch.setattr(
-        speed,
+        timing,
         "time",
         types.SimpleNamespace(perf_counter=c.perf_counter, process_time=c.process_time),
     )
@@ -85,19 +108,6 @@ def test_reference_net_is_fixed() -> None:
     assert net(x).shape == (2, 8, 37, 50)
 
 
-def test_paired_ratio_by_hand() -> None:
-    ratio, cv = paired_ratio([10.0, 30.0, 20.0], [5.0, 10.0, 10.0])  # ratios 2, 3, 2
-    assert ratio == 2.0
-    mean = 7 / 3
-    std = (((2 - mean) ** 2 * 2 + (3 - mean) ** 2) / 2) ** 0.5
-    assert cv == pytest.approx(std / mean)
-    assert paired_ratio([4.0], [2.0]) == (2.0, 0.0)
-    with pytest.raises(ValueError, match="equally long, non-empty"):
-        paired_ratio([1.0], [1.0, 2.0])
-    with pytest.raises(ValueError, match="reference times must be finite and > 0"):
-        paired_ratio([1.0], [0.0])
-
-
 @pytest.mark.parametrize(
     ("model_ms", "ref_ms", "expected"),
     [
@@ -118,8 +128,8 @@ def test_matched_calls_rejects_non_positive_times() -> None:
 
 
 def test_ratio_blocks_and_record_fields(clock: FakeClock) -> None:
-    model, ref = Ticking(clock, 15.0), Ticking(clock, 3.0)
-    rel = measure_relative_latency(model, (3, 8, 8), warmup=2, rounds=4, reference=ref)
+    model, ref = Ticking(clock, 15.0, pages=128), Ticking(clock, 3.0)
+    rel = measure_relative_latency(model, (3, 8, 8), WARMUP_2, rounds=4, reference=ref)
     assert rel.ratio == pytest.approx(5.0) and rel.ratio_cv == pytest.approx(0.0, abs=1e-12)
     assert (rel.model_calls, rel.reference_calls) == (1, 5)
     assert rel.model_ms == pytest.approx(15.0) and rel.reference_ms == pytest.approx(3.0)
@@ -141,7 +151,10 @@ def test_ratio_blocks_and_record_fields(clock: FakeClock) -> None:
         "threads",
         "cpu_affinity",
     }
-    assert d["threads"] == torch.get_num_threads() and d["minor_faults"] >= 0
+    assert d["threads"] == torch.get_num_threads()
+    # The 4 timed model calls touch 128 fresh pages each; warm-up and calibration (5 calls)
+    # do not count.
+    assert 4 * 128 // 2 <= d["minor_faults"] < 9 * 128
     assert model.training  # flags restored
 
 
@@ -150,21 +163,31 @@ def test_ratio_ignores_a_slowdown_that_hits_both(clock: FakeClock) -> None:
     # milliseconds triple, the ratio does not move.
     model = Ticking(clock, 12.0, slow=3.0, after=5)
     ref = Ticking(clock, 4.0, slow=3.0, after=5)
-    rel = measure_relative_latency(model, (3, 8, 8), warmup=2, rounds=6, reference=ref)
+    rel = measure_relative_latency(model, (3, 8, 8), WARMUP_2, rounds=6, reference=ref)
     assert rel.model_ms == pytest.approx(36.0)
     assert rel.ratio == pytest.approx(3.0)
 
 
 def test_default_reference_runs_on_a_real_model() -> None:
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 2, 1))
-    rel = measure_relative_latency(model, (3, 16, 16), warmup=1, rounds=3)
+    rel = measure_relative_latency(model, (3, 16, 16), SpeedConfig(warmup=1), rounds=3)
     assert rel.reference == REFERENCE_NAME
-    assert rel.ratio > 0 and rel.model_ms > 0 and rel.reference_ms > 0
+    assert rel.rounds == 3  # min_time_s 0: exactly the minimum
+    assert 1 in (rel.model_calls, rel.reference_calls)
+    assert rel.cpu_time_ratio is not None  # recorded on the CPU
+    assert rel.threads == torch.get_num_threads()
+    assert rel.cpu_affinity == sorted(os.sched_getaffinity(0))
 
 
 def test_invalid_arguments() -> None:
     model = nn.Conv2d(3, 2, 1)
-    with pytest.raises(ValueError, match="rounds >= 1"):
-        measure_relative_latency(model, (3, 8, 8), rounds=0)
-    with pytest.raises(ValueError, match="only supported on CUDA"):
-        measure_relative_latency(model, (3, 8, 8), dtype="fp16")
+    with pytest.raises(ConfigError, match="rounds must be an int >= 1; found 0"):
+        measure_relative_latency(model, (3, 8, 8), WARMUP_2, rounds=0)
+    with pytest.raises(ConfigError, match=r"max_rounds must be an int >= rounds \(15\); found 3"):
+        measure_relative_latency(model, (3, 8, 8), WARMUP_2, max_rounds=3)
+    with pytest.raises(ConfigError, match="min_time_s must be a finite number of seconds >= 0"):
+        measure_relative_latency(model, (3, 8, 8), WARMUP_2, min_time_s=float("nan"))
+    with pytest.raises(ConfigError, match="only supported on CUDA"):
+        measure_relative_latency(model, (3, 8, 8), SpeedConfig(dtype="fp16"))
+    with pytest.raises(ConfigError, match="device must be cpu, cuda or cuda:N; got 'meta'"):
+        measure_relative_latency(model, (3, 8, 8), WARMUP_2, device="meta")

@@ -55,12 +55,11 @@ def measure_once(arch: str, size: int) -> dict[str, float | int]:
 
     torch.manual_seed(0)
     model = build_model(arch, num_classes=8).eval()
-    raw = sp.measure_latency(
-        model, (1, 3, size, size), warmup=2, min_iters=10, max_iters=30, min_time_s=0.3
-    )
+    config = sp.SpeedConfig(warmup=2, min_iters=10, max_iters=30, min_time_s=0.3)
+    raw = sp.measure_latency(model, (1, 3, size, size), config)
     gemm = sp.matmul_rate("cpu")
     rel = sp.measure_relative_latency(
-        model, (3, size, size), warmup=2, rounds=NORMALISED_ROUNDS, min_time_s=NORMALISED_MIN_TIME_S
+        model, (3, size, size), config, rounds=NORMALISED_ROUNDS, min_time_s=NORMALISED_MIN_TIME_S
     )  # as in a sweep
     return {
         "raw_p50_ms": raw.p50,
