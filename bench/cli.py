@@ -285,6 +285,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true")
     _add_plugin(p)
     _add_fleet_parsers(sub)
+
+    p = sub.add_parser(
+        "upgrade-records",
+        help="rewrite a results folder's records in the current schema",
+        description="Rewrite every record of --results-dir that an older harness wrote in the "
+        "current schema, re-counting what a record of the old schema cannot tell (schema 1: "
+        "parameters of the network as evaluated; the old count, auxiliary heads included, "
+        "becomes params_with_aux). Each rewritten record names this command in its "
+        "`amendments`. Reading old records never needs this; rewriting makes them complete.",
+    )
+    p.add_argument("--results-dir", type=Path, default=Path("results"))
+    _add_plugin(p)
     return parser
 
 
@@ -896,6 +908,24 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 1 if report.conflicts else 0
 
 
+def cmd_upgrade_records(args: argparse.Namespace) -> int:
+    """``upgrade-records``: older records of ``--results-dir`` rewritten in the current schema."""
+    from bench.migrate import migrate_results
+    from bench.provenance import command_line
+
+    _check_writable(args.results_dir, "--results-dir")
+    report = migrate_results(args.results_dir, command_line(args.argv))
+    print(
+        f"{args.results_dir}: {len(report.upgraded)} record(s) upgraded, {report.current} "
+        f"already current, {len(report.refused)} left as they were"
+    )
+    for run_id, old, new in report.params_changed:
+        print(f"  {run_id}: params {old:,} -> {new:,} (the network as evaluated)")
+    for run_id, why in report.refused:
+        print(f"  not upgraded: {run_id}: {why}", file=sys.stderr)
+    return 1 if report.refused else 0
+
+
 COMMANDS = {
     "list": cmd_list,
     "run": cmd_run,
@@ -908,6 +938,7 @@ COMMANDS = {
     "baseline": cmd_baseline,
     "check": cmd_check,
     "merge": cmd_merge,
+    "upgrade-records": cmd_upgrade_records,
 }
 
 
