@@ -40,10 +40,14 @@ from bench.records import (
 from bench.suites import available_suites, load_suite
 
 NOTE_V1 = (
-    "Upgraded from schema 1. complexity.params_with_aux is schema 1's complexity.params (every "
+    "complexity.params_with_aux is schema 1's complexity.params (every "
     "registered parameter, auxiliary heads included); complexity.params and trainable_params "
     "were re-counted on the network as evaluated (the parameters the eval-mode forward pass "
     "reads at complexity.input_shape, the pass complexity.macs counts), without re-running."
+)
+NOTE_ARCH = (
+    "arch_info.in_channels and paper_params_with_aux (whether the paper's parameter count "
+    "includes the auxiliary heads), new in schema 2, were taken from the registry entry."
 )
 
 
@@ -106,24 +110,34 @@ def migrate_record(path: Path, command: str) -> tuple[RunRecord, RunRecord] | No
     if raw.get("schema_version") == SCHEMA_VERSION:
         return None
     before = read_record(path)
-    record = before
-    fields = ["schema_version", "complexity.params_with_aux"]
+    record, fields, notes = before, ["schema_version"], []
     cx = record.complexity
     if cx is not None:
+        fields.append("complexity.params_with_aux")
         params, trainable = _recount(record, cx.params_with_aux)
         if (params, trainable) != (cx.params, cx.trainable_params):
             fields += ["complexity.params", "complexity.trainable_params"]
         record = record.replace(
             complexity=dataclasses.replace(cx, params=params, trainable_params=trainable)
         )
-    else:
-        fields = ["schema_version"]
+        notes.append(NOTE_V1)
+    if record.kind == "model" and record.arch_info is not None:
+        info = architectures.get_info(record.arch)
+        record = record.replace(
+            arch_info=dataclasses.replace(
+                record.arch_info,
+                in_channels=info.in_channels,
+                paper_params_with_aux=info.paper_params_with_aux,
+            )
+        )
+        fields += ["arch_info.in_channels", "arch_info.paper_params_with_aux"]
+        notes.append(NOTE_ARCH)
     commit, _ = git_state()
     amendment = Amendment(
         created=created_stamp(utc_now()),
         command=command,
         fields=tuple(fields),
-        note=NOTE_V1 if cx is not None else "Upgraded from schema 1 (no complexity section).",
+        note=" ".join(["Upgraded from schema 1.", *notes]),
         git_commit=commit,
     )
     record = record.replace(amendments=(*record.amendments, amendment))

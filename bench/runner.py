@@ -126,7 +126,9 @@ def _arch_section(info: architectures.ArchInfo) -> ArchSection:
         family=info.family,
         reference=info.reference,
         input_divisor=info.input_divisor,
+        in_channels=info.in_channels,
         paper_params=info.paper_params,
+        paper_params_with_aux=info.paper_params_with_aux,
         paper_params_note=info.paper_params_note,
         paper_num_classes=info.paper_num_classes,
         paper_gflops=info.paper_gflops,
@@ -321,7 +323,8 @@ class Sweep:
             report = None
             if s.complexity.enabled:
                 stage = self._enter("complexity")
-                report = cx.count_complexity(model, (1, 3, *s.complexity.input_size))
+                shape = (1, entry.info.in_channels, *s.complexity.input_size)
+                report = cx.count_complexity(model, shape)
                 record = record.replace(complexity=Complexity.from_dict(report.to_dict()))
             stage = self._enter("train")
             if s.train.steps > 0:
@@ -342,7 +345,7 @@ class Sweep:
             record = record.replace(metrics=Metrics.from_dict(ev.metrics.to_dict()))
             if s.speed.enabled:
                 stage = self._enter("speed")
-                record = record.replace(speed=self._speed(model, report))
+                record = record.replace(speed=self._speed(model, report, entry.info.in_channels))
             if ev.sample_preds is not None and inputs_rel:
                 # Written last, just before the record: a run killed earlier leaves no file.
                 rel = f"{SAMPLES_DIR}/{record.run_id}.npz"
@@ -386,16 +389,17 @@ class Sweep:
             )
         return TrainInfo.from_dict(info)
 
-    def _speed(self, model: Any, report: Any) -> Speed:
+    def _speed(self, model: Any, report: Any, channels: int) -> Speed:
+        """Times the model at the suite's resolution (and relative to the reference network)."""
         s = self.suite
         h, w = s.resolution
         if report is not None and list(report.input_shape[2:]) == [h, w]:
             gmacs = report.gmacs
         else:
-            gmacs = cx.count_complexity(model, (1, 3, h, w)).gmacs
+            gmacs = cx.count_complexity(model, (1, channels, h, w)).gmacs
         measured = sp.measure_speed(
             model,
-            (3, h, w),
+            (channels, h, w),
             s.speed,
             gmacs_per_image=gmacs,
             device=self.device,
@@ -405,7 +409,7 @@ class Sweep:
         # config (dtype, memory format, warm-up); its own rounds and duration.
         normalised = sp.measure_relative_latency(
             model,
-            (3, h, w),
+            (channels, h, w),
             s.speed,
             device=self.device,
             rounds=NORMALISED_ROUNDS,

@@ -75,8 +75,12 @@ def test_a_v1_record_is_recounted_on_the_evaluated_network_and_amended(tmp_path)
         "complexity.params_with_aux",
         "complexity.params",
         "complexity.trainable_params",
+        "arch_info.in_channels",
+        "arch_info.paper_params_with_aux",
     )
+    assert amendment.note.startswith("Upgraded from schema 1. complexity.params_with_aux is")
     assert "re-counted on the network as evaluated" in amendment.note
+    assert (record.arch_info.in_channels, record.arch_info.paper_params_with_aux) == (3, True)
     assert record.metrics.miou == 0.25  # nothing measured is touched
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
     again = migrate_results(tmp_path, command="x")

@@ -95,7 +95,11 @@ class _Section:
 
 @dataclass(frozen=True)
 class ArchSection(_Section):
-    """``arch_info``: the registry entry's metadata at the time of the run."""
+    """``arch_info``: the registry entry's metadata at the time of the run.
+
+    ``paper_params_with_aux`` says whether ``paper_params`` counts the auxiliary training heads
+    (then it compares with ``complexity.params_with_aux``, else with ``complexity.params``).
+    """
 
     key: ClassVar[str] = "arch_info"
 
@@ -105,7 +109,9 @@ class ArchSection(_Section):
     family: str | None = ""
     reference: str | None = ""
     input_divisor: int | None = _meta(**_POSITIVE)
+    in_channels: int | None = _meta(**_POSITIVE)
     paper_params: int | None = _meta(**_COUNT)
+    paper_params_with_aux: bool | None = None
     paper_params_note: str | None = ""
     paper_num_classes: int | None = _meta(**_POSITIVE)
     paper_gflops: float | None = _meta(**_NONNEG)
