@@ -23,6 +23,7 @@ examples:
   python run_bench.py merge host1/results host2/results --into results
   python run_bench.py baseline --suite smoke   # results/baselines/smoke.json from the records
   python run_bench.py check --suite smoke --baseline results/baselines/smoke.json
+  python run_bench.py upgrade-records --results-dir old/results  # records of an older harness
 
 Records: results/records/*.json (one per run; schema in bench/records/schema.py).
 Leaderboard: results/LEADERBOARD.md, results/leaderboard.csv, results/plots/*.png.

@@ -45,6 +45,7 @@ COMMANDS = (
     "baseline",
     "check",
     "merge",
+    "upgrade-records",
 )
 
 BROKEN_PLUGIN = """
