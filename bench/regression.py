@@ -87,7 +87,7 @@ def parse_tolerance(text: str, option: str = "--tol-speed") -> float:
     except ValueError:
         value = float("nan")
     if not value >= 0:
-        raise ValueError(
+        raise ConfigError(
             f"{option} expects a non-negative percentage like 15% (or a fraction like 0.15); "
             f"got {text!r}."
         )
