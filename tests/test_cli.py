@@ -582,3 +582,26 @@ def test_leaderboard_into_a_folder_it_cannot_write_exits_2_and_keeps_the_records
     assert err.startswith(f"error: --results-dir {results}: cannot write the leaderboard (")
     assert "LEADERBOARD.md" in err and "Traceback" not in err
     assert sorted(p.name for p in (results / "records").iterdir()) == before
+
+
+@pytest.mark.parametrize("bug", [TypeError("unsupported operand"), ValueError("from torch")])
+def test_a_harness_bug_keeps_its_traceback(monkeypatch, bug):
+    """Only errors a user can fix (BenchError, ArchitectureError) become 'error: ...' and exit
+    2; a TypeError or a bare ValueError from deep inside is a bug and must not be hidden."""
+
+    def broken(args):
+        raise bug
+
+    monkeypatch.setitem(cli.COMMANDS, "list", broken)
+    with pytest.raises(type(bug), match=str(bug)):
+        main(["list"])
+
+
+def test_user_errors_are_one_line_and_exit_2():
+    code, out, err = call(["profile", "--arch", "fnc8s", "--input-shape", "1,3,64,64"])
+    assert code == 2 and out == ""
+    assert err == (
+        "error: Unknown architecture 'fnc8s'. Did you mean: fcn8s, fcn32s, fcn16s? Run "
+        "`python run_bench.py "
+        f"list archs` to see all {len(architectures.names())} entries.\n"
+    )
