@@ -22,9 +22,10 @@ import torch
 import architectures
 from architectures import _registry
 from bench.cli import main
-from bench.leaderboard import leaderboard_frame
 from bench.merge import merge_results
 from bench.plugins import load_plugin
+from bench.records import load_records
+from bench.reporting.frame import leaderboard_frame
 from bench.runner import BASELINE_ARCH, Sweep
 from bench.shards import parse_shard, shard_items
 from bench.suites import load_suite
@@ -68,7 +69,7 @@ def call(argv: list[object]) -> tuple[int, str, str]:
 
 
 def stable_frame(results: Path) -> pd.DataFrame:
-    return leaderboard_frame(read_record_files(results))[STABLE]
+    return leaderboard_frame(load_records(results))[STABLE]
 
 
 @pytest.fixture(scope="module")

@@ -194,20 +194,18 @@ def _check_writable(folder: Path, option: str) -> None:
 
 
 def _write_leaderboard(results_dir: Path, records: list, option: str = "--results-dir") -> list:
-    """Renders the leaderboard into ``results_dir``; a folder that cannot be written is a
-    ConfigError naming the file (the records were read, nothing was lost)."""
+    """Renders the report into ``results_dir`` with :func:`bench.reporting.write_report`.
+
+    Its ConfigError (a file it cannot write, no records) is prefixed with the option that named
+    the folder; the records are never touched.
+    """
     from bench.errors import ConfigError
-    from bench.leaderboard import write_leaderboard
+    from bench.reporting import write_report
 
     try:
-        return write_leaderboard(results_dir, records)
-    except OSError as exc:
-        where = exc.filename or results_dir
-        raise ConfigError(
-            f"{option} {results_dir}: cannot write the leaderboard ({where}: {exc.strerror}). "
-            f"The records are unchanged; make the folder writable, or copy it and pass "
-            f"{option} pointing at the copy."
-        ) from None
+        return write_report(results_dir, records)
+    except ConfigError as exc:
+        raise ConfigError(f"{option} {results_dir}: {exc}") from None
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:

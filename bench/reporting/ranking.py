@@ -1,0 +1,312 @@
+"""The ranking tables of one ``(suite, dataset, setting)``: one per speed device and dtype.
+
+Speed measured on different devices or dtypes is never put in one column, and CPU kernels are
+part of the device (``cpu (AVX512)``, see :mod:`bench.reporting.frame`). A record without a
+speed section (baseline, failed run, suite that skipped timing) is listed in every table of its
+``(suite, dataset, setting)`` whose device type matches its ``env.device`` and which has no ok
+row for the same architecture; when no such table exists it gets a table of its own. Rows are
+ranked by mIoU (equal mIoU, equal rank); baselines are marked, not ranked; failed runs come
+last with the first line of their error. Each table states its evaluation protocol, training
+and speed conditions, and the per-class IoU table follows the rankings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from bench.records import RunRecord
+from bench.reporting._format import (
+    NA,
+    Row,
+    arch_label,
+    cell,
+    device_label,
+    first_line,
+    fmt,
+    is_ok,
+    is_timed,
+    md_table,
+    missing,
+    paper_link,
+    pct,
+    uniform,
+)
+from bench.reporting.frame import per_class_rows, rank_order
+
+DISAGREE_MARK = "†"
+"""Marks GFLOPs where the FLOP counter and its cross-check disagree."""
+UNSUPPORTED_MARK = "‡"
+"""Marks GFLOPs where the counter skipped a compute-heavy operator (an undercount)."""
+
+
+@dataclass(frozen=True, eq=False)
+class _Table:
+    device: str | None
+    dtype: str | None
+    rows: list[Row]
+
+
+def _device_tables(rows: list[Row]) -> list[_Table]:
+    """Splits one (suite, dataset, setting) into ranking tables, one per (device, dtype)."""
+    timed_keys = sorted(
+        {(r["device"] or "", r["dtype"], r["device_type"]) for r in rows if is_timed(r)}
+    )
+    tables: list[_Table] = []
+    placed: set[int] = set()
+    for device, dtype, kind in timed_keys:
+        members = [
+            r for r in rows if is_timed(r) and (r["device"] or "", r["dtype"]) == (device, dtype)
+        ]
+        ok_archs = {r["arch"] for r in members if is_ok(r)}
+        for i, row in enumerate(rows):
+            if not is_timed(row) and row["device_type"] == kind:
+                placed.add(i)
+                if row["arch"] not in ok_archs:
+                    members.append(row)
+        tables.append(_Table(device or None, dtype, members))
+    leftovers = [r for i, r in enumerate(rows) if not is_timed(r) and i not in placed]
+    for device in sorted({r["device"] or "" for r in leftovers}):
+        members = [r for r in leftovers if (r["device"] or "") == device]
+        tables.append(_Table(device or None, None, members))
+    return tables
+
+
+def _complexity_marks(row: Row) -> str:
+    marks = DISAGREE_MARK if row["disagreement"] else ""
+    return marks + (UNSUPPORTED_MARK if row["unsupported_heavy_ops"] else "")
+
+
+def _ranking_cells(row: Row, rank_text: str, res: str | None, bs: Any, timed: bool) -> list[str]:
+    gflops = fmt(row["gflops"], 2)
+    if gflops != NA:
+        gflops += _complexity_marks(row)
+        if not res and row["complexity_res"]:
+            gflops += f" @ {row['complexity_res']}"
+    cells = [
+        rank_text,
+        arch_label(row),
+        paper_link(row["paper"]),
+        NA if row["year"] is None else str(row["year"]),
+        pct(row["miou"]),
+        pct(row["pixel_acc"]),
+        pct(row["mean_acc"]),
+        fmt(row["params_m"], 2),
+        gflops,
+    ]
+    if timed:
+        latency = fmt(row["latency_p50_ms"], 2)
+        if latency != NA and not bs and row["latency_batch_size"] is not None:
+            latency += f" (bs{row['latency_batch_size']})"
+        throughput = fmt(row["throughput_ips"], 1)
+        if throughput != NA and row["throughput_batch"] is not None:
+            throughput += f" (bs{row['throughput_batch']})"
+        cells += [latency, throughput, fmt(row["peak_mem_mb"], 1), pct(row["efficiency"])]
+    return cells
+
+
+def _ranking_table(table: _Table) -> list[str]:
+    rows = rank_order(table.rows)
+    res = uniform([r["complexity_res"] for r in rows])
+    has_res = any(r["complexity_res"] for r in rows)
+    bs = uniform([r["latency_batch_size"] for r in rows])
+    timed = table.dtype is not None
+    where = device_label(table.device, table.dtype)
+    headers = [
+        "rank",
+        "architecture",
+        "paper",
+        "year",
+        "mIoU %",
+        "pixel acc %",
+        "mean acc %",
+        "params (M)",
+        f"GFLOPs @ {res}" if res else ("GFLOPs @ res" if has_res else "GFLOPs"),
+    ]
+    if timed:
+        headers += [
+            f"latency p50 ms @ {where}/bs{bs}" if bs else f"latency p50 ms @ {where}",
+            f"throughput img/s @ {where} (best bs)",
+            f"peak mem MiB @ {table.device}",
+            f"efficiency % @ {where}",
+        ]
+    has_errors = any(not is_ok(r) for r in rows)
+    if has_errors:
+        headers.append("status")
+
+    cells: list[list[str]] = []
+    rank, position, previous = 0, 0, None
+    for row in rows:
+        if row["kind"] == "baseline":
+            rank_text = "baseline"
+        elif is_ok(row) and not missing(row["miou"]):
+            position += 1
+            if previous is None or row["miou"] != previous:
+                rank = position  # equal mIoU: equal rank
+            previous = row["miou"]
+            rank_text = str(rank)
+        else:
+            rank_text = NA
+        line = _ranking_cells(row, rank_text, res, bs, timed)
+        if has_errors:
+            if is_ok(row):
+                line.append("ok")
+            else:
+                stage = f" (stage: {cell(row['error_stage'])})" if row["error_stage"] else ""
+                line.append(f"error: {cell(first_line(row['error_message']))}{stage}")
+        cells.append(line)
+    align = ["right", "left", "left", "right"] + ["right"] * (len(headers) - 4)
+    if has_errors:
+        align[-1] = "left"
+    return [md_table(headers, cells, align), "", *_ranking_notes(rows)]
+
+
+def _ranking_notes(rows: list[Row]) -> list[str]:
+    notes: list[str] = []
+    if any(r["disagreement"] and not missing(r["gflops"]) for r in rows):
+        notes.append(
+            f"{DISAGREE_MARK} The FLOP counter and its cross-check disagree for this model "
+            "(see `complexity.crosscheck` in the run record)."
+        )
+    heavy = sorted(
+        {
+            op
+            for r in rows
+            if r["unsupported_heavy_ops"]
+            for op in r["unsupported_heavy_ops"].split(",")
+        }
+    )
+    if heavy:
+        notes.append(
+            f"{UNSUPPORTED_MARK} The FLOP counter skipped compute-heavy operators "
+            f"({', '.join(f'`{op}`' for op in heavy)}), so the figure is an undercount."
+        )
+    return [*notes, ""] if notes else []
+
+
+def _describe_protocol(record: RunRecord) -> str:
+    p = record.protocol
+    if p is None:
+        return "not recorded"
+    parts: list[str] = []
+    if p.split is not None:
+        parts.append(f"split `{p.split}`")
+    if p.mode is not None:
+        parts.append(f"{p.mode} inference")
+    if p.scales is not None:
+        parts.append(f"scales {list(p.scales)}")
+    if p.flip is not None:
+        parts.append("with flip" if p.flip else "no flip")
+    if p.mode == "slide" and p.crop and p.stride:
+        parts.append(f"crop {p.crop[0]}x{p.crop[1]} stride {p.stride[0]}x{p.stride[1]}")
+    if isinstance(p.resolution, tuple):
+        parts.append(f"at {p.resolution[0]}x{p.resolution[1]}")
+    elif isinstance(p.resolution, str):
+        parts.append(f"at {p.resolution}")
+    if p.short_side:
+        parts.append(f"short side {p.short_side}")
+    if p.label_resolution is not None:
+        parts.append(f"scored at the {p.label_resolution} label size")
+    if p.num_images is not None:
+        parts.append(f"{p.num_images} images")
+    return ", ".join(parts) if parts else "not recorded"
+
+
+def _describe_train(record: RunRecord) -> str:
+    t = record.train
+    if t is None:
+        return "no training recorded"
+    parts: list[str] = []
+    if t.steps is not None:
+        parts.append(f"{t.steps} steps")
+    if t.batch_size is not None:
+        parts.append(f"batch {t.batch_size}")
+    if t.optimizer is not None:
+        parts.append(t.optimizer + (f" lr {t.lr:g}" if t.lr is not None else ""))
+    return ", ".join(parts) if parts else "not recorded"
+
+
+def _varying(label: str, rows: list[Row], describe: Callable[[RunRecord], str]) -> str:
+    """One line for a per-table property; lists each variant when the rows disagree."""
+    variants: dict[str, list[str]] = {}
+    for row in rows:
+        variants.setdefault(describe(row["record"]), []).append(row["arch"])
+    if len(variants) == 1:
+        return f"{label}: {next(iter(variants))}."
+    listed = "; ".join(
+        f"{text} ({', '.join(sorted(set(archs)))})" for text, archs in sorted(variants.items())
+    )
+    return f"{label} (differs between records!): {listed}."
+
+
+def _table_context(table: _Table) -> list[str]:
+    ok_rows = [r for r in table.rows if is_ok(r)] or table.rows
+    models = [r for r in ok_rows if r["kind"] == "model"] or ok_rows
+    lines = [
+        _varying("Evaluation protocol", ok_rows, _describe_protocol),
+        "",
+        _varying("Training", models, _describe_train),
+        "",
+    ]
+    if table.dtype is None:
+        return [*lines, "Speed: not measured for these records.", ""]
+    timed = [r for r in table.rows if is_timed(r)]
+    names = sorted({r["device_name"] for r in timed if r["device_name"]})
+    threads = sorted({r["threads"] for r in timed if r["threads"] is not None})
+    kinds = sorted({r["peak_mem_kind"] for r in timed if r["peak_mem_kind"]})
+    detail = f"Speed: `{table.device}`"
+    if names:
+        detail += f" ({'; '.join(cell(n) for n in names)})"
+    detail += f", dtype `{table.dtype}`"
+    if threads:
+        detail += f", {'/'.join(str(t) for t in threads)} threads"
+    detail += f"; peak memory measured as {', '.join(f'`{k}`' for k in kinds) or 'not recorded'}."
+    return [*lines, detail, ""]
+
+
+def _per_class_table(frame: pd.DataFrame) -> list[str]:
+    chosen, classes, with_device = per_class_rows(frame)
+    if not chosen:
+        return []
+    headers = ["architecture", "mIoU %", *(cell(c) for c in classes)]
+    cells = []
+    for row in chosen:
+        per_class = row["record"].metrics.per_class_iou
+        cells.append(
+            [
+                arch_label(row, with_device=with_device),
+                pct(row["miou"]),
+                *(pct(per_class.get(c)) for c in classes),
+            ]
+        )
+    return [
+        "### Per-class IoU (%)",
+        "",
+        f"{NA} = class absent from both ground truth and predictions (excluded from the mean).",
+        "",
+        md_table(headers, cells, ["left"] + ["right"] * (len(headers) - 1)),
+        "",
+    ]
+
+
+def group_tables(frame: pd.DataFrame) -> list[str]:
+    """Markdown lines of one ``(suite, dataset, setting)``: its ranking tables, then per-class IoU.
+
+    Args:
+        frame: :func:`~bench.reporting.frame.report_frame` rows of one group.
+
+    Returns:
+        The lines, each table preceded by its heading and conditions.
+    """
+    lines: list[str] = []
+    for tab in _device_tables(frame.to_dict("records")):
+        title = (
+            f"### Ranking, speed on {device_label(tab.device, tab.dtype)}"
+            if tab.dtype is not None
+            else f"### Ranking, device {tab.device or 'unknown'} (speed not measured)"
+        )
+        lines += [title, "", *_table_context(tab), *_ranking_table(tab)]
+    return lines + _per_class_table(frame)
