@@ -88,6 +88,10 @@ class ArchInfo:
         paper_params_with_aux: The paper's count includes the auxiliary heads (``aux_weights``),
             so it is compared with every registered parameter rather than with the parameters
             the eval forward pass uses.
+        paper_gflops_with_aux: The paper's compute includes the auxiliary heads (torchvision's
+            ``_ops`` runs its aux classifier), which the evaluated network never runs: our MACs
+            then measure another network, and the figures are shown side by side but not
+            compared.
         paper_num_classes: Number of classes the paper's figures were reported for; required
             with ``paper_params`` or ``paper_gflops``.
         paper_gflops: Compute reported by the paper, in the paper's own convention.
@@ -119,6 +123,7 @@ class ArchInfo:
     paper_params: int | None = None
     paper_params_note: str = ""
     paper_params_with_aux: bool = False
+    paper_gflops_with_aux: bool = False
     paper_num_classes: int | None = None
     paper_gflops: float | None = None
     paper_resolution: tuple[int, int] | None = None
@@ -229,6 +234,18 @@ class ArchInfo:
                 "False unless paper_params is given and the entry has aux_weights",
                 self.paper_params_with_aux,
                 "Set it only when the paper's count includes the auxiliary heads this entry "
+                "builds.",
+            )
+        if not isinstance(self.paper_gflops_with_aux, bool):
+            raise self._fail(
+                "paper_gflops_with_aux", "a bool", self.paper_gflops_with_aux, "Pass True or False."
+            )
+        if self.paper_gflops_with_aux and (gflops is None or not self.aux_weights):
+            raise self._fail(
+                "paper_gflops_with_aux",
+                "False unless paper_gflops is given and the entry has aux_weights",
+                self.paper_gflops_with_aux,
+                "Set it only when the paper's compute includes the auxiliary heads this entry "
                 "builds.",
             )
         if classes is not None and (not _is_int(classes) or classes < 1):

@@ -46,9 +46,11 @@ NOTE_V1 = (
     "reads at complexity.input_shape, the pass complexity.macs counts), without re-running."
 )
 NOTE_ARCH = (
-    "arch_info.in_channels and paper_params_with_aux (whether the paper's parameter count "
-    "includes the auxiliary heads), new in schema 2, were taken from the registry entry."
+    "arch_info.in_channels, paper_params_with_aux and paper_gflops_with_aux (whether the "
+    "paper's parameter count and compute include the auxiliary heads), new in schema 2, were "
+    "taken from the registry entry."
 )
+_AUX_FLAGS = ("paper_params_with_aux", "paper_gflops_with_aux")
 
 
 @dataclass
@@ -128,9 +130,10 @@ def migrate_record(path: Path, command: str) -> tuple[RunRecord, RunRecord] | No
                 record.arch_info,
                 in_channels=info.in_channels,
                 paper_params_with_aux=info.paper_params_with_aux,
+                paper_gflops_with_aux=info.paper_gflops_with_aux,
             )
         )
-        fields += ["arch_info.in_channels", "arch_info.paper_params_with_aux"]
+        fields += [f"arch_info.{k}" for k in ("in_channels", *_AUX_FLAGS)]
         notes.append(NOTE_ARCH)
     commit, _ = git_state()
     amendment = Amendment(

@@ -134,6 +134,7 @@ def _arch_section(info: architectures.ArchInfo) -> ArchSection:
         paper_gflops=info.paper_gflops,
         paper_resolution=tuple(info.paper_resolution) if info.paper_resolution else None,
         paper_flops_convention=info.paper_flops_convention,
+        paper_gflops_with_aux=info.paper_gflops_with_aux,
         aux_weights=dict(info.aux_weights),
         notes=info.notes,
     )

@@ -77,6 +77,7 @@ def test_a_v1_record_is_recounted_on_the_evaluated_network_and_amended(tmp_path)
         "complexity.trainable_params",
         "arch_info.in_channels",
         "arch_info.paper_params_with_aux",
+        "arch_info.paper_gflops_with_aux",
     )
     assert amendment.note.startswith("Upgraded from schema 1. complexity.params_with_aux is")
     assert "re-counted on the network as evaluated" in amendment.note

@@ -222,6 +222,9 @@ BAD_VALUES = [
     ("paper_params_with_aux", {**PAPER_FIGURES, "paper_params_with_aux": True}),  # no aux
     ("paper_params_with_aux", {"paper_params_with_aux": True, "aux_weights": (("aux", 0.4),)}),
     ("paper_params_with_aux", {**PAPER_FIGURES, "paper_params_with_aux": 1}),
+    ("paper_gflops_with_aux", {**GFLOPS, "paper_gflops_with_aux": True}),  # no aux heads
+    ("paper_gflops_with_aux", {"paper_gflops_with_aux": True, "aux_weights": (("aux", 0.4),)}),
+    ("paper_gflops_with_aux", {**GFLOPS, "paper_gflops_with_aux": "yes"}),
     ("paper_gflops", {**GFLOPS, "paper_resolution": None}),
     ("paper_gflops", {**GFLOPS, "paper_flops_convention": None}),
     ("paper_gflops", {**GFLOPS, "paper_flops_convention": "flops"}),

@@ -98,7 +98,9 @@ class ArchSection(_Section):
     """``arch_info``: the registry entry's metadata at the time of the run.
 
     ``paper_params_with_aux`` says whether ``paper_params`` counts the auxiliary training heads
-    (then it compares with ``complexity.params_with_aux``, else with ``complexity.params``).
+    (then it compares with ``complexity.params_with_aux``, else with ``complexity.params``);
+    ``paper_gflops_with_aux`` whether ``paper_gflops`` does (then no MACs of ours match it: the
+    evaluated network never runs them).
     """
 
     key: ClassVar[str] = "arch_info"
@@ -117,6 +119,7 @@ class ArchSection(_Section):
     paper_gflops: float | None = _meta(**_NONNEG)
     paper_resolution: tuple[int, int] | None = _meta(**_POSITIVE)
     paper_flops_convention: FlopConvention | None = None
+    paper_gflops_with_aux: bool | None = None
     aux_weights: dict[str, float] = field(default_factory=dict)
     notes: str | None = ""
 

@@ -13,6 +13,7 @@ The file layout (``schema_version`` :data:`PAPERS_SCHEMA_VERSION`)::
 A row holds the entry's identity (``arch``, ``title``, ``paper``, ``year``), ``status``
 (``"ok"`` or ``"error"``, then ``error.message``), the paper's figures (``paper_params``,
 ``paper_params_note``, ``paper_params_with_aux``, ``paper_num_classes``, ``paper_gflops``,
+``paper_gflops_with_aux`` (the published compute runs the aux head: shown, not compared),
 ``paper_flops_convention``, ``paper_resolution``) and ours: ``params`` (the parameters the
 eval forward pass reads), ``params_with_aux`` (every parameter, auxiliary heads included),
 ``params_compared`` (which of the two ``params_rel_diff`` compares with the paper: the eval
@@ -168,6 +169,8 @@ def _check_row(reader: _Reader, row: object, where: str) -> None:
     reader.get(row, "params_num_classes", where, _optional(_is_int), "an int or null")
     reader.get(row, "paper_params", where, _optional(_is_int), "an int or null")
     reader.get(row, "paper_gflops", where, _optional(_is_number), "a number or null")
+    if "paper_gflops_with_aux" in row:
+        reader.get(row, "paper_gflops_with_aux", where, lambda v: isinstance(v, bool), "a bool")
     reader.get(
         row,
         "paper_flops_convention",
@@ -219,6 +222,8 @@ def _table_row(row: Mapping[str, Any]) -> list[object]:
         ours_params = _measured_params(row)
         compute = row["compute_in_paper_convention"]
         ours_compute = "–" if compute is None else f"{compute:.2f} {unit}"
+        if compute is not None and row.get("paper_gflops_with_aux"):
+            ours_compute += " (eval; the paper's runs the aux head)"
     paper = row["paper"]
     link = paper[:1].isdigit() and "/" not in paper  # an arXiv id, not a DOI
     return [
