@@ -263,6 +263,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from bench.checkpoint import load_into
     from bench.data import build_dataset
     from bench.devices import resolve_device
+    from bench.errors import ConfigError
     from bench.evaluate import evaluate
     from bench.models import build_model
 
@@ -274,7 +275,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         suite = load_suite(args.suite)
         if args.dataset not in (None, suite.dataset):
-            raise ValueError(
+            raise ConfigError(
                 f"--dataset {args.dataset} contradicts suite {suite.name!r}, "
                 f"which uses {suite.dataset!r}; pass one of them."
             )
@@ -282,7 +283,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         options = {**suite.dataset_options, "size": tuple(suite.resolution)}
         split, root = split or suite.eval.split, root or suite.data_root
     if args.dataset is None:
-        raise ValueError("eval needs --dataset NAME or --suite NAME (see `list datasets`).")
+        raise ConfigError("eval needs --dataset NAME or --suite NAME (see `list datasets`).")
     if args.resolution:
         options["size"] = tuple(args.resolution)
     args.split = split or "val"
