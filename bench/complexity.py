@@ -324,7 +324,7 @@ def _sdpa_macs(query: Sequence[int], key: Sequence[int], value: Sequence[int]) -
 
 
 def _fvcore_sdpa_handle(inputs: list[Any], outputs: list[Any]) -> int:
-    """fvcore jit handle for ``aten::scaled_dot_product_attention`` (MACs of QK^T and AV)."""
+    """Counts ``aten::scaled_dot_product_attention`` for fvcore's jit: MACs of QK^T and AV."""
     shapes = [get_shape(v) for v in inputs[:3]]
     if any(s is None for s in shapes):
         raise ValueError("aten::scaled_dot_product_attention traced without complete shapes.")
@@ -455,8 +455,11 @@ def _fvcore_counts(
 
 
 def _crosscheck_pass(model: nn.Module, example: torch.Tensor) -> tuple[int, tuple[int, int]]:
-    """One forward pass: FLOPs (2 per MAC) from PyTorch's dispatcher-level counter, and the
-    ``(total, trainable)`` elements of the parameters that pass read."""
+    """Runs one forward pass under PyTorch's dispatcher-level counters.
+
+    Returns its FLOPs (2 per MAC, ``FlopCounterMode``) and the ``(total, trainable)`` elements
+    of the parameters that pass read.
+    """
     with (
         FlopCounterMode(display=False, custom_mapping=_crosscheck_mapping()) as counter,
         ParameterUse(model) as use,

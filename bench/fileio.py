@@ -48,7 +48,7 @@ def _temporary_beside(path: Path) -> Iterator[tuple[IO[bytes], Path]]:
 
 
 def write_atomic(path: Path | str, write: Callable[[IO[bytes]], object]) -> Path:
-    """Writes a file atomically: ``write(handle)`` fills a temporary file, then it replaces ``path``.
+    """Writes a file atomically: ``write(handle)`` fills a temporary file that replaces ``path``.
 
     Args:
         path: Destination file; its folder is created when missing.
@@ -87,7 +87,7 @@ def write_json_atomic(path: Path | str, data: Any) -> Path:
 
 
 def write_text_atomic(path: Path | str, text: str) -> Path:
-    """Writes UTF-8 text with ``\\n`` line endings atomically."""
+    r"""Writes UTF-8 text with ``\n`` line endings atomically."""
     data = text.encode("utf-8")
     return write_atomic(path, lambda handle: handle.write(data))
 

@@ -45,6 +45,7 @@ class MergeReport:
     samples_copied: int = 0
 
     def lines(self) -> list[str]:
+        """Returns the report as printed: one summary line, then one ``CONFLICT:`` line each."""
         out = [
             f"merged {len(self.sources)} folder(s) into {self.into}: {len(self.copied)} record(s) "
             f"copied, {self.already_there} already there, {self.identical} identical duplicate(s) "
@@ -86,7 +87,7 @@ def merge_results(sources: list[Path], into: Path) -> MergeReport:
     """Merge the records (and their sample files) of ``sources`` into ``into``.
 
     Raises:
-        FileNotFoundError: a source has no ``records/`` folder.
+        MissingFileError: a source has no ``records/`` folder.
         RecordError: a record file is corrupt or not a record (the message names it); nothing
             has been written then.
     """

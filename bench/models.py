@@ -22,6 +22,11 @@ class PadCrop(nn.Module):
     :func:`build_model`) are trained as ``model(x, targets=masks, ignore_index=...)``: the
     ``(N, H, W)`` masks are padded like the images, with ``ignore_index``, passed to the entry as
     ``targets=`` and its dict of scalar losses is returned uncropped.
+
+    Args:
+        model: The registered architecture to wrap.
+        divisor: H and W are padded up to a multiple of it (``ArchInfo.input_divisor``).
+        train_needs_targets: Whether the entry computes its own losses from ``targets``.
     """
 
     def __init__(self, model: nn.Module, divisor: int, train_needs_targets: bool = False) -> None:
@@ -33,6 +38,18 @@ class PadCrop(nn.Module):
     def forward(
         self, x: torch.Tensor, targets: torch.Tensor | None = None, *, ignore_index: int = 255
     ) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Runs the wrapped model on ``x`` padded to the divisor, with outputs cropped back.
+
+        Args:
+            x: ``(N, C, H, W)`` normalised images, any H and W.
+            targets: ``(N, H, W)`` masks, for entries that compute their own losses (padded
+                with ``ignore_index``); ``None`` otherwise.
+            ignore_index: The label value the padding of ``targets`` gets.
+
+        Returns:
+            ``(N, K, H, W)`` logits, or in train mode a dict of such outputs; with ``targets``
+            the entry's dict of scalar losses (not cropped).
+        """
         h, w = x.shape[-2:]
         d = self.divisor
         ph, pw = (-h) % d, (-w) % d

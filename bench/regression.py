@@ -75,10 +75,17 @@ def default_baseline_path(suite_name: str) -> Path:
 
 
 def parse_tolerance(text: str, option: str = "--tol-speed") -> float:
-    """``"15%"`` -> 0.15; a bare number is a fraction (``"0.15"`` -> 0.15).
+    """Parses a tolerance: ``"15%"`` -> 0.15; a bare number is a fraction (``"0.15"`` -> 0.15).
+
+    Args:
+        text: The tolerance as typed.
+        option: The option that gave it, named in the message.
+
+    Returns:
+        The tolerance as a fraction.
 
     Raises:
-        ValueError: not a non-negative number, with or without ``%``.
+        ConfigError: Not a non-negative number, with or without ``%``.
     """
     raw = text.strip()
     scale = 100.0 if raw.endswith("%") else 1.0
@@ -182,7 +189,7 @@ def make_baseline(
         command: The command that wrote the baseline (stored with it).
 
     Raises:
-        ValueError: an architecture has no record, or its newest record is an error (a
+        ConfigError: An architecture has no record, or its newest record is an error (a
             baseline must be complete and clean).
     """
     by_arch = _of_suite(records, suite, dataset, setting)
@@ -225,11 +232,17 @@ def make_baseline(
 
 
 def load_baseline(path: Path) -> dict[str, Any]:
-    """Read a baseline file.
+    """Reads a baseline file written by :func:`make_baseline`.
+
+    Args:
+        path: The baseline file.
+
+    Returns:
+        The baseline (``format``, ``suite``, ``dataset``, ``setting``, ``archs``, ...).
 
     Raises:
-        FileNotFoundError: no such file (the message says how to write one).
-        ValueError: not JSON, or not a baseline of this format.
+        MissingFileError: No such file (the message says how to write one).
+        RecordError: Not JSON, or not a baseline of this format.
     """
     path = Path(path)
     if not path.is_file():
@@ -283,6 +296,7 @@ class CheckResult:
         return any(row.verdict in FAILING for row in self.rows)
 
     def count(self, verdict: str) -> int:
+        """Returns how many rows have ``verdict`` (e.g. ``"REGRESSION"``)."""
         return sum(row.verdict == verdict for row in self.rows)
 
     def table(self) -> str:
@@ -295,6 +309,7 @@ class CheckResult:
         )
 
     def summary(self) -> str:
+        """Returns the last line of a check: how many rows of each verdict, then PASS or FAIL."""
         counts = ", ".join(
             f"{self.count(v)} {v.lower()}"
             for v in ("REGRESSION", "MISSING", "ERROR", "improved", "new")
@@ -386,7 +401,7 @@ def _accuracy_rows(
     tol_cross: float,
     notes: list[str],
 ) -> list[CheckRow]:
-    """mIoU (gated) and the final training loss (info) of one architecture."""
+    """Returns the mIoU row (gated) and the final training loss row (info) of one architecture."""
     rows: list[CheckRow] = []
     if base.get("threads") is not None and now["threads"] != base.get("threads"):
         notes.append(

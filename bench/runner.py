@@ -110,7 +110,11 @@ class SweepSummary:
 
 
 class SweepInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a sweep; ``summary`` says what had finished."""
+    """Ctrl-C during a sweep; ``summary`` says what had finished.
+
+    Args:
+        summary: The sweep's summary as it stood when interrupted.
+    """
 
     def __init__(self, summary: SweepSummary) -> None:
         super().__init__("sweep interrupted")
@@ -238,11 +242,7 @@ class Sweep:
 
     # -- records -----------------------------------------------------------------------------
     def _protocol(self) -> Protocol:
-        """The evaluation protocol as run.
-
-        The eval split's own protocol for file-backed datasets, else whole-image inference at
-        the suite's resolution (the synthetic set).
-        """
+        """Returns the eval protocol as run: the split's own, else whole images at suite size."""
         s = self.suite
         protocol: dict[str, Any] = {
             "split": s.eval.split,
@@ -364,6 +364,7 @@ class Sweep:
         return record
 
     def _train(self, arch: str, model: Any, entry: Any, run_id: str) -> TrainInfo:
+        """Trains ``model`` as the suite says (saving a checkpoint if asked): the record's train."""
         s = self.suite
         result = train(
             model,
@@ -419,12 +420,14 @@ class Sweep:
         return Speed.from_dict({**measured.to_dict(), "normalised": normalised.to_dict()})
 
     def _enter(self, stage: str) -> str:
+        """Tells ``stage_hook`` (the parent process, if any) that ``stage`` starts; returns it."""
         if self.stage_hook is not None:
             self.stage_hook(stage)
         return stage
 
     # -- one architecture in a child process, under a time limit --------------------------------
     def _killed_record(self, arch: str, error_type: str, stage: str, message: str) -> RunRecord:
+        """The error record of an architecture whose child process sent none (killed, died)."""
         record = self._base_record(arch, "model")
         with contextlib.suppress(ValueError):
             record = record.replace(arch_info=_arch_section(architectures.get_entry(arch).info))
@@ -506,7 +509,15 @@ class Sweep:
     def run(
         self, archs: list[str], *, resume: bool = False, shard: tuple[int, int] | None = None
     ) -> SweepSummary:
-        """Runs the baseline and ``archs``; with ``shard=(i, n)`` only shard i's combinations.
+        """Runs the baseline and ``archs``, writing a record for each.
+
+        Args:
+            archs: Registry names, run in this order after the ``background`` baseline.
+            resume: Skip the combinations that have an ok record (:meth:`done_combinations`).
+            shard: ``(i, n)``: run only the i-th of n round-robin slices (see the module).
+
+        Returns:
+            What was written, skipped, busy, failed and left to other shards.
 
         Raises:
             SweepInterrupted: Ctrl-C; it carries the summary of what finished.
@@ -519,10 +530,7 @@ class Sweep:
             raise SweepInterrupted(summary) from None
 
     def done_combinations(self) -> set[str]:
-        """Architectures (and the baseline) that already have an ``ok`` record here.
-
-        Same suite, dataset, setting and device type as this sweep.
-        """
+        """Returns the names with an ok record here (same suite, dataset, setting, device type)."""
         if not (self.results_dir / RECORDS_DIR).is_dir():
             return set()
         s, dev = self.suite, device_type(self.device)
@@ -602,6 +610,7 @@ class Sweep:
     def _run(
         self, archs: list[str], resume: bool, shard: tuple[int, int] | None, summary: SweepSummary
     ) -> SweepSummary:
+        """:meth:`run` under the run flags: the baseline, then each architecture not yet done."""
         s = self.suite
         combos = [BASELINE_ARCH, *archs]
         mine = shard_items(combos, *shard) if shard else combos

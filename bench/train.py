@@ -439,13 +439,23 @@ def train(
 def recompute_bn_stats(
     model: nn.Module, loader: DataLoader, batches: int, device: str | torch.device
 ) -> int:
-    """Replace BatchNorm running statistics by their true average over ``batches`` batches
-    with the trained weights fixed ("precise BN", fvcore's ``update_bn_stats``; Wu & Johnson,
-    "Rethinking 'Batch' in BatchNorm", arXiv 2105.07576).
+    """Replaces BatchNorm running statistics by their true average over training batches.
 
-    Short schedules need it: a running average with torchvision MobileNetV3's momentum of 0.01
-    still carries most of its initial (0, 1) statistics after a few hundred steps, and the
-    model then collapses to one class in eval mode although its training loss fell.
+    "Precise BN" (fvcore's ``update_bn_stats``; Wu & Johnson, "Rethinking 'Batch' in
+    BatchNorm", arXiv 2105.07576): the trained weights stay fixed while the statistics are
+    averaged. Short schedules need it: a running average with torchvision MobileNetV3's
+    momentum of 0.01 still carries most of its initial (0, 1) statistics after a few hundred
+    steps, and the model then collapses to one class in eval mode although its training loss
+    fell.
+
+    Args:
+        model: The trained model; its train/eval mode is restored afterwards.
+        loader: Yields ``(images, masks)`` batches (only the images are used).
+        batches: How many batches to average over (at most ``len(loader)``).
+        device: Where the images are moved (the model's device).
+
+    Returns:
+        The number of batches averaged over.
     """
     from fvcore.nn.precise_bn import update_bn_stats
 

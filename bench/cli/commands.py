@@ -23,6 +23,15 @@ def load_plugins(paths: list[str]) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    """Prints the registered architectures, the datasets or the built-in suites.
+
+    Args:
+        args: Parsed ``list`` arguments: ``what`` (archs, datasets or suites) and ``--format``
+            (``json`` also shows the fixed metadata of file-backed datasets).
+
+    Returns:
+        0.
+    """
     from tabulate import tabulate
 
     import architectures
@@ -105,7 +114,21 @@ def _dataset_row(name: str, description: str, *, full: bool) -> dict[str, object
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """``run``: a suite's sweep into ``--results-dir``, then the leaderboard (unless sharded)."""
+    """Runs a suite's sweep into ``--results-dir``, then renders the leaderboard.
+
+    Args:
+        args: Parsed ``run`` arguments. With ``--shard i/n`` only that shard's combinations run
+            and no leaderboard is rendered (the message says how, once every shard is done).
+
+    Returns:
+        0; 1 when an architecture failed (its error record is written and listed); 130 when
+        interrupted (the message names what finished and the ``--resume`` command).
+
+    Raises:
+        ConfigError: A bad suite, an ``--archs`` name not in the suite, or a folder that cannot
+            be written.
+        ArchitectureError: An unknown ``--archs`` name (with close matches).
+    """
     import architectures
     from bench.errors import ConfigError
     from bench.provenance import command_line
@@ -178,6 +201,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _check_writable(folder: Path, option: str) -> None:
+    """Creates ``folder`` if needed; a ConfigError naming ``option`` if it cannot be written."""
     import tempfile
 
     from bench.errors import ConfigError
@@ -209,7 +233,19 @@ def _write_leaderboard(results_dir: Path, records: list, option: str = "--result
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    """``leaderboard``: re-render LEADERBOARD.md, the CSV and plots from stored records."""
+    """Re-renders LEADERBOARD.md, the CSV and the plots from the stored records alone.
+
+    Args:
+        args: Parsed ``leaderboard`` arguments (``--results-dir``).
+
+    Returns:
+        0 (the written files are printed).
+
+    Raises:
+        MissingFileError: ``--results-dir`` has no records folder.
+        RecordError: A record file is not a valid record.
+        ConfigError: The report cannot be written there, or there are no records.
+    """
     from bench.records import load_records
 
     written = _write_leaderboard(args.results_dir, load_records(args.results_dir))
@@ -257,6 +293,22 @@ def cmd_papers(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluates one architecture (``--checkpoint``, else seeded weights) and prints metrics.
+
+    With ``--suite`` the dataset, its options, resolution and eval split are the suite's, so a
+    checkpoint saved by ``run`` scores exactly the metrics of its run record.
+
+    Args:
+        args: Parsed ``eval`` arguments.
+
+    Returns:
+        0 (``--json`` also writes the metrics there).
+
+    Raises:
+        ValueError: Neither ``--dataset`` nor ``--suite``, or the two name different datasets.
+        ArchitectureError: An unknown ``--arch``.
+        CheckpointError: A checkpoint of another architecture or class count.
+    """
     import torch
 
     import architectures
@@ -415,6 +467,18 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
+    """Checks a file-backed dataset on disk and prints every problem found (``data check``).
+
+    Args:
+        args: Parsed ``data check`` arguments.
+
+    Returns:
+        0 when the data is complete and sound, 1 when a problem was found.
+
+    Raises:
+        ConfigError: An unknown or not file-backed dataset, or an unknown split (problems of
+            the data itself are reported, not raised).
+    """
     from bench.data.check import check_dataset
 
     report = check_dataset(args.dataset, args.data_root, args.split, progress=not args.quiet)
@@ -428,6 +492,18 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    """Scores a folder of predicted label PNGs against a dataset split and prints the metrics.
+
+    Args:
+        args: Parsed ``score`` arguments.
+
+    Returns:
+        0 (PNGs that match no image of the split are counted in a note on stderr).
+
+    Raises:
+        BenchError: A missing folder, a broken dataset, or missing or malformed predictions
+            (see :func:`bench.scoring.score_predictions`).
+    """
     from bench.scoring import score_predictions
 
     result = score_predictions(
@@ -457,6 +533,18 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
+    """Writes a suite's regression baseline from the newest records in ``--results-dir``.
+
+    Args:
+        args: Parsed ``baseline`` arguments (``--out`` defaults to
+            ``results/baselines/<suite>.json``).
+
+    Returns:
+        0.
+
+    Raises:
+        ConfigError: An architecture of the suite has no ok record of its current setting.
+    """
     import architectures
     from bench.fileio import write_json_atomic
     from bench.provenance import command_line
@@ -483,6 +571,22 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """Compares the records in ``--results-dir`` with a suite's baseline (the regression gate).
+
+    Prints a verdict per architecture and metric, notes on what was not compared, PASS/FAIL.
+
+    Args:
+        args: Parsed ``check`` arguments.
+
+    Returns:
+        0 on PASS; 1 on a regression, a missing architecture or an error record.
+
+    Raises:
+        ConfigError: The baseline belongs to another suite or setting, or a tolerance is
+            negative.
+        MissingFileError: No baseline file (the message says how to write one).
+        RecordError: The baseline or a record file is not valid.
+    """
     from bench.errors import ConfigError
     from bench.records import load_records
     from bench.regression import check, default_baseline_path, load_baseline, parse_tolerance
@@ -516,6 +620,21 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
+    """Merges the records (and samples) of results folders into ``--into``, then its report.
+
+    Args:
+        args: Parsed ``merge`` arguments (``--no-leaderboard``: no report).
+
+    Returns:
+        0; 1 on a conflict (printed on stderr): one run id with different contents (the
+        first copy is kept), or ok runs of one combination in different folders that disagree
+        on mIoU (the newest is kept).
+
+    Raises:
+        ConfigError: ``--into`` cannot be written.
+        MissingFileError: A source has no records folder.
+        RecordError: A record file is corrupt (nothing has been written then).
+    """
     from bench.merge import merge_results
     from bench.records import load_records
 
@@ -530,7 +649,17 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_upgrade_records(args: argparse.Namespace) -> int:
-    """``upgrade-records``: older records of ``--results-dir`` rewritten in the current schema."""
+    """Rewrites the older records of ``--results-dir`` in the current schema.
+
+    Args:
+        args: Parsed ``upgrade-records`` arguments (``--results-dir``).
+
+    Returns:
+        0; 1 when a record could not be upgraded (left as it was; the reason is printed).
+
+    Raises:
+        ConfigError: ``--results-dir`` cannot be written.
+    """
     from bench.migrate import migrate_results
     from bench.provenance import command_line
 

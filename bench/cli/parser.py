@@ -71,6 +71,13 @@ def _add_plugin(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Builds the parser of ``run_bench.py``: every command, its options and help texts.
+
+    Returns:
+        The parser. ``args.command`` names the command (a key of
+        :data:`bench.cli.commands.COMMANDS`); commands that load architectures have
+        ``args.plugin``.
+    """
     parser = argparse.ArgumentParser(
         prog="run_bench.py",
         description="semseg-bench: measure segmentation architectures the same way "

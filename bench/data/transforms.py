@@ -271,6 +271,11 @@ class RandomScale(v2.Transform):
     box; this draws a factor, which is what the segmentation recipes (mmsegmentation,
     torchvision's reference: 0.5-2.0) mean. Resizing goes through ``F.resize``, so a ``Mask``
     is resized with nearest-neighbour.
+
+    Args:
+        scale_range: ``(low, high)``: the factor is drawn uniformly from this range.
+        base: ``(H, W)`` box: the input is first fitted into it (aspect ratio kept), then
+            scaled by the factor; ``None`` scales the input's own size.
     """
 
     def __init__(self, scale_range: Sequence[float], base: tuple[int, int] | None = None) -> None:

@@ -1,6 +1,9 @@
-"""Run records: the typed schema (:mod:`.schema`), older versions (:mod:`.upgrade`) and files
-(:mod:`.store`). Records stand alone: this package imports nothing of the suite, runner,
-training, measurement or reporting code."""
+"""Run records: the typed schema, older versions and files.
+
+The schema is :mod:`.schema`, the upgrade of older versions :mod:`.upgrade`, reading and
+writing record files :mod:`.store`. Records stand alone: this package imports nothing of the
+suite, runner, training, measurement or reporting code.
+"""
 
 from bench.records.schema import (
     Amendment,

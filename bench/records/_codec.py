@@ -39,7 +39,11 @@ FIX = (
 
 
 class Context:
-    """Where a record came from, for error messages: ``"run record #3 (run_id 'x')"``."""
+    """Where a record came from, for error messages: ``"run record #3 (run_id 'x')"``.
+
+    Args:
+        where: How messages name the record (they start with it).
+    """
 
     def __init__(self, where: str) -> None:
         self.where = where

@@ -1,116 +1,22 @@
-"""The settings of a speed measurement (:class:`SpeedConfig`) and the checks they share.
+"""The settings of a speed measurement (:class:`SpeedConfig`) and the timing-loop check they share.
 
 A suite's ``speed:`` section is read into a :class:`SpeedConfig`; the same object is what
 :func:`bench.speed.measure_speed` and its building blocks take. Every field is checked when the
-object is built, so a bad value fails when the suite loads, not after training. This module
+object is built (with the range checks of :mod:`bench.validation`, shared with the training and
+suite configs), so a bad value fails when the suite loads, not after training. This module
 imports no torch: the suite layer can build a config cheaply.
 """
 
 from __future__ import annotations
 
-import math
 import typing
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bench.errors import ConfigError
+from bench.validation import require_bool, require_choice, require_float, require_int
 
 Dtype = Literal["fp32", "fp16", "bf16"]
 DTYPE_NAMES: tuple[str, ...] = typing.get_args(Dtype)
-
-
-def _found(value: Any) -> str:
-    """How a message shows a wrong value: its type as well where that is what is wrong."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return repr(value)
-    return f"{type(value).__name__} {value!r}"
-
-
-def check_int(name: str, value: Any, low: int, *, low_name: str | None = None) -> int:
-    """Checks that ``value`` is an int (not a bool) of at least ``low``.
-
-    Args:
-        name: How the message names the value (e.g. ``"min_iters"``).
-        value: The value to check.
-        low: Smallest allowed value.
-        low_name: How the message names the bound when it is another setting
-            (``"min_iters (10)"``); default ``str(low)``.
-
-    Returns:
-        ``value``.
-
-    Raises:
-        ConfigError: Not an int, or below ``low``.
-    """
-    bound = low_name or str(low)
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ConfigError(
-            f"{name} must be an int >= {bound}; found {_found(value)}. "
-            f"Fix: set {name} to a whole number of at least {low}."
-        )
-    return value
-
-
-def check_seconds(name: str, value: Any) -> float:
-    """Checks that ``value`` is a finite, non-negative number of seconds.
-
-    Args:
-        name: How the message names the value (e.g. ``"min_time_s"``).
-        value: The value to check.
-
-    Returns:
-        ``value`` as a float.
-
-    Raises:
-        ConfigError: Not a number (a bool is not one), not finite, or negative.
-    """
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not number or not math.isfinite(value) or value < 0:
-        raise ConfigError(
-            f"{name} must be a finite number of seconds >= 0; found {_found(value)}. "
-            f"Fix: set {name} to 0 or a positive number such as 1.0."
-        )
-    return float(value)
-
-
-def check_bool(name: str, value: Any) -> bool:
-    """Checks that ``value`` is a bool.
-
-    Args:
-        name: How the message names the value.
-        value: The value to check.
-
-    Returns:
-        ``value``.
-
-    Raises:
-        ConfigError: Not a bool (``1`` and ``"yes"`` are not).
-    """
-    if not isinstance(value, bool):
-        raise ConfigError(
-            f"{name} must be a bool; found {_found(value)}. Fix: set {name} to true or false."
-        )
-    return value
-
-
-def check_dtype(dtype: Any) -> str:
-    """Checks that ``dtype`` names a supported precision (see :data:`DTYPE_NAMES`).
-
-    Args:
-        dtype: The value to check.
-
-    Returns:
-        ``dtype``.
-
-    Raises:
-        ConfigError: Not one of ``fp32``, ``fp16``, ``bf16``.
-    """
-    if dtype not in DTYPE_NAMES:
-        raise ConfigError(
-            f"dtype must be one of {', '.join(DTYPE_NAMES)}; found {_found(dtype)}. "
-            f"Fix: use fp32, or bf16 (CPU and CUDA) or fp16 (CUDA only) for autocast."
-        )
-    return str(dtype)
 
 
 def check_iterations(
@@ -135,10 +41,16 @@ def check_iterations(
         ConfigError: A value out of its range, naming it, the range and the value found.
     """
     warmup_name, min_name, max_name, time_name = names
-    check_int(warmup_name, warmup, 0)
-    check_int(min_name, min_iters, 1)
-    check_int(max_name, max_iters, min_iters, low_name=f"{min_name} ({min_iters})")
-    check_seconds(time_name, min_time_s)
+    require_int(warmup_name, warmup, minimum=0)
+    require_int(min_name, min_iters, minimum=1)
+    require_int(max_name, max_iters, minimum=min_iters, minimum_label=f"{min_name} ({min_iters})")
+    require_float(
+        time_name,
+        min_time_s,
+        minimum=0.0,
+        unit="seconds",
+        fix=f"Fix: set {time_name} to 0 or a positive number such as 1.0.",
+    )
 
 
 @dataclass(frozen=True)
@@ -180,8 +92,13 @@ class SpeedConfig:
                 or ``enabled``/``channels_last`` not a bool. The message names the field, the
                 allowed range and the value found.
         """
-        check_bool("enabled", self.enabled)
+        require_bool("enabled", self.enabled)
         check_iterations(self.warmup, self.min_iters, self.max_iters, self.min_time_s)
-        check_int("max_batch", self.max_batch, 1)
-        check_dtype(self.dtype)
-        check_bool("channels_last", self.channels_last)
+        require_int("max_batch", self.max_batch, minimum=1)
+        require_choice(
+            "dtype",
+            self.dtype,
+            DTYPE_NAMES,
+            fix="Fix: use fp32, or bf16 (CPU and CUDA) or fp16 (CUDA only) for autocast.",
+        )
+        require_bool("channels_last", self.channels_last)

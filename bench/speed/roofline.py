@@ -15,9 +15,9 @@ import torch
 
 from bench.complexity import macs_to_gflops
 from bench.devices import parse_device
-from bench.speed.config import check_int, check_seconds
 from bench.speed.statistics import keep_iterating
 from bench.speed.timing import DTYPES, autocast, synchronise
+from bench.validation import require_float, require_int
 
 
 def efficiency(
@@ -75,8 +75,9 @@ def matmul_rate(
     """GFLOP/s of a dense ``n x n`` GEMM (``2 n^3`` FLOPs each), measured once per process.
 
     The result is cached per ``(device, n, dtype, min_time_s)`` after normalising the arguments
-    (``"cuda"`` -> ``"cuda:<current>"``, default ``n``); clear it with ``matmul_rate.cache_clear()``.
-    On CUDA the fp32 rate depends on the TF32 setting in force, which this function leaves alone.
+    (``"cuda"`` -> ``"cuda:<current>"``, default ``n``); clear it with
+    ``matmul_rate.cache_clear()``. On CUDA the fp32 rate depends on the TF32 setting in force,
+    which this function leaves alone.
 
     Args:
         device: ``"cpu"`` or ``"cuda[:index]"``.
@@ -93,9 +94,17 @@ def matmul_rate(
     """
     dev = parse_device(device)
     autocast(dev, dtype)  # same dtype rules as the model measurements
-    size = check_int("n", n, 1) if n is not None else (8192 if dev.type == "cuda" else 2048)
-    seconds = check_seconds("min_time_s", min_time_s)
-    return _matmul_rate_cached(str(dev), size, dtype, seconds)
+    if n is not None:
+        require_int("n", n, minimum=1)
+    require_float(
+        "min_time_s",
+        min_time_s,
+        minimum=0.0,
+        unit="seconds",
+        fix="Fix: set min_time_s to 0 or a positive number such as 1.0.",
+    )
+    size = n if n is not None else (8192 if dev.type == "cuda" else 2048)
+    return _matmul_rate_cached(str(dev), size, dtype, float(min_time_s))
 
 
 matmul_rate.cache_clear = _matmul_rate_cached.cache_clear  # type: ignore[attr-defined]

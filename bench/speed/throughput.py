@@ -12,7 +12,7 @@ from torch import nn
 
 from bench.complexity import validate_input_shape
 from bench.errors import ConfigError
-from bench.speed.config import SpeedConfig, check_int
+from bench.speed.config import SpeedConfig
 from bench.speed.timing import (
     autocast,
     example_input,
@@ -20,6 +20,7 @@ from bench.speed.timing import (
     prepared,
     time_iterations,
 )
+from bench.validation import require_int
 
 # Minimum timed iterations per batch size (min_time_s and max_iters of the config still apply):
 # a large batch already averages over many images, so three calls give a stable images/s.
@@ -39,7 +40,7 @@ def doubling_batch_sizes(max_batch: int) -> list[int]:
     Raises:
         ConfigError: If ``max_batch`` is not a positive int.
     """
-    check_int("max_batch", max_batch, 1)
+    require_int("max_batch", max_batch, minimum=1)
     sizes = [1]
     while sizes[-1] * 2 <= max_batch:
         sizes.append(sizes[-1] * 2)
@@ -252,7 +253,7 @@ def throughput_sweep(
     shape = validate_input_shape(image_shape, rank=3)
     dev = model_device(model, device)
     autocast(dev, config.dtype)
-    check_int("min_iters", min_iters, 1)
+    require_int("min_iters", min_iters, minimum=1)
     sizes = batch_sizes_for(batch_sizes, config.max_batch)
     with prepared(model, config.channels_last):
         return throughput_run(model, shape, dev, config, sizes, min_iters=min_iters)
