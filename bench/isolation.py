@@ -32,6 +32,7 @@ class ChildOutcome:
         timed_out: The child overran its allowance or limit and was killed.
         stage: The last stage the child reported (``"setup"`` before the first).
         exitcode: The child's exit code (negative: the signal that ended it).
+        setup_allowance_s: The start-up allowance it ran under.
     """
 
     result: Any
@@ -40,12 +41,47 @@ class ChildOutcome:
     stage: str
     exitcode: int | None
 
+    setup_allowance_s: float = 0.0
+
     def death(self) -> str:
         """``"was killed by signal SIGKILL"`` or ``"exited with code 3"``."""
         code = self.exitcode
         if code is not None and code < 0:
             return f"was killed by signal {signal.Signals(-code).name}"
         return f"exited with code {code}"
+
+    def failure(self, job: str, limit_s: float, option: str) -> tuple[str, str, str]:
+        """Why the child sent no result, as ``(error type, stage, message)``.
+
+        Args:
+            job: What the child was running (an architecture name), for the message.
+            limit_s: The limit it ran under.
+            option: The option that set the limit (``"--timeout-per-arch"``).
+        """
+        if self.setup_error is not None:
+            return "ChildSetupError", "setup", self.setup_error
+        if self.timed_out and self.stage == "setup":
+            allowance = max(limit_s, self.setup_allowance_s)
+            return (
+                "TimeoutError",
+                self.stage,
+                f"the child process for {job} did not start within {allowance:g} s (imports "
+                f"and dataset set-up); it was killed and the sweep went on.",
+            )
+        if self.timed_out:
+            return (
+                "TimeoutError",
+                self.stage,
+                f"{job} did not finish within {option} {limit_s:g} s (stuck in stage "
+                f"{self.stage!r}); its process was killed and the sweep went on. Raise the limit "
+                f"or lower the suite's budget if the run was merely slow.",
+            )
+        return (
+            "ChildProcessError",
+            self.stage,
+            f"the process running {job} {self.death()} in stage {self.stage!r} before sending "
+            f"its record (a crash in native code, or the OS out-of-memory killer?).",
+        )
 
 
 def run_in_child(
@@ -99,4 +135,4 @@ def run_in_child(
             proc.kill()
             proc.join()
         receive.close()
-    return ChildOutcome(result, setup_error, timed_out, stage, proc.exitcode)
+    return ChildOutcome(result, setup_error, timed_out, stage, proc.exitcode, setup_allowance_s)

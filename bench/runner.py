@@ -459,33 +459,7 @@ class Sweep:
         )
         if out.result is not None:
             return out.result
-        if out.setup_error is not None:
-            return self._killed_record(arch, "ChildSetupError", "setup", out.setup_error)
-        if out.timed_out and out.stage == "setup":
-            return self._killed_record(
-                arch,
-                "TimeoutError",
-                out.stage,
-                f"the child process for {arch} did not start within "
-                f"{max(limit, CHILD_SETUP_ALLOWANCE_S):g} s (imports and dataset set-up); it "
-                f"was killed and the sweep went on.",
-            )
-        if out.timed_out:
-            return self._killed_record(
-                arch,
-                "TimeoutError",
-                out.stage,
-                f"{arch} did not finish within --timeout-per-arch {limit:g} s (stuck in stage "
-                f"{out.stage!r}); its process was killed and the sweep went on. Raise the limit "
-                f"or lower the suite's budget if the run was merely slow.",
-            )
-        return self._killed_record(
-            arch,
-            "ChildProcessError",
-            out.stage,
-            f"the process running {arch} {out.death()} in stage {out.stage!r} before sending its "
-            f"record (a crash in native code, or the OS out-of-memory killer?).",
-        )
+        return self._killed_record(arch, *out.failure(arch, limit, "--timeout-per-arch"))
 
     def run_baseline(self) -> RunRecord:
         """The constant class-0 prediction scored like a model (the row every model must beat)."""

@@ -20,7 +20,13 @@ from bench.suites import SpeedConfig as SuiteSpeedConfig
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "bench" / "speed"
 FORBIDDEN = ("bench.train", "bench.data", "bench.suites", "bench.runner", "bench.cli")
-ALLOWED = ("bench.complexity", "bench.errors", "bench.devices", "bench.speed")
+ALLOWED = (
+    "bench.complexity",
+    "bench.errors",
+    "bench.devices",
+    "bench.speed",
+    "bench.validation",
+)
 
 
 def test_public_names_come_from_their_modules() -> None:

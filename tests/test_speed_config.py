@@ -56,9 +56,9 @@ def test_dtype_names_match_the_torch_dtypes() -> None:
         ({"max_batch": 0}, "max_batch must be an int >= 1; found 0. Fix: set max_batch"),
         ({"warmup": 2.5}, "warmup must be an int >= 0; found 2.5."),
         ({"min_iters": True}, "min_iters must be an int >= 1; found bool True."),
-        ({"dtype": "fp64"}, "dtype must be one of fp32, fp16, bf16; found str 'fp64'. Fix:"),
+        ({"dtype": "fp64"}, "dtype must be one of 'fp32', 'fp16', 'bf16'; found 'fp64'. Fix:"),
         ({"enabled": 1}, "enabled must be a bool; found 1. Fix: set enabled to true or false."),
-        ({"channels_last": "yes"}, "channels_last must be a bool; found str 'yes'."),
+        ({"channels_last": "yes"}, "channels_last must be a bool; found 'yes'."),
     ],
 )
 def test_every_field_is_checked(kwargs: dict[str, object], message: str) -> None:

@@ -117,7 +117,7 @@ def test_fp16_on_cpu_and_unknown_dtype_raise_config_errors() -> None:
 
 @pytest.mark.parametrize("device", ["meta", "tpu", "cuda:x"])
 def test_unknown_device_gets_the_one_device_message(device: str) -> None:
-    with pytest.raises(ConfigError, match=f"device must be cpu, cuda or cuda:N; got '{device}'"):
+    with pytest.raises(ConfigError, match=rf"device must be cpu or cuda\[:N\]; got '{device}'"):
         measure_latency(tiny_net(), (1, 3, 8, 8), FAST, device=device)
 
 

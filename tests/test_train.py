@@ -68,7 +68,7 @@ def test_poly_lr_factor_hand_values(step, total, power, warmup, expected):
     [
         ({"steps": -1}, "steps must be an int >= 0; found -1."),
         ({"steps": 2.5}, "steps must be an int >= 0; found 2.5."),
-        ({"steps": True}, "steps must be an int >= 0; found True."),
+        ({"steps": True}, "steps must be an int >= 0; found bool True."),
         ({"batch_size": 0}, "batch_size must be an int >= 1; found 0."),
         ({"optimizer": "adam"}, "optimizer must be one of 'adamw', 'sgd'; found 'adam'."),
         ({"lr": -1.0}, "lr must be a finite number > 0; found -1.0. Set a learning rate"),
