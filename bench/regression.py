@@ -11,10 +11,13 @@ measured under and the commands that produced them.
 ``check`` compares the newest record of each architecture (same suite, dataset, setting and
 device type as the baseline) and gives one row per (architecture, metric):
 
-* **mIoU** (gated): a drop of more than ``tol_miou_pp`` percentage points is a ``REGRESSION``,
+* **mIoU** (gated): a drop of more than the tolerance (percentage points) is a ``REGRESSION``,
   a rise of more than that ``improved``. The CPU suites are deterministic (fixed seeds, fixed
-  threads, deterministic algorithms), so on one machine the same code reproduces the baseline's
-  mIoU exactly; the tolerance absorbs other CPUs' floating-point rounding.
+  threads, deterministic algorithms), so on the baseline's CPU kernels (the same
+  :attr:`bench.devices.CpuInfo.kernel_key`: vendor, family, model, torch's CPU capability, kernel
+  pins) and thread count the same code reproduces its mIoU exactly and ``tol_miou_pp`` applies;
+  other or unknown kernels round differently and get ``tol_miou_cross_cpu_pp`` (measured in the
+  README, "Regression gate"). A run with another thread count is not compared (``skipped``).
 * **CPU time / ref** and **latency / ref**: the normalised latency, from the process's CPU time
   and from the wall clock. One of them is gated: more than ``tol_speed`` (a fraction) slower is
   a ``REGRESSION``, more than that faster ``improved``; the other is ``info``. Runs on one CPU
@@ -22,15 +25,14 @@ device type as the baseline) and gives one row per (architecture, metric):
   reference and nothing else, so time spent waiting for a shared core drops out: in two series
   of 6 processes on a shared 2-core machine it spread by 1.7% and 7.2%, the wall-clock ratio by
   20% and 7.7%, raw milliseconds by 339% and 49%); multi-threaded and CUDA runs gate the
-  wall-clock ratio
-  (CPU time would miss lost parallelism, and means nothing for a GPU). Speed is only compared
-  when the device name, dtype, thread count and reference network match the baseline's
-  (``skipped`` otherwise: a ratio measured on another CPU is a different quantity).
+  wall-clock ratio (CPU time would miss lost parallelism, and means nothing for a GPU). Speed is only compared
+  when the device name, CPU kernels, dtype, thread count and reference network match the
+  baseline's (``skipped`` otherwise: a ratio measured on another CPU is a different quantity).
 * **latency p50 (ms)** (``info``): the absolute figure, shown but never gated: on a shared
   machine it drifts by a factor of two or three between runs of the same code.
-* **train loss (final)** (``info``): a deterministic run reproduces it bit for bit, so
-  ``info (changed)`` says the computation changed even where mIoU did not move (e.g. a model
-  that still predicts background everywhere after a short schedule).
+* **train loss (final)** (``info``): a deterministic run on the same kernels reproduces it bit
+  for bit, so ``info (changed)`` says the computation changed even where mIoU did not move
+  (e.g. a model that still predicts background everywhere after a short schedule).
 
 A speed verdict other than ``ok`` from a run with many more minor page faults during timing than
 the baseline's gets a note: a process whose allocator hands freed memory back to the OS

@@ -30,7 +30,8 @@ Faults and scale:
 * **Determinism**: on the CPU the sweep runs with ``torch.use_deterministic_algorithms(True,
   warn_only=True)`` (uninitialised-memory filling off, so timing is unaffected), restored after;
   seeds are fixed per architecture, so a CPU suite with a fixed thread count reproduces its
-  metrics exactly run to run on one machine.
+  metrics exactly run to run on the same CPU kernels (``env.cpu.kernel_key``: vendor, family,
+  model, torch's CPU capability); other kernels round differently.
 """
 
 from __future__ import annotations
