@@ -224,30 +224,21 @@ class ArchInfo:
                 self.paper_params_note,
                 "Say what the paper's count covers (classes, auxiliary heads, ...).",
             )
-        if not isinstance(self.paper_params_with_aux, bool):
-            raise self._fail(
-                "paper_params_with_aux", "a bool", self.paper_params_with_aux, "Pass True or False."
-            )
-        if self.paper_params_with_aux and (params is None or not self.aux_weights):
-            raise self._fail(
-                "paper_params_with_aux",
-                "False unless paper_params is given and the entry has aux_weights",
-                self.paper_params_with_aux,
-                "Set it only when the paper's count includes the auxiliary heads this entry "
-                "builds.",
-            )
-        if not isinstance(self.paper_gflops_with_aux, bool):
-            raise self._fail(
-                "paper_gflops_with_aux", "a bool", self.paper_gflops_with_aux, "Pass True or False."
-            )
-        if self.paper_gflops_with_aux and (gflops is None or not self.aux_weights):
-            raise self._fail(
-                "paper_gflops_with_aux",
-                "False unless paper_gflops is given and the entry has aux_weights",
-                self.paper_gflops_with_aux,
-                "Set it only when the paper's compute includes the auxiliary heads this entry "
-                "builds.",
-            )
+        for flag, figure, value in (
+            ("paper_params_with_aux", "paper_params", params),
+            ("paper_gflops_with_aux", "paper_gflops", gflops),
+        ):
+            with_aux = getattr(self, flag)
+            if not isinstance(with_aux, bool):
+                raise self._fail(flag, "a bool", with_aux, "Pass True or False.")
+            if with_aux and (value is None or not self.aux_weights):
+                raise self._fail(
+                    flag,
+                    f"False unless {figure} is given and the entry has aux_weights",
+                    with_aux,
+                    f"Set it only when the paper's {figure} includes the auxiliary heads this "
+                    "entry builds.",
+                )
         if classes is not None and (not _is_int(classes) or classes < 1):
             raise self._fail(
                 "paper_num_classes", "None or a positive int", classes, "Give the class count."

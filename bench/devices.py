@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import platform
@@ -152,19 +153,8 @@ class CpuInfo:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (the run record's ``env.cpu``)."""
-        return {
-            "model_name": self.model_name,
-            "vendor": self.vendor,
-            "family": self.family,
-            "model": self.model,
-            "stepping": self.stepping,
-            "flags": list(self.flags),
-            "capability": self.capability,
-            "onednn": self.onednn,
-            "mkl": self.mkl,
-            "kernel_env": dict(self.kernel_env),
-        }
+        """JSON-ready fields (the run record's ``env.cpu``): the flags as a list."""
+        return {**dataclasses.asdict(self), "flags": list(self.flags)}
 
 
 def _parse_cpuinfo(text: str) -> dict[str, str]:

@@ -37,6 +37,7 @@ Faults and scale:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 import traceback
 from collections.abc import Callable
@@ -123,26 +124,13 @@ class SweepInterrupted(KeyboardInterrupt):
 
 
 def _arch_section(info: architectures.ArchInfo) -> ArchSection:
-    """The record's ``arch_info`` from a registry entry's metadata."""
-    return ArchSection(
-        title=info.title,
-        paper=info.paper,
-        year=info.year,
-        family=info.family,
-        reference=info.reference,
-        input_divisor=info.input_divisor,
-        in_channels=info.in_channels,
-        paper_params=info.paper_params,
-        paper_params_with_aux=info.paper_params_with_aux,
-        paper_params_note=info.paper_params_note,
-        paper_num_classes=info.paper_num_classes,
-        paper_gflops=info.paper_gflops,
-        paper_resolution=tuple(info.paper_resolution) if info.paper_resolution else None,
-        paper_flops_convention=info.paper_flops_convention,
-        paper_gflops_with_aux=info.paper_gflops_with_aux,
-        aux_weights=dict(info.aux_weights),
-        notes=info.notes,
-    )
+    """The record's ``arch_info``: every ArchInfo field the section has, JSON-shaped."""
+    shared = {f.name for f in dataclasses.fields(ArchSection)} & set(info.__dataclass_fields__)
+    values = {name: getattr(info, name) for name in shared}
+    values["aux_weights"] = dict(info.aux_weights)
+    if info.paper_resolution is not None:
+        values["paper_resolution"] = tuple(info.paper_resolution)
+    return ArchSection(**values)
 
 
 def _dataset_section(info: DatasetInfo) -> DatasetSection:
