@@ -309,6 +309,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_suite_and_baseline_file(p: argparse.ArgumentParser, flag: str) -> None:
+    """``--suite``, ``--results-dir`` and the baseline file option (``--out`` / ``--baseline``)."""
+    p.add_argument("--suite", required=True, help="built-in suite name or path to a .yaml file")
+    p.add_argument("--results-dir", type=Path, default=Path("results"))
+    p.add_argument(
+        flag,
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="baseline file (default: results/baselines/<suite>.json)",
+    )
+
+
 def _add_fleet_parsers(sub: argparse._SubParsersAction) -> None:
     """`baseline`, `check` and `merge`: regression gate and results from many machines."""
     p = sub.add_parser(
@@ -320,15 +333,7 @@ def _add_fleet_parsers(sub: argparse._SubParsersAction) -> None:
         "architecture needs an ok record of the suite's current "
         "setting.",
     )
-    p.add_argument("--suite", required=True, help="built-in suite name or path to a .yaml file")
-    p.add_argument("--results-dir", type=Path, default=Path("results"))
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="baseline file (default: results/baselines/<suite>.json)",
-    )
+    _add_suite_and_baseline_file(p, "--out")
     _add_plugin(p)
 
     p = sub.add_parser(
@@ -342,15 +347,7 @@ def _add_fleet_parsers(sub: argparse._SubParsersAction) -> None:
         "reference network timed in the same process; absolute "
         "milliseconds are shown for information only.",
     )
-    p.add_argument("--suite", required=True, help="built-in suite name or path to a .yaml file")
-    p.add_argument(
-        "--baseline",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="baseline file (default: results/baselines/<suite>.json)",
-    )
-    p.add_argument("--results-dir", type=Path, default=Path("results"))
+    _add_suite_and_baseline_file(p, "--baseline")
     p.add_argument(
         "--tol-miou",
         type=float,
