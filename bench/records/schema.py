@@ -61,7 +61,7 @@ ClassWeighting = Literal["none", "enet"]
 InferenceMode = Literal["whole", "slide"]
 PeakMemKind = Literal["cuda_max_allocated", "cpu_rss_delta_sampled", "cpu_maxrss_delta"]
 FlopConvention = Literal["macs", "2*macs"]
-DeviceType = Literal["cpu", "cuda"]
+DeviceType = Literal["cpu", "cuda", ""]  # "" where the record names no device
 
 _FRACTION = {"lo": 0.0, "hi": 1.0, "hint": "Metrics are fractions in [0, 1], not percentages."}
 _COUNT = {"lo": 0}
@@ -492,9 +492,10 @@ class RunRecord:
         return self.env.device if self.env is not None else None
 
     @property
-    def device_type(self) -> str:
+    def device_type(self) -> DeviceType:
         """``"cpu"`` or ``"cuda"`` (``""`` when unknown)."""
-        return device_type(self.device)
+        kind = device_type(self.device)
+        return kind if kind in ("cpu", "cuda") else ""  # type: ignore[return-value]
 
     @property
     def dtype(self) -> str | None:
