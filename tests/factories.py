@@ -6,7 +6,8 @@ here, once.
 * Paths: :data:`ROOT` (the checkout), :data:`TEST_DATA` and the suite and plugin files in it.
 * Run records: :func:`minimal_record` (the header and only the sections a test gives),
   :func:`run_record` (a complete FIXTURE record from a few hand-chosen values, for what reads
-  records) and :func:`fixture_sweep`; :func:`read_record_files` reads what the harness wrote
+  records) and :func:`fixture_sweep`; :func:`schema_1` writes a record as schema version 1
+  did; :func:`read_record_files` reads what the harness wrote
   with ``json`` alone, as a user's script would; :func:`stable_leaderboard` is the part of a
   leaderboard that does not depend on when the runs were made.
 * Files and entries: :func:`write_suite` (a suite file), :func:`fixture_arch_info` (a valid
@@ -125,6 +126,19 @@ def minimal_record(
     if source is None:
         return RunRecord.from_dict(data)
     return RunRecord.from_dict(data, source=source)
+
+
+def schema_1(record: RunRecord) -> dict[str, Any]:
+    """``record`` as schema version 1 wrote it: without the fields schema 2 added (``amendments``,
+    ``complexity.params_with_aux``, ``env.cpu``), for tests of reading older records."""
+    data = record.to_dict()
+    data["schema_version"] = 1
+    data.pop("amendments")
+    if data["complexity"]:
+        data["complexity"].pop("params_with_aux")
+    if data["env"]:
+        data["env"].pop("cpu")
+    return data
 
 
 def fixture_cpu(

@@ -23,7 +23,7 @@ from bench.records import (
     read_record,
     write_record,
 )
-from tests.factories import ROOT, minimal_record
+from tests.factories import ROOT, minimal_record, schema_1
 
 COMMITTED = sorted((ROOT / "results" / "records").glob("*.json"))
 
@@ -108,13 +108,11 @@ def test_derived_values():
 
 
 def _v1(**changes: object) -> dict:
-    data = minimal_record(
-        complexity={"params": 35_309_128, "trainable_params": 35_309_128, "gmacs": 1.0}
-    ).to_dict()
-    data.update(schema_version=1)
-    for key in ("amendments",):
-        data.pop(key)
-    data["complexity"] = {k: v for k, v in data["complexity"].items() if k != "params_with_aux"}
+    data = schema_1(
+        minimal_record(
+            complexity={"params": 35_309_128, "trainable_params": 35_309_128, "gmacs": 1.0}
+        )
+    )
     data.update(changes)
     return data
 
