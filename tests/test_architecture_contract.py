@@ -58,6 +58,7 @@ from architectures import ArchInfo
 from bench.complexity import count_complexity, count_params, count_used_params
 from bench.models import PadCrop, build_model
 from bench.train import segmentation_loss, summed_losses
+from tests.factories import meta_build
 from tests.paper_gaps import PAPER_GAPS
 
 ARCH_NAMES = architectures.names()
@@ -80,6 +81,10 @@ SLOW_PAPER_GMACS = 50.0
 # Parameters an entry registers but deliberately does not use in its forward pass, with the
 # reason: {arch name: {parameter name (as in the entry's own state dict): reason}}.
 DOCUMENTED_UNUSED: dict[str, dict[str, str]] = {}
+
+# One intra-op thread for the module: the inputs are tiny, and on a shared 2-core machine this
+# module took 230 s with 2 threads at load ~4.5 and 99 s with one (61 s at load ~3.5).
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 # --------------------------------------------------------------------------- model cache
@@ -402,22 +407,6 @@ def check_complexity(
 # --------------------------------------------------------------------------- tests
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Runs this module's forward/backward passes on one intra-op thread, then restores.
-
-    The inputs here are tiny, and on a shared 2-core machine two OpenMP threads contend with
-    other processes: at load average ~4.5 this module took 230 s with 2 threads and 99 s with
-    one (64 s of CPU time; 61 s wall at load ~3.5). No test depends on the thread count.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def cache() -> Iterator[ModelCache]:
     models = ModelCache()
@@ -459,10 +448,9 @@ def check_num_classes_shape(
     cannot run on the meta device is built and run on the CPU instead.
     """
     try:
-        with torch.device("meta"):
-            model = build_model(name, num_classes=num_classes).eval()
-            with torch.no_grad():
-                out = model(torch.empty(shape))
+        model = meta_build(name, num_classes, harness=True).eval()
+        with torch.no_grad():
+            out = model(torch.empty(shape, device="meta"))
     except Exception:
         check_eval_forward(build_model(name, num_classes=num_classes), num_classes, shape)
         return
@@ -539,8 +527,8 @@ def count_built_params(name: str, num_classes: int) -> tuple[int, int]:
     0.06 s instead of seconds); a model that cannot run there is built and run on the CPU.
     """
     try:
-        with torch.device("meta"):
-            model = build_model(name, num_classes=num_classes)
+        model = meta_build(name, num_classes, harness=True)
+        with torch.device("meta"):  # the counting pass's input
             used = count_used_params(model, SINGLE_SHAPE)[0]
     except Exception:
         model = build_model(name, num_classes=num_classes)
@@ -588,7 +576,7 @@ def test_paper_macs(arch: str, cache: ModelCache) -> None:
 
     * An entry whose published compute runs its auxiliary heads (``paper_gflops_with_aux``:
       torchvision's ``meta["_ops"]`` runs the aux classifier even in eval) is another network
-      than the one evaluated here, so it is skipped: tests/test_torchvision_meta.py compares
+      than the one evaluated here, so it is skipped: tests/test_torchvision_refs.py compares
       that figure with the aux-including count instead (eval alone is 142.73 vs 152.72 GMACs
       for tv_fcn_resnet50).
     * Entries whose ``input_divisor`` does not divide the resolution are padded (520 -> 528 for
@@ -600,7 +588,7 @@ def test_paper_macs(arch: str, cache: ModelCache) -> None:
     if info.paper_gmacs is None:
         pytest.skip(f"{arch} declares no paper_gflops")
     if info.paper_gflops_with_aux:
-        pytest.skip(f"{arch}: the published compute runs the aux head (test_torchvision_meta.py)")
+        pytest.skip(f"{arch}: the published compute runs the aux head (test_torchvision_refs.py)")
     h, w = info.paper_resolution
     report = count_complexity(_paper_model(cache, info), (1, 3, h, w))
     rel = (report.gmacs - info.paper_gmacs) / info.paper_gmacs

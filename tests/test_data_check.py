@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 from pathlib import Path
@@ -12,22 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.cli import main
 from bench.data import DatasetError, build_dataset
 from bench.data.check import check_dataset
 from bench.data.fixtures import FIXTURE_COUNTS, write_fixture
-
-
-def call(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture
-def camvid(tmp_path: Path) -> Path:
-    return write_fixture("camvid", tmp_path / "camvid")
+from tests.factories import run_cli
 
 
 def _raw_histogram(folder: Path, pattern: str = "*.png") -> np.ndarray:
@@ -130,7 +116,7 @@ def test_unknown_split_is_an_argument_error(camvid):
 
 def test_cli_data_check_clean_prints_tables_and_writes_json(camvid, tmp_path):
     out_json = tmp_path / "report.json"
-    code, out, _ = call(
+    code, out, _ = run_cli(
         [
             "data",
             "check",
@@ -157,21 +143,23 @@ def test_cli_data_check_clean_prints_tables_and_writes_json(camvid, tmp_path):
 
 def test_cli_data_check_exit_codes(camvid, tmp_path):
     Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(camvid / "valannot" / "0001TP_000003.png")
-    code, out, _ = call(["data", "check", "--dataset", "camvid", "--data-root", str(camvid), "-q"])
+    code, out, _ = run_cli(
+        ["data", "check", "--dataset", "camvid", "--data-root", str(camvid), "-q"]
+    )
     assert code == 1 and "is a colour image (mode RGB" in out
-    code, out, _ = call(
+    code, out, _ = run_cli(
         ["data", "check", "--dataset", "camvid", "--data-root", str(tmp_path / "missing"), "-q"]
     )
     assert code == 1 and "does not exist. Expected layout:" in out
-    code, _, err = call(["data", "check", "--dataset", "synthetic", "--data-root", str(camvid)])
+    code, _, err = run_cli(["data", "check", "--dataset", "synthetic", "--data-root", str(camvid)])
     assert code == 2 and "not read from files" in err
-    code, _, err = call(["data", "check", "--dataset", "camvd", "--data-root", str(camvid)])
+    code, _, err = run_cli(["data", "check", "--dataset", "camvd", "--data-root", str(camvid)])
     assert code == 2 and "Did you mean: camvid" in err
 
 
 def test_cli_loading_a_broken_dataset_fails_fast(camvid):
     shutil.rmtree(camvid / "testannot")
-    code, _, err = call(
+    code, _, err = run_cli(
         [
             "eval",
             "--arch",
@@ -190,12 +178,12 @@ def test_cli_loading_a_broken_dataset_fails_fast(camvid):
 
 
 def test_cli_list_datasets():
-    code, out, _ = call(["list", "datasets"])
+    code, out, _ = run_cli(["list", "datasets"])
     assert code == 0
     rows = {line.split("|")[1].strip(): line for line in out.splitlines()[2:]}
     assert {"synthetic", "camvid", "cityscapes", "isbi2012"} <= set(rows)
     assert "| 11 " in rows["camvid"] and "360x480" in rows["camvid"]
-    code, out, _ = call(["list", "datasets", "--format", "json"])
+    code, out, _ = run_cli(["list", "datasets", "--format", "json"])
     data = {r["name"]: r for r in json.loads(out)}
     assert data["ade20k"]["classes"] == 150 and data["ade20k"]["protocol"]["short_side"] == 512
     assert data["cityscapes"]["palette"][0] == [128, 64, 128]

@@ -81,11 +81,6 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {name: write_fixture(name, base / name) for name in FILE_DATASETS}
 
 
-@pytest.fixture
-def camvid(tmp_path: Path) -> Path:
-    return write_fixture("camvid", tmp_path / "camvid")
-
-
 def _unlisted(root: Path) -> Path:
     """The CamVid fixture without its list files: splits come from pairing the folders."""
     for split in ("train", "val", "test"):

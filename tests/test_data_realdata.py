@@ -6,16 +6,15 @@ pixel counts (raw values 0..11, 11 = void), train mean/std, ISBI's 30 pairs.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from bench.data import build_dataset
 from bench.data.check import check_dataset
+from tests.factories import ROOT
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+SHARED = ROOT.parent / "shared" / "datasets"
 CAMVID = SHARED / "camvid"
 ISBI = SHARED / "isbi2012"
 
@@ -120,7 +119,7 @@ def test_camvid_suite_builds_its_splits_as_the_runner_does():
     from bench.suites import load_suite
 
     suite = load_suite("camvid_full")  # the native-resolution suite (camvid: see below)
-    root = Path(__file__).resolve().parents[1] / suite.data_root
+    root = ROOT / suite.data_root
     opts = {**suite.dataset_options, "size": tuple(suite.resolution)}
     train, info = build_dataset(suite.dataset, split="train", root=root, **opts)
     test, _ = build_dataset(suite.dataset, split=suite.eval.split, root=root, **opts)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import graphlib
-from pathlib import Path
 
 import pytest
 
@@ -26,7 +23,6 @@ from bench.data.fixtures import FIXTURE_COUNTS, write_fixture
 from bench.data.synthetic import synthetic
 from bench.errors import BenchError, ConfigError
 
-BENCH_DATA = Path(__file__).resolve().parents[1] / "bench" / "data"
 # Written out here, not read from the code: the registration order `list datasets` shows.
 BUILT_IN = (
     "synthetic",
@@ -182,46 +178,4 @@ def test_a_factory_taking_any_option_is_not_checked(scratch_registry):
     assert dataset_entry("synthetic").factory is synthetic
 
 
-# -- layers -------------------------------------------------------------------------------------
-
 # bench.data may import bench.errors and bench.fileio, and nothing of the harness above it.
-FORBIDDEN = (
-    "bench.train",
-    "bench.suites",
-    "bench.runner",
-    "bench.cli",
-    "bench.metrics",
-    "bench.complexity",
-    "bench.speed",
-    "architectures",
-)
-
-
-def _bench_imports(path: Path) -> list[str]:
-    """Every ``bench``/``architectures`` module ``path`` imports, at any depth of the file."""
-    out = []
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            out += [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            for a in node.names:  # `from bench.data import voc` imports the module bench.data.voc
-                sub = f"{node.module}.{a.name}"
-                is_module = (BENCH_DATA / f"{a.name}.py").is_file() and node.module == "bench.data"
-                out.append(sub if is_module else node.module)
-    return [m for m in out if m.split(".")[0] in ("bench", "architectures")]
-
-
-def test_bench_data_imports_no_higher_layer_and_has_no_cycle():
-    graph: dict[str, set[str]] = {}
-    for path in sorted(BENCH_DATA.glob("*.py")):
-        name = "bench.data" if path.stem == "__init__" else f"bench.data.{path.stem}"
-        imports = _bench_imports(path)
-        bad = [m for m in imports if m.startswith(FORBIDDEN)]
-        assert not bad, f"{path.name} imports {bad}"
-        assert all(m.startswith(("bench.data", "bench.errors", "bench.fileio")) for m in imports)
-        graph[name] = {m for m in imports if m.startswith("bench.data")}
-    # Submodules never import the package itself (its __init__ imports all of them).
-    assert not [n for n, deps in graph.items() if n != "bench.data" and "bench.data" in deps]
-    order = list(graphlib.TopologicalSorter(graph).static_order())  # CycleError on a cycle
-    assert order.index("bench.data.problems") < order.index("bench.data.file_dataset")
-    assert len(graph) == len(list(BENCH_DATA.glob("*.py")))

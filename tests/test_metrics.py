@@ -531,19 +531,3 @@ def test_matches_independent_numpy_implementation(
     for name in ("per_class_iou", "per_class_acc", "per_class_dice"):
         values = list(getattr(got, name).values())
         np.testing.assert_allclose(values, ref[name], rtol=0, atol=1e-9, err_msg=name)
-
-
-def test_metrics_import_neither_training_nor_data():
-    """Measurement is a lower layer: importing it loads no training, data, suite or runner code."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    code = "import sys, bench.metrics; print(' '.join(sorted(sys.modules)))"
-    root = Path(__file__).resolve().parents[1]  # this checkout's bench, not an installed one
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
-    ).stdout.split()
-    assert "bench.metrics" in out
-    forbidden = ("bench.train", "bench.data", "bench.suites", "bench.runner", "bench.cli")
-    assert [m for m in out if m.startswith(forbidden)] == []

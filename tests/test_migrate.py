@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import stat
@@ -11,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
 from bench.migrate import migrate_results
 from bench.models import build_model
 from bench.records import SCHEMA_VERSION, read_record
+from tests.factories import ROOT, run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
 ARCH = "tv_deeplabv3_mobilenet_v3_large"  # torchvision's aux classifier: not run in eval
 
 
@@ -56,7 +53,8 @@ def test_a_v1_record_is_recounted_on_the_evaluated_network_and_amended(tmp_path)
     model = build_model(ARCH, num_classes=4)
     every = sum(p.numel() for p in model.parameters())
     head = sum(p.numel() for n, p in model.named_parameters() if ".aux_classifier." in n)
-    assert head > 0
+    # FCNHead(40, 4): 3x3 conv 40 -> 10 without bias, BN (2 x 10), 1x1 conv 10 -> 4 with bias.
+    assert head == 10 * 40 * 9 + 2 * 10 + (4 * 10 + 4)
     old = os.umask(0o022)
     try:
         report = migrate_results(tmp_path, command="python run_bench.py upgrade-records")
@@ -100,11 +98,8 @@ def test_a_record_whose_entry_changed_since_the_run_is_left_alone(tmp_path):
 
 def test_the_cli_reports_each_changed_count_and_refusals(tmp_path):
     _v1_record(tmp_path)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(["upgrade-records", "--results-dir", str(tmp_path)])
+    code, text, _ = run_cli(["upgrade-records", "--results-dir", tmp_path])
     assert code == 0
-    text = out.getvalue()
     assert text.startswith(f"{tmp_path}: 1 record(s) upgraded, 0 already current, 0 left")
     assert f"{ARCH}__synthetic__20261127T123409018803Z_70a251e3: params " in text
 

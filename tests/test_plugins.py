@@ -30,8 +30,8 @@ import architectures
 from architectures._registry import unregister
 from bench.models import PadCrop, build_model
 from bench.plugins import PluginError, load_plugin
+from tests.factories import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "my_arch_plugin.py"
 EXAMPLE_NAME = "my_tiny_unet"
 

@@ -3,29 +3,41 @@
 from __future__ import annotations
 
 import json
-import re
+import subprocess
 
 import pytest
 import torch
 
 from bench import provenance
-from bench.devices import cpu_info
+from bench.devices import cpu_info, run_flags
 from bench.provenance import command_line, environment
 from bench.records import Env
+from tests.factories import ROOT
+
+
+def _head_commit() -> str | None:
+    """This checkout's commit, read by git directly (None outside a git checkout)."""
+    res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return res.stdout.strip() if res.returncode == 0 else None
 
 
 def test_environment_describes_this_process():
-    env = environment("cpu", seed=3, matmul_gflops=12.5)
-    assert isinstance(env, Env)
+    provenance.git_state.cache_clear()  # read the commit now, not when an earlier test did
+    try:
+        env = environment("cpu", seed=3, matmul_gflops=12.5)
+    finally:
+        provenance.git_state.cache_clear()
     assert env.torch == torch.__version__
     assert env.device == "cpu" and env.gpu_model is None
     assert env.device_name == env.cpu_model == cpu_info().model_name
     assert env.seed == 3 and env.matmul_gflops_per_s == 12.5
     assert env.threads == torch.get_num_threads()
-    assert env.flags is not None and env.flags.deterministic_algorithms in (True, False)
+    assert env.flags.deterministic_algorithms == torch.are_deterministic_algorithms_enabled()
+    with run_flags("cpu", None):  # a sweep's flags: deterministic algorithms on the CPU
+        assert environment("cpu", seed=3, matmul_gflops=None).flags.deterministic_algorithms
     assert env.cpu == cpu_info()
     assert env.cpu.capability == torch.backends.cpu.get_cpu_capability()
-    assert env.git_commit is None or re.fullmatch(r"[0-9a-f]{40}", env.git_commit)
+    assert env.git_commit == _head_commit()
     json.dumps(env.to_dict(), allow_nan=False)  # a record must be able to hold it
     assert Env.from_dict(env.to_dict()) == env
 

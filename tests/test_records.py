@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -24,42 +23,16 @@ from bench.records import (
     read_record,
     write_record,
 )
+from tests.factories import ROOT, minimal_record, schema_1
 
-ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = sorted((ROOT / "results" / "records").glob("*.json"))
-
-
-def record(
-    arch: str = "fcn8s",
-    *,
-    status: str = "ok",
-    created: str = "2026-11-27T06:16:00Z",
-    run_id: str | None = None,
-    setting: str = "64x64",
-    **sections: object,
-) -> RunRecord:
-    data = {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_id or new_run_id("smoke", arch, "synthetic"),
-        "created": created,
-        "kind": "model",
-        "suite": "smoke",
-        "arch": arch,
-        "dataset": "synthetic",
-        "setting": setting,
-        "status": status,
-        **sections,
-    }
-    if status == "error" and "error" not in sections:
-        data["error"] = {"message": "boom", "type": "RuntimeError", "stage": "train"}
-    return RunRecord.from_dict(data)
 
 
 # -- the schema -------------------------------------------------------------------------------
 
 
 def test_to_dict_writes_every_field_and_reads_back_equal():
-    rec = record(metrics={"miou": 0.25, "pixel_acc": 0.5})
+    rec = minimal_record(metrics={"miou": 0.25, "pixel_acc": 0.5})
     data = rec.to_dict()
     assert set(data) == {f for f in RunRecord.__dataclass_fields__}
     assert data["metrics"]["miou"] == 0.25 and data["metrics"]["mean_acc"] is None
@@ -93,7 +66,7 @@ def test_to_dict_writes_every_field_and_reads_back_equal():
     ],
 )
 def test_from_dict_names_record_field_expectation_and_fix(mutate, expected):
-    data = record(metrics={"miou": 0.5}).to_dict()
+    data = minimal_record(metrics={"miou": 0.5}).to_dict()
     mutate(data)
     with pytest.raises(RecordError, match=expected) as info:
         RunRecord.from_dict(data, source="run record #4")
@@ -120,7 +93,7 @@ def test_sections_validate_on_their_own():
 
 
 def test_derived_values():
-    rec = record(
+    rec = minimal_record(
         metrics={"miou": 0.25},
         env={"device": "cuda:1"},
         speed={"device": "cuda:0", "dtype": "fp16"},
@@ -135,13 +108,11 @@ def test_derived_values():
 
 
 def _v1(**changes: object) -> dict:
-    data = record(
-        complexity={"params": 35_309_128, "trainable_params": 35_309_128, "gmacs": 1.0}
-    ).to_dict()
-    data.update(schema_version=1)
-    for key in ("amendments",):
-        data.pop(key)
-    data["complexity"] = {k: v for k, v in data["complexity"].items() if k != "params_with_aux"}
+    data = schema_1(
+        minimal_record(
+            complexity={"params": 35_309_128, "trainable_params": 35_309_128, "gmacs": 1.0}
+        )
+    )
     data.update(changes)
     return data
 
@@ -182,7 +153,7 @@ def test_upgrade_does_not_touch_the_callers_dict():
 
 
 def test_write_record_writes_the_run_id_file_and_nothing_else(tmp_path):
-    rec = record(metrics={"miou": 0.25, "pixel_acc": 0.5})
+    rec = minimal_record(metrics={"miou": 0.25, "pixel_acc": 0.5})
     path = write_record(tmp_path, rec)
     assert path == tmp_path / RECORDS_DIR / f"{rec.run_id}.json"
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no .tmp left behind
@@ -195,7 +166,7 @@ def test_write_record_writes_the_run_id_file_and_nothing_else(tmp_path):
 
 def test_write_record_takes_only_the_type(tmp_path):
     with pytest.raises(TypeError, match="write_record takes a RunRecord; got dict"):
-        write_record(tmp_path, record().to_dict())  # type: ignore[arg-type]
+        write_record(tmp_path, minimal_record().to_dict())  # type: ignore[arg-type]
 
 
 def test_run_ids_are_unique_for_rapid_calls():
@@ -215,7 +186,7 @@ def test_run_ids_sort_in_creation_order_within_one_second():
 
 
 def test_load_records_sorted_by_run_id(tmp_path):
-    recs = [record("fcn8s"), record("fcn16s"), record("fcn32s")]
+    recs = [minimal_record("fcn8s"), minimal_record("fcn16s"), minimal_record("fcn32s")]
     for r in recs:
         write_record(tmp_path, r)
     loaded = load_records(tmp_path)
@@ -231,7 +202,7 @@ def test_load_records_missing_folder_says_how_to_create_it(tmp_path):
 
 
 def test_load_records_rejects_corrupt_json_naming_the_file(tmp_path):
-    write_record(tmp_path, record())
+    write_record(tmp_path, minimal_record())
     bad = tmp_path / RECORDS_DIR / "truncated.json"
     bad.write_text('{"schema_version": 1, "run_id": ', encoding="utf-8")
     with pytest.raises(RecordError) as exc:
@@ -251,7 +222,7 @@ def test_load_records_names_the_file_of_an_invalid_record(tmp_path):
 
 
 def test_an_error_record_round_trips(tmp_path):
-    rec = record(status="error")
+    rec = minimal_record(status="error")
     write_record(tmp_path, rec)
     (loaded,) = load_records(tmp_path)
     assert loaded.status == "error" and loaded.error.message == "boom"
@@ -261,11 +232,11 @@ def test_an_error_record_round_trips(tmp_path):
 
 
 def test_latest_ok_picks_the_newest_ok_record_per_key():
-    old = record("fcn8s", created="2026-11-27T06:00:00Z")
-    new = record("fcn8s", created="2026-11-27T07:00:00Z")
-    newer_error = record("fcn8s", status="error", created="2026-11-27T08:00:00Z")
-    other_setting = record("fcn8s", created="2026-11-27T05:00:00Z", setting="128x128")
-    other_arch = record("fcn16s", created="2026-11-27T05:00:00Z")
+    old = minimal_record("fcn8s", created="2026-11-27T06:00:00Z")
+    new = minimal_record("fcn8s", created="2026-11-27T07:00:00Z")
+    newer_error = minimal_record("fcn8s", status="error", created="2026-11-27T08:00:00Z")
+    other_setting = minimal_record("fcn8s", created="2026-11-27T05:00:00Z", setting="128x128")
+    other_arch = minimal_record("fcn16s", created="2026-11-27T05:00:00Z")
     got = latest_ok([new, newer_error, other_arch, old, other_setting])
     assert got == {
         ("smoke", "fcn8s", "synthetic", "64x64"): new,
@@ -277,10 +248,10 @@ def test_latest_ok_picks_the_newest_ok_record_per_key():
 def test_latest_ok_breaks_same_second_ties_by_creation_order():
     base = datetime(2026, 11, 27, 6, 16, 0, tzinfo=timezone.utc)
     for k in range(20):
-        first = record(
+        first = minimal_record(
             run_id=new_run_id("smoke", "fcn8s", "synthetic", base + timedelta(microseconds=2 * k))
         )
-        second = record(
+        second = minimal_record(
             run_id=new_run_id(
                 "smoke", "fcn8s", "synthetic", base + timedelta(microseconds=2 * k + 1)
             )
@@ -289,4 +260,6 @@ def test_latest_ok_breaks_same_second_ties_by_creation_order():
 
 
 def test_latest_ok_of_only_errors_is_empty():
-    assert latest_ok([record(status="error"), record("fcn16s", status="error")]) == {}
+    assert (
+        latest_ok([minimal_record(status="error"), minimal_record("fcn16s", status="error")]) == {}
+    )

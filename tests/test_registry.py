@@ -9,10 +9,7 @@ the registry-parametrised check that every registered entry is valid lives in
 from __future__ import annotations
 
 import inspect
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import torch
@@ -21,17 +18,13 @@ from torch import nn
 import architectures
 from architectures import ArchInfo, ArchitectureError, register
 from architectures._registry import registering_from, unregister
+from tests.factories import fixture_arch_info
 
-ROOT = Path(__file__).resolve().parents[1]
 TEMP_NAME = "tmp_test_arch"
 
 
-def _info(name: str = TEMP_NAME, **kwargs: object) -> ArchInfo:
-    fields: dict[str, object] = dict(
-        name=name, title="Temp", paper="1411.4038", year=2015, family="test"
-    )
-    fields.update(kwargs)
-    return ArchInfo(**fields)
+def _info(name: str = TEMP_NAME, **fields: object) -> ArchInfo:
+    return fixture_arch_info(name, **fields)
 
 
 class _Conv1x1(nn.Module):
@@ -296,22 +289,3 @@ def test_archinfo_is_frozen() -> None:
     info = _info()
     with pytest.raises(AttributeError):
         info.name = "other"  # type: ignore[misc]
-
-
-# --------------------------------------------------------------------------- layering
-
-
-def test_architectures_does_not_import_bench() -> None:
-    code = (
-        "import architectures, sys; "
-        "print(any(m == 'bench' or m.startswith('bench.') for m in sys.modules))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert result.stdout.strip() == "False"

@@ -8,19 +8,13 @@ cannot silently compare against a stale file.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
 import pytest
-import torch
 
-import architectures
-from architectures import _registry
-from bench.cli import main
 from bench.devices import CpuInfo
-from bench.records import SCHEMA_VERSION, RunRecord
+from bench.records import RunRecord
 from bench.regression import (
     BASELINE_FORMAT,
     check,
@@ -31,16 +25,20 @@ from bench.regression import (
 )
 from bench.speed import REFERENCE_NAME
 from bench.suites import load_suite
-from tests.factories import read_record_files
+from tests.factories import (
+    FAULT_PLUGIN,
+    REGRESS_SUITE,
+    ROOT,
+    minimal_record,
+    read_record_files,
+    run_cli,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-REGRESS_SUITE = ROOT / "tests" / "data" / "regress_suite.yaml"
-PLUGIN = ROOT / "tests" / "data" / "fault_plugin.py"
 SETTING = "32x32-steps30-fake"
 CPU = "AMD EPYC 7B13"
 
 
-def record(
+def gate_record(
     arch: str,
     *,
     miou: float = 0.5,
@@ -56,7 +54,8 @@ def record(
     loss: float = 0.75,
     capability: str | None = "AVX2",
 ) -> RunRecord:
-    """A run record with the fields the gate reads (``capability`` None: CPU not recorded)."""
+    """A record of suite ``s`` with the fields the gate reads (``ratio`` None: no speed;
+    ``capability`` None: CPU not recorded)."""
     speed = None
     if ratio is not None:
         speed = {
@@ -78,38 +77,35 @@ def record(
     cpu = None
     if capability is not None:
         cpu = CpuInfo(CPU, "AuthenticAMD", 25, 1, 1, ("avx2",), capability, "3.12.0", "2024.2", {})
-    return RunRecord.from_dict(
-        {
-            "schema_version": SCHEMA_VERSION,
-            "run_id": f"s__{arch}__synthetic__{created}",
-            "created": created,
-            "kind": "baseline" if arch == "background" else "model",
-            "suite": "s",
-            "setting": setting,
-            "arch": arch,
-            "dataset": "synthetic",
-            "status": status,
-            "error": None
-            if status == "ok"
-            else {
-                "type": "FloatingPointError",
-                "stage": "train",
-                "traceback": "",
-                "message": "Training loss became nan at step 3 of 30 (lr 0.01). Lower train.lr.",
-            },
-            "metrics": {"miou": miou, "pixel_acc": 0.9} if status == "ok" else None,
-            "train": {"final_loss": loss} if status == "ok" and arch != "background" else None,
-            "speed": speed if status == "ok" else None,
-            "env": {
-                "device": "cpu",
-                "device_name": device_name,
-                "torch": "2.x",
-                "git_commit": "abc",
-                "threads": threads,
-                "cpu": None if cpu is None else cpu.to_dict(),
-            },
-            "command": "python run_bench.py run --suite s",
-        }
+    ok = status == "ok"
+    return minimal_record(
+        arch,
+        suite="s",
+        setting=setting,
+        created=created,
+        run_id=f"s__{arch}__synthetic__{created}",
+        kind="baseline" if arch == "background" else "model",
+        status=status,
+        error=None
+        if ok
+        else {
+            "type": "FloatingPointError",
+            "stage": "train",
+            "traceback": "",
+            "message": "Training loss became nan at step 3 of 30 (lr 0.01). Lower train.lr.",
+        },
+        metrics={"miou": miou, "pixel_acc": 0.9} if ok else None,
+        train={"final_loss": loss} if ok and arch != "background" else None,
+        speed=speed if ok else None,
+        env={
+            "device": "cpu",
+            "device_name": device_name,
+            "torch": "2.x",
+            "git_commit": "abc",
+            "threads": threads,
+            "cpu": None if cpu is None else cpu.to_dict(),
+        },
+        command="python run_bench.py run --suite s",
     )
 
 
@@ -125,10 +121,10 @@ def baseline_of(records: list[RunRecord], archs: list[str]) -> dict:
 
 
 BASE_RECORDS = [
-    record("background", miou=0.1, ratio=None),
-    record("a", miou=0.50),
-    record("b", miou=0.40, ratio=2.0),
-    record("c", miou=0.30, ratio=8.0),
+    gate_record("background", miou=0.1, ratio=None),
+    gate_record("a", miou=0.50),
+    gate_record("b", miou=0.40, ratio=2.0),
+    gate_record("c", miou=0.30, ratio=8.0),
 ]
 
 
@@ -137,7 +133,7 @@ def rows_of(result) -> dict[tuple[str, str], tuple[str, str, str, str]]:
 
 
 def later(arch: str, **kw) -> RunRecord:
-    return record(arch, created="2026-02-01T00:00:00Z", **kw)
+    return gate_record(arch, created="2026-02-01T00:00:00Z", **kw)
 
 
 # -- tolerances -------------------------------------------------------------------------------
@@ -164,7 +160,7 @@ def test_parse_tolerance_rejects(text: str) -> None:
 
 
 def test_baseline_holds_the_newest_figures_and_the_commands() -> None:
-    older = record("a", miou=0.45, created="2025-01-01T00:00:00Z")
+    older = gate_record("a", miou=0.45, created="2025-01-01T00:00:00Z")
     base = baseline_of([older, *BASE_RECORDS], ["a", "b", "c"])
     assert base["format"] == BASELINE_FORMAT
     assert (base["suite"], base["dataset"], base["setting"]) == ("s", "synthetic", SETTING)
@@ -295,9 +291,9 @@ def test_a_changed_training_loss_is_shown_but_not_gated() -> None:
 
 def test_one_thread_cpu_runs_gate_on_the_cpu_time_ratio() -> None:
     base_records = [
-        record("a", cpu_ratio=5.0),
-        record("b", miou=0.4, cpu_ratio=5.0),
-        record("c", miou=0.3, cpu_ratio=5.0, threads=2),
+        gate_record("a", cpu_ratio=5.0),
+        gate_record("b", miou=0.4, cpu_ratio=5.0),
+        gate_record("c", miou=0.3, cpu_ratio=5.0, threads=2),
     ]
     base = baseline_of(base_records, ["a", "b", "c"])
     assert base["archs"]["a"]["speed"]["cpu_time_ratio"] == 5.0
@@ -350,7 +346,10 @@ def test_speed_from_another_cpu_or_thread_count_is_not_compared() -> None:
 
 def test_missing_and_failed_architectures_fail_and_new_ones_are_listed() -> None:
     base = baseline_of(BASE_RECORDS, ["a", "b", "c"])
-    now = [r for r in BASE_RECORDS if r.arch != "c"] + [later("b", status="error"), record("d")]
+    now = [r for r in BASE_RECORDS if r.arch != "c"] + [
+        later("b", status="error"),
+        gate_record("d"),
+    ]
     result = check(now, base)
     rows = rows_of(result)
     assert rows[("c", "record")] == ("ok", "none", "", "MISSING")
@@ -386,37 +385,22 @@ def test_other_settings_are_not_compared_and_a_stale_baseline_is_refused() -> No
 # -- the gate catches a planted regression --------------------------------------------------------
 
 
-def call(argv: list[object]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in argv])
-    return code, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture
-def clean_registry():
-    threads = torch.get_num_threads()
-    before = set(architectures.names())
-    yield
-    torch.set_num_threads(threads)
-    for name in set(architectures.names()) - before:
-        _registry.unregister(name)
-
-
-def test_check_catches_a_broken_skip_connection(tmp_path, monkeypatch, clean_registry):
+def test_check_catches_a_broken_skip_connection(
+    tmp_path, monkeypatch, restore_registry, restore_threads
+):
     good, broken = tmp_path / "good", tmp_path / "broken"
     baseline = tmp_path / "regress.json"
     monkeypatch.delenv("SEMSEG_TEST_BREAK_SKIP", raising=False)
-    code, _, err = call(
-        ["run", "--suite", REGRESS_SUITE, "--plugin", PLUGIN, "--results-dir", good, "-q"]
+    code, _, err = run_cli(
+        ["run", "--suite", REGRESS_SUITE, "--plugin", FAULT_PLUGIN, "--results-dir", good, "-q"]
     )
     assert code == 0, err
-    code, out, err = call(
+    code, out, err = run_cli(
         ["baseline", "--suite", REGRESS_SUITE, "--results-dir", good, "--out", baseline]
     )
     assert code == 0, err
     assert out.startswith(f"wrote {baseline}: 3 entries of suite regress_suite")
-    code, out, err = call(
+    code, out, err = run_cli(
         [
             "check",
             "--suite",
@@ -437,9 +421,9 @@ def test_check_catches_a_broken_skip_connection(tmp_path, monkeypatch, clean_reg
     # it builds the model): the run is deterministic, so fault_conv_a reproduces exactly and
     # fault_skipnet loses accuracy.
     monkeypatch.setenv("SEMSEG_TEST_BREAK_SKIP", "1")
-    code, _, err = call(["run", "--suite", REGRESS_SUITE, "--results-dir", broken, "-q"])
+    code, _, err = run_cli(["run", "--suite", REGRESS_SUITE, "--results-dir", broken, "-q"])
     assert code == 0, err
-    code, out, err = call(
+    code, out, err = run_cli(
         [
             "check",
             "--suite",
@@ -476,7 +460,7 @@ def test_check_of_another_suites_baseline_is_refused(tmp_path):
     path = tmp_path / "b.json"
     path.write_text(json.dumps(baseline_of(BASE_RECORDS, ["a"])))
     (tmp_path / "records").mkdir()
-    code, _, err = call(
+    code, _, err = run_cli(
         ["check", "--suite", "smoke", "--baseline", path, "--results-dir", tmp_path]
     )
     assert code == 2

@@ -5,9 +5,6 @@ Every number below is a FIXTURE value chosen by hand for the test; none is a mea
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +18,6 @@ from bench.reporting.frame import leaderboard_csv
 from bench.reporting.markdown import render_markdown
 from tests.factories import run_record
 
-ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "quick__synthetic__res64-steps10-b2"
 
 
@@ -96,20 +92,3 @@ def test_a_corrupt_record_stops_the_report_naming_the_file(tmp_path: Path) -> No
     with pytest.raises(RecordError, match=rf"{bad_file}.*metrics\.miou.*\[0, 1\]"):
         write_report(tmp_path, load_records(tmp_path))
     assert not (tmp_path / "LEADERBOARD.md").exists()
-
-
-def test_reporting_imports_no_model_training_or_measurement_code() -> None:
-    """Reporting reads records and nothing else: importing it loads no torch or harness layer
-    above it (checked in a fresh interpreter, where nothing else was imported before)."""
-    code = (
-        "import json, sys, bench.reporting; "
-        "print(json.dumps([m for m in sys.modules if m.startswith(('torch', 'architectures', "
-        "'bench'))]))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout
-    loaded = json.loads(out)
-    assert not [m for m in loaded if m.startswith(("torch", "architectures"))]
-    allowed = ("bench.reporting", "bench.records", "bench.errors", "bench.fileio", "bench.devices")
-    assert [m for m in loaded if m != "bench" and not m.startswith(allowed)] == []

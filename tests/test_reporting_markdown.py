@@ -12,7 +12,7 @@ import pytest
 from bench.errors import ConfigError
 from bench.records import RunRecord
 from bench.reporting.markdown import NA, render_markdown
-from tests.factories import fixture_cpu, fixture_sweep, run_record
+from tests.factories import fixture_cpu, fixture_sweep, run_record, schema_1
 
 CPU_HEADING = "### Ranking, speed on cpu/fp32"
 CUDA_HEADING = "### Ranking, speed on cuda/fp16"
@@ -229,12 +229,7 @@ def test_known_cpus_get_their_own_tables() -> None:
 
 def _v1(record: RunRecord, **arch_info: object) -> RunRecord:
     """``record`` written as schema version 1 (params counted the auxiliary heads)."""
-    data = record.to_dict()
-    data["schema_version"] = 1
-    for key in ("env", "complexity"):
-        if data[key]:
-            data[key].pop("cpu" if key == "env" else "params_with_aux")
-    data.pop("amendments")
+    data = schema_1(record)
     data["arch_info"].update(arch_info)
     return RunRecord.from_dict(data)
 

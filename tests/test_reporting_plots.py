@@ -34,7 +34,7 @@ PREFIX = f"quick__synthetic__{SETTING}"
 INPUTS_FILE = "samples/quick__synthetic__inputs.npz"
 
 
-def record(arch: str, miou: float, **kwargs: Any) -> RunRecord:
+def plot_record(arch: str, miou: float, **kwargs: Any) -> RunRecord:
     """A FIXTURE record of this module's group (8x8 images, sample files unless told)."""
     options: dict[str, Any] = {"res": (8, 8), "params": 2_000_000, "samples": True} | kwargs
     return run_record(arch, setting=SETTING, miou=miou, **options)
@@ -42,11 +42,11 @@ def record(arch: str, miou: float, **kwargs: Any) -> RunRecord:
 
 def fixture_records() -> list[RunRecord]:
     return [
-        record("fcn8s", 0.61, p50=12.0, params=134_000_000, gflops=50.0),
-        record("enet", 0.52, p50=3.0, params=360_000, gflops=0.5),
-        record("segnet", 0.58, p50=40.0, params=29_000_000, gflops=80.0),
-        record("fcn8s", 0.60, p50=1.2, device="cuda", dtype="fp16", samples=False),
-        record("background", 0.10, kind="baseline", dtype=None, params=None, samples=False),
+        plot_record("fcn8s", 0.61, p50=12.0, params=134_000_000, gflops=50.0),
+        plot_record("enet", 0.52, p50=3.0, params=360_000, gflops=0.5),
+        plot_record("segnet", 0.58, p50=40.0, params=29_000_000, gflops=80.0),
+        plot_record("fcn8s", 0.60, p50=1.2, device="cuda", dtype="fp16", samples=False),
+        plot_record("background", 0.10, kind="baseline", dtype=None, params=None, samples=False),
     ]
 
 
@@ -127,7 +127,7 @@ def test_plots_are_deterministic(written: tuple[Path, list[Path]], tmp_path: Pat
     grid = plot_qualitative_grid(records, results_dir, tmp_path / "grid.png")
     plots = results_dir / "plots"
     assert latency.read_bytes() == (plots / f"{PREFIX}__miou_vs_latency_cpu-fp32.png").read_bytes()
-    assert grid is not None
+    assert grid == tmp_path / "grid.png"
     assert grid.read_bytes() == (plots / f"{PREFIX}__qualitative.png").read_bytes()
 
 
@@ -167,9 +167,9 @@ def test_heatmap_needs_per_class_iou(tmp_path: Path) -> None:
 
 def test_known_cpus_get_their_own_latency_figures(tmp_path: Path) -> None:
     records = [
-        record("fcn8s", 0.61, p50=12.0, cpu=fixture_cpu("AVX2"), samples=False, run_id="a"),
-        record("enet", 0.52, p50=6.0, cpu=fixture_cpu("AVX2"), samples=False, run_id="b"),
-        record("fcn8s", 0.61, p50=6.0, cpu=fixture_cpu("AVX512"), samples=False, run_id="c"),
+        plot_record("fcn8s", 0.61, p50=12.0, cpu=fixture_cpu("AVX2"), samples=False, run_id="a"),
+        plot_record("enet", 0.52, p50=6.0, cpu=fixture_cpu("AVX2"), samples=False, run_id="b"),
+        plot_record("fcn8s", 0.61, p50=6.0, cpu=fixture_cpu("AVX512"), samples=False, run_id="c"),
     ]
     names = [p.name for p in write_plots(records, tmp_path)]
     assert names[:2] == [
@@ -207,7 +207,9 @@ def test_qualitative_grid_skips_predictions_of_the_wrong_shape(tmp_path: Path) -
     write_samples(tmp_path, records)
     np.savez(tmp_path / records[0].samples.file, pred=np.zeros((2, 4, 4)), indices=np.array([4, 9]))
     with pytest.warns(UserWarning, match=r"expected pred \(S, H, W\) with H, W = \(8, 8\)"):
-        assert plot_qualitative_grid(records, tmp_path, tmp_path / "grid.png") is not None
+        assert (
+            plot_qualitative_grid(records, tmp_path, tmp_path / "grid.png") == tmp_path / "grid.png"
+        )
 
 
 def test_short_palette_falls_back_to_tab20_with_a_warning(tmp_path: Path) -> None:
@@ -221,4 +223,6 @@ def test_short_palette_falls_back_to_tab20_with_a_warning(tmp_path: Path) -> Non
     records = [r.replace(dataset_info=short) for r in records]
     write_samples(tmp_path, records)
     with pytest.warns(UserWarning, match=r"palette should be 3 \[r, g, b\].*found 1 colours"):
-        assert plot_qualitative_grid(records, tmp_path, tmp_path / "grid.png") is not None
+        assert (
+            plot_qualitative_grid(records, tmp_path, tmp_path / "grid.png") == tmp_path / "grid.png"
+        )

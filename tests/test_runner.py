@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -17,14 +17,20 @@ from torch import nn
 
 import architectures
 from architectures import _registry
+from bench.complexity import count_complexity
 from bench.data import build_dataset
 from bench.models import build_model
 from bench.records import SCHEMA_VERSION
 from bench.runner import BASELINE_ARCH, Sweep
 from bench.suites import load_suite
-from tests.factories import read_record_files
+from tests.factories import (
+    TINY_SUITE,
+    fixture_arch_info,
+    read_record_files,
+    registry_restored,
+    torch_threads,
+)
 
-TINY = Path(__file__).resolve().parent / "data" / "tiny_suite.yaml"
 REAL_ARCHS = ["tv_lraspp_mobilenet_v3_large", "tv_deeplabv3_mobilenet_v3_large"]
 BROKEN = "broken_test_arch"
 TINY_CONV = "tiny_conv_test_arch"
@@ -51,6 +57,8 @@ SCHEMA_KEYS = {
     "command",
     "samples",
 }
+TEST_ENTRY = {"year": 2026, "input_divisor": 1}  # of the temporary entries
+SPEED_ITERS = (2, 3)  # min_iters and max_iters of the tiny suite's speed section
 METRIC_KEYS = ("miou", "pixel_acc", "mean_acc", "fwiou", "mean_dice")
 
 
@@ -63,24 +71,18 @@ class Broken(nn.Module):
         raise RuntimeError("deliberate failure in Broken.forward")
 
 
-def _info(name: str, title: str) -> architectures.ArchInfo:
-    return architectures.ArchInfo(
-        name=name, title=title, paper="1411.4038", year=2026, family="test", input_divisor=1
-    )
-
-
 @pytest.fixture(scope="module")
-def temp_archs():
-    """Registers a broken entry and a 1x1-conv entry for the module; removes them after."""
-    _registry.register(_info(BROKEN, "Broken (test)"))(lambda *, num_classes: Broken(num_classes))
-    _registry.register(_info(TINY_CONV, "1x1 conv (test)"))(
-        lambda *, num_classes: nn.Conv2d(3, num_classes, 1)
-    )
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)  # the tiny suite sets threads: 1 for the whole process
-    _registry.unregister(BROKEN)
-    _registry.unregister(TINY_CONV)
+def temp_archs() -> Iterator[None]:
+    """Registers a broken entry and a 1x1-conv entry for the module; removes them after, and
+    restores the thread count (the tiny suite sets ``threads: 1`` for the whole process)."""
+    with torch_threads(None), registry_restored():
+        _registry.register(fixture_arch_info(BROKEN, title="Broken (test)", **TEST_ENTRY))(
+            lambda *, num_classes: Broken(num_classes)
+        )
+        _registry.register(fixture_arch_info(TINY_CONV, title="1x1 conv (test)", **TEST_ENTRY))(
+            lambda *, num_classes: nn.Conv2d(3, num_classes, 1)
+        )
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +90,7 @@ def sweep(tmp_path_factory, temp_archs):
     results_dir = tmp_path_factory.mktemp("sweep")
     logs: list[str] = []
     sw = Sweep(
-        load_suite(str(TINY)),
+        load_suite(str(TINY_SUITE)),
         results_dir=results_dir,
         device="cpu",
         command="python run_bench.py run --suite tiny",
@@ -156,11 +158,12 @@ def test_ok_record_complexity_speed_train(sweep, arch):
     assert cx["params_with_aux"] == every
     assert cx["params"] == cx["trainable_params"] == every - aux  # the network as evaluated
     assert cx["input_shape"] == [1, 3, 64, 64]
-    assert cx["macs"] > 0 and cx["gflops"] == pytest.approx(2 * cx["macs"] / 1e9)
+    assert cx["macs"] == count_complexity(model, (1, 3, 64, 64)).macs  # the library's count
+    assert cx["gflops"] == pytest.approx(2 * cx["macs"] / 1e9)
     sp = r["speed"]
     assert sp["device"] == "cpu" and sp["dtype"] == "fp32"
     assert sp["input_shape"] == [1, 3, 32, 32]
-    assert sp["latency_ms"]["p50"] > 0 and sp["throughput_ips"] > 0
+    assert SPEED_ITERS[0] <= sp["latency_ms"]["n"] <= SPEED_ITERS[1]  # the suite's budget
     assert sp["throughput_batch_size"] in (1, 2)  # max_batch 2
     tr = r["train"]
     assert (tr["steps"], tr["batch_size"], tr["optimizer"], tr["lr"]) == (3, 2, "adamw", 0.001)
@@ -239,7 +242,7 @@ def test_records_are_plain_json(sweep):
 
 
 def test_resume_skips_archs_with_ok_records(tmp_path, temp_archs):
-    suite = load_suite(str(TINY))
+    suite = load_suite(str(TINY_SUITE))
     quiet = {"results_dir": tmp_path, "device": "cpu", "progress": False, "log": lambda m: None}
     first = Sweep(suite, **quiet).run([TINY_CONV, BROKEN])
     assert [p.name.split("__")[1] for p in first.written] == [BASELINE_ARCH, TINY_CONV, BROKEN]

@@ -4,6 +4,7 @@ and a suite file with an out-of-range speed value fails when it loads (exit 2, n
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import typing
 from pathlib import Path
@@ -16,6 +17,7 @@ from bench.errors import ConfigError
 from bench.speed import DTYPES
 from bench.speed.config import DTYPE_NAMES, SpeedConfig
 from bench.suites import load_suite
+from tests.factories import ROOT, write_suite
 
 
 def test_defaults_and_field_order_are_the_suite_format() -> None:
@@ -32,6 +34,16 @@ def test_defaults_and_field_order_are_the_suite_format() -> None:
     ]
     hints = typing.get_type_hints(SpeedConfig)
     assert typing.get_args(hints["dtype"]) == ("fp32", "fp16", "bf16") == DTYPE_NAMES
+
+
+def test_config_module_imports_no_torch() -> None:
+    """The suite layer builds SpeedConfig; the module itself stays data and checks only (no torch
+    or NumPy import in ``bench/speed/config.py``, function bodies included)."""
+    tree = ast.parse((ROOT / "bench" / "speed" / "config.py").read_text(encoding="utf-8"))
+    names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert "bench.errors" in names  # the scan sees the module's imports
+    assert not {m for m in names if m.split(".")[0] in ("torch", "numpy")}
 
 
 def test_dtype_names_match_the_torch_dtypes() -> None:
@@ -75,12 +87,6 @@ def test_boundary_values_are_accepted() -> None:
     assert (config.min_iters, config.max_iters, config.max_batch) == (1, 1, 1)
 
 
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "bad_speed.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -93,7 +99,7 @@ def test_bad_speed_value_stops_run_before_any_work(
 ) -> None:
     # Before SpeedConfig checked itself, max_batch 0 was never caught and min_iters -3 only
     # after training and evaluation.
-    suite = write(tmp_path, text)
+    suite = write_suite(tmp_path, text, "bad_speed.yaml")
     results = tmp_path / "results"
     assert main(["run", "--suite", str(suite), "--results-dir", str(results), "--quiet"]) == 2
     err = capsys.readouterr().err
@@ -106,7 +112,7 @@ def test_bad_speed_value_stops_run_before_any_work(
 
 def test_literal_dtype_is_checked_by_the_suite_loader(tmp_path: Path) -> None:
     with pytest.raises(ValueError) as exc:
-        load_suite(str(write(tmp_path, "speed: {dtype: fp64}\n")))
+        load_suite(str(write_suite(tmp_path, "speed: {dtype: fp64}\n", "bad_speed.yaml")))
     assert "key 'speed.dtype' expects one of 'fp32', 'fp16', 'bf16'; found str 'fp64'" in str(
         exc.value
     )

@@ -7,9 +7,7 @@ exact; the noise figures on a real, shared machine are in ``tests/benchmarks``.
 
 from __future__ import annotations
 
-import mmap
 import os
-import types
 
 import pytest
 import torch
@@ -23,37 +21,10 @@ from bench.speed import (
     matched_calls,
     measure_relative_latency,
     reference_net,
-    timing,
 )
+from tests.factories import FakeClock, device_error, touch_fresh_pages
 
 WARMUP_2 = SpeedConfig(warmup=2)
-
-
-class FakeClock:
-    """Stands in for ``time`` in ``bench.speed.timing`` (every clock read of the interleaved
-    rounds goes through it): wall and CPU time advance together."""
-
-    def __init__(self) -> None:
-        self.now = 10.0
-
-    def perf_counter(self) -> float:
-        return self.now
-
-    def process_time(self) -> float:
-        return self.now
-
-
-def touch_fresh_pages(n_pages: int) -> None:
-    """Writes one byte to each of ``n_pages`` new anonymous pages: one minor fault each."""
-    if n_pages == 0:
-        return
-    page = mmap.PAGESIZE
-    block = mmap.mmap(-1, n_pages * page)
-    if hasattr(mmap, "MADV_NOHUGEPAGE"):
-        block.madvise(mmap.MADV_NOHUGEPAGE)
-    for i in range(n_pages):
-        block[i * page] = 1
-    block.close()
 
 
 class Ticking(nn.Module):
@@ -74,17 +45,6 @@ class Ticking(nn.Module):
         self.clock.now += self.ms * factor / 1e3
         touch_fresh_pages(self.pages)
         return self.conv(x)
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    c = FakeClock()
-    monkeypatch.setattr(
-        timing,
-        "time",
-        types.SimpleNamespace(perf_counter=c.perf_counter, process_time=c.process_time),
-    )
-    return c
 
 
 def test_reference_net_is_fixed() -> None:
@@ -127,8 +87,8 @@ def test_matched_calls_rejects_non_positive_times() -> None:
         matched_calls(1.0, 0.0)
 
 
-def test_ratio_blocks_and_record_fields(clock: FakeClock) -> None:
-    model, ref = Ticking(clock, 15.0, pages=128), Ticking(clock, 3.0)
+def test_ratio_blocks_and_record_fields(fake_clock: FakeClock) -> None:
+    model, ref = Ticking(fake_clock, 15.0, pages=128), Ticking(fake_clock, 3.0)
     rel = measure_relative_latency(model, (3, 8, 8), WARMUP_2, rounds=4, reference=ref)
     assert rel.ratio == pytest.approx(5.0) and rel.ratio_cv == pytest.approx(0.0, abs=1e-12)
     assert (rel.model_calls, rel.reference_calls) == (1, 5)
@@ -158,11 +118,11 @@ def test_ratio_blocks_and_record_fields(clock: FakeClock) -> None:
     assert model.training  # flags restored
 
 
-def test_ratio_ignores_a_slowdown_that_hits_both(clock: FakeClock) -> None:
+def test_ratio_ignores_a_slowdown_that_hits_both(fake_clock: FakeClock) -> None:
     # After the calibration both networks become 3x slower (a busy machine): the absolute
     # milliseconds triple, the ratio does not move.
-    model = Ticking(clock, 12.0, slow=3.0, after=5)
-    ref = Ticking(clock, 4.0, slow=3.0, after=5)
+    model = Ticking(fake_clock, 12.0, slow=3.0, after=5)
+    ref = Ticking(fake_clock, 4.0, slow=3.0, after=5)
     rel = measure_relative_latency(model, (3, 8, 8), WARMUP_2, rounds=6, reference=ref)
     assert rel.model_ms == pytest.approx(36.0)
     assert rel.ratio == pytest.approx(3.0)
@@ -189,5 +149,5 @@ def test_invalid_arguments() -> None:
         measure_relative_latency(model, (3, 8, 8), WARMUP_2, min_time_s=float("nan"))
     with pytest.raises(ConfigError, match="only supported on CUDA"):
         measure_relative_latency(model, (3, 8, 8), SpeedConfig(dtype="fp16"))
-    with pytest.raises(ConfigError, match=r"device must be cpu or cuda\[:N\]; got 'meta'"):
+    with pytest.raises(ConfigError, match=device_error("meta")):
         measure_relative_latency(model, (3, 8, 8), WARMUP_2, device="meta")

@@ -3,14 +3,12 @@ computed as documented (driven by a fake clock)."""
 
 from __future__ import annotations
 
-import types
-
 import pytest
 import torch
 from torch import nn
 
 from bench.errors import ConfigError
-from bench.speed import throughput, timing
+from bench.speed import throughput
 from bench.speed.config import SpeedConfig
 from bench.speed.throughput import (
     THROUGHPUT_MIN_ITERS,
@@ -18,18 +16,9 @@ from bench.speed.throughput import (
     is_oom_error,
     throughput_sweep,
 )
+from tests.factories import FakeClock
 
 FAST = SpeedConfig(warmup=0, min_iters=1, max_iters=100, min_time_s=0.0, max_batch=64)
-
-
-class FakeClock:
-    """Stands in for ``time`` in ``bench.speed.timing``; time moves only when the model runs."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def perf_counter(self) -> float:
-        return self.now
 
 
 class Costly(nn.Module):
@@ -62,13 +51,6 @@ class OOMAtBatch(nn.Module):
         return self.conv(x)
 
 
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    c = FakeClock()
-    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter=c.perf_counter))
-    return c
-
-
 def test_doubling_batch_sizes() -> None:
     assert doubling_batch_sizes(1) == [1]
     assert doubling_batch_sizes(64) == [1, 2, 4, 8, 16, 32, 64]
@@ -86,9 +68,9 @@ def test_is_oom_error() -> None:
     assert not is_oom_error(ValueError("out of memory"))
 
 
-def test_images_per_second_from_fake_time(clock: FakeClock) -> None:
+def test_images_per_second_from_fake_time(fake_clock: FakeClock) -> None:
     # 2 ms per call plus 1 ms per image: batch b takes (2 + b) ms, so b / (2 + b) * 1000 img/s.
-    model = Costly(clock, per_call_s=0.002, per_image_s=0.001)
+    model = Costly(fake_clock, per_call_s=0.002, per_image_s=0.001)
     config = SpeedConfig(warmup=1, min_iters=1, max_iters=100, min_time_s=0.0, max_batch=8)
     result = throughput_sweep(model, (3, 4, 4), config)
     expected = {b: b / (2 + b) * 1000 for b in (1, 2, 4, 8)}
@@ -99,16 +81,16 @@ def test_images_per_second_from_fake_time(clock: FakeClock) -> None:
     assert model.batches == [b for b in (1, 2, 4, 8) for _ in range(1 + THROUGHPUT_MIN_ITERS)]
 
 
-def test_min_time_applies_per_batch_size(clock: FakeClock) -> None:
-    model = Costly(clock, per_call_s=0.010, per_image_s=0.0)
+def test_min_time_applies_per_batch_size(fake_clock: FakeClock) -> None:
+    model = Costly(fake_clock, per_call_s=0.010, per_image_s=0.0)
     config = SpeedConfig(warmup=0, min_iters=1, max_iters=100, min_time_s=0.045, max_batch=2)
     throughput_sweep(model, (3, 4, 4), config)
     assert model.batches == [1] * 5 + [2] * 5  # 5 calls of 10 ms are the first to reach 45 ms
 
 
-def test_max_iters_below_the_throughput_minimum_caps_it(clock: FakeClock) -> None:
+def test_max_iters_below_the_throughput_minimum_caps_it(fake_clock: FakeClock) -> None:
     # A valid config with max_iters 2 runs (it used to fail: max_iters < throughput_min_iters).
-    model = Costly(clock, per_call_s=0.010, per_image_s=0.0)
+    model = Costly(fake_clock, per_call_s=0.010, per_image_s=0.0)
     config = SpeedConfig(warmup=0, min_iters=1, max_iters=2, min_time_s=0.0, max_batch=1)
     throughput_sweep(model, (3, 4, 4), config)
     assert model.batches == [1, 1]
@@ -148,8 +130,8 @@ def test_non_oom_error_propagates() -> None:
         throughput_sweep(model, (3, 8, 8), FAST)
 
 
-def test_explicit_sizes_and_their_validation(clock: FakeClock) -> None:
-    model = Costly(clock, per_call_s=0.0, per_image_s=0.001)
+def test_explicit_sizes_and_their_validation(fake_clock: FakeClock) -> None:
+    model = Costly(fake_clock, per_call_s=0.0, per_image_s=0.001)
     result = throughput_sweep(model, (3, 8, 8), FAST, batch_sizes=[1, 3], min_iters=2)
     assert [p.batch_size for p in result.points] == [1, 3]
     assert [p.images_per_s for p in result.points] == pytest.approx([1000.0, 1000.0])

@@ -6,9 +6,6 @@ No test asserts on an absolute duration: loops are driven by a fake clock or by 
 
 from __future__ import annotations
 
-import mmap
-import types
-
 import pytest
 import torch
 from torch import nn
@@ -17,6 +14,7 @@ from bench.errors import ConfigError
 from bench.speed import timing
 from bench.speed.config import SpeedConfig
 from bench.speed.timing import measure_latency, minor_faults, time_iterations
+from tests.factories import FakeClock, device_error, touch_fresh_pages
 
 FAST_KW = {"warmup": 0, "min_iters": 2, "min_time_s": 0.0}
 FAST = SpeedConfig(**FAST_KW)
@@ -25,19 +23,6 @@ CPU = torch.device("cpu")
 
 def tiny_net() -> nn.Module:
     return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
-
-
-class FakeClock:
-    """Stands in for ``time`` in ``bench.speed.timing``; time moves only when the model runs."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def perf_counter(self) -> float:
-        return self.now
-
-    def process_time(self) -> float:
-        return self.now
 
 
 class CountingNet(nn.Module):
@@ -57,18 +42,6 @@ class CountingNet(nn.Module):
         return self.conv(x)
 
 
-def touch_fresh_pages(n_pages: int) -> None:
-    """Maps ``n_pages`` new anonymous pages (no huge pages) and writes one byte to each: each
-    write is a minor page fault, since the kernel supplies an anonymous page on first touch."""
-    page = mmap.PAGESIZE
-    block = mmap.mmap(-1, n_pages * page)
-    if hasattr(mmap, "MADV_NOHUGEPAGE"):
-        block.madvise(mmap.MADV_NOHUGEPAGE)  # one 2 MiB huge page would be a single fault
-    for i in range(n_pages):
-        block[i * page] = 1
-    block.close()
-
-
 def test_min_iters_and_warmup_respected() -> None:
     model = CountingNet()
     config = SpeedConfig(warmup=2, min_iters=7, max_iters=100, min_time_s=0.0)
@@ -82,10 +55,8 @@ def test_max_iters_caps_min_time() -> None:
     assert measure_latency(CountingNet(), (1, 3, 8, 8), config).n == 3
 
 
-def test_min_time_drives_iterations(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = FakeClock()
-    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter=clock.perf_counter))
-    model = CountingNet(clock, step_s=0.010)
+def test_min_time_drives_iterations(fake_clock: FakeClock) -> None:
+    model = CountingNet(fake_clock, step_s=0.010)
     config = SpeedConfig(warmup=1, min_iters=1, max_iters=100, min_time_s=0.035)
     stats = measure_latency(model, (1, 3, 8, 8), config)
     # Each forward takes 10 ms of fake time; 4 iterations are the first to reach 35 ms.
@@ -95,14 +66,8 @@ def test_min_time_drives_iterations(monkeypatch: pytest.MonkeyPatch) -> None:
     assert model.calls == 1 + 4
 
 
-def test_timed_both_reports_wall_and_cpu_ms_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = FakeClock()
-    monkeypatch.setattr(
-        timing,
-        "time",
-        types.SimpleNamespace(perf_counter=clock.perf_counter, process_time=clock.process_time),
-    )
-    model = CountingNet(clock, step_s=0.004)
+def test_timed_both_reports_wall_and_cpu_ms_per_call(fake_clock: FakeClock) -> None:
+    model = CountingNet(fake_clock, step_s=0.004)
     x = torch.zeros(1, 3, 4, 4)
     assert timing.timed_both(lambda: model(x), CPU, 5) == pytest.approx((4.0, 4.0))
     assert model.calls == 5
@@ -117,7 +82,7 @@ def test_fp16_on_cpu_and_unknown_dtype_raise_config_errors() -> None:
 
 @pytest.mark.parametrize("device", ["meta", "tpu", "cuda:x"])
 def test_unknown_device_gets_the_one_device_message(device: str) -> None:
-    with pytest.raises(ConfigError, match=rf"device must be cpu or cuda\[:N\]; got '{device}'"):
+    with pytest.raises(ConfigError, match=device_error(device)):
         measure_latency(tiny_net(), (1, 3, 8, 8), FAST, device=device)
 
 

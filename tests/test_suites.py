@@ -21,15 +21,7 @@ from bench.suites import (
     load_suite,
 )
 from bench.train import TrainConfig
-
-TINY = Path(__file__).resolve().parent / "data" / "tiny_suite.yaml"
-
-
-def write(tmp_path: Path, text: str, name: str = "mine.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
-    return path
-
+from tests.factories import TINY_SUITE, write_suite
 
 # -- built-in suites and the test suite --------------------------------------------------------
 
@@ -64,15 +56,15 @@ def test_quick_suite_loads_with_its_file_values():
 
 
 def test_tiny_test_suite_loads_by_path():
-    s = load_suite(str(TINY))
+    s = load_suite(str(TINY_SUITE))
     assert s.name == "tiny_suite"  # the file stem, since the file sets no name
     assert s.threads == 1
     assert s.train.steps == 3 and s.train.batch_size == 2
-    assert s.source == str(TINY)
+    assert s.source == str(TINY_SUITE)
 
 
 def test_setting_string_names_what_a_record_depends_on():
-    tiny = load_suite(str(TINY))
+    tiny = load_suite(str(TINY_SUITE))
     assert tiny.setting == f"32x32-steps3-bs2-fp32-seed0-{tiny.fingerprint}"
     s = SuiteConfig(
         name="x",
@@ -92,13 +84,13 @@ def test_setting_string_names_what_a_record_depends_on():
 
 
 def test_integer_given_for_a_float_key_becomes_a_float(tmp_path):
-    s = load_suite(str(write(tmp_path, "train: {lr: 1}\nspeed: {min_time_s: 2}\n")))
+    s = load_suite(str(write_suite(tmp_path, "train: {lr: 1}\nspeed: {min_time_s: 2}\n")))
     assert s.train.lr == 1.0 and isinstance(s.train.lr, float)
     assert s.speed.min_time_s == 2.0 and isinstance(s.speed.min_time_s, float)
 
 
 def test_empty_file_gives_the_defaults(tmp_path):
-    s = load_suite(str(write(tmp_path, "# nothing but a comment\n", "empty.yaml")))
+    s = load_suite(str(write_suite(tmp_path, "# nothing but a comment\n", "empty.yaml")))
     assert s.name == "empty"
     assert s.train == TrainConfig()
     assert s.eval == EvalConfig()
@@ -110,7 +102,7 @@ def test_empty_file_gives_the_defaults(tmp_path):
 
 
 def test_unknown_top_level_key_lists_the_valid_keys(tmp_path):
-    path = write(tmp_path, "datset: synthetic\n")
+    path = write_suite(tmp_path, "datset: synthetic\n")
     with pytest.raises(ConfigError) as exc:
         load_suite(str(path))
     msg = str(exc.value)
@@ -122,7 +114,7 @@ def test_unknown_top_level_key_lists_the_valid_keys(tmp_path):
 
 
 def test_unknown_key_in_a_section_lists_that_sections_keys(tmp_path):
-    path = write(tmp_path, "train: {stepz: 10}\n")
+    path = write_suite(tmp_path, "train: {stepz: 10}\n")
     with pytest.raises(ConfigError) as exc:
         load_suite(str(path))
     msg = str(exc.value)
@@ -131,7 +123,7 @@ def test_unknown_key_in_a_section_lists_that_sections_keys(tmp_path):
 
 
 def test_wrong_type_names_key_expected_and_found(tmp_path):
-    path = write(tmp_path, 'train: {steps: "ten"}\n')
+    path = write_suite(tmp_path, 'train: {steps: "ten"}\n')
     with pytest.raises(ConfigError) as exc:
         load_suite(str(path))
     msg = str(exc.value)
@@ -141,14 +133,14 @@ def test_wrong_type_names_key_expected_and_found(tmp_path):
 
 def test_bool_is_not_an_int(tmp_path):
     with pytest.raises(ConfigError, match=r"key 'train\.steps' expects int; found bool True"):
-        load_suite(str(write(tmp_path, "train: {steps: true}\n")))
+        load_suite(str(write_suite(tmp_path, "train: {steps: true}\n")))
     with pytest.raises(ConfigError, match=r"key 'seed' expects int; found bool False"):
-        load_suite(str(write(tmp_path, "seed: false\n")))
+        load_suite(str(write_suite(tmp_path, "seed: false\n")))
 
 
 def test_float_is_not_an_int_in_a_list(tmp_path):
     with pytest.raises(ConfigError, match=r"key 'resolution' expects list\[int\]; found list"):
-        load_suite(str(write(tmp_path, "resolution: [64, 64.5]\n")))
+        load_suite(str(write_suite(tmp_path, "resolution: [64, 64.5]\n")))
 
 
 # -- out-of-range values: rejected when the suite loads, before any work ------------------------
@@ -213,11 +205,11 @@ def bad_suite(tmp_path: Path, key: str, value: object) -> Path:
     data = {k: dict(v) if isinstance(v, dict) else v for k, v in BASE.items()}
     section, _, field_name = key.rpartition(".")
     (data[section] if section else data)[field_name] = value
-    return write(tmp_path, yaml.safe_dump(data), "bad.yaml")
+    return write_suite(tmp_path, yaml.safe_dump(data), "bad.yaml")
 
 
 def test_base_suite_of_the_bad_value_tests_is_valid(tmp_path):
-    s = load_suite(str(write(tmp_path, yaml.safe_dump(BASE))))
+    s = load_suite(str(write_suite(tmp_path, yaml.safe_dump(BASE))))
     assert s.train.steps == 1 and s.archs == ["tv_lraspp_mobilenet_v3_large"]
 
 
@@ -256,11 +248,11 @@ def test_each_error_names_its_fix(tmp_path):
 
 def test_section_must_be_a_mapping(tmp_path):
     with pytest.raises(ConfigError, match=r"train must be a mapping; found int 5"):
-        load_suite(str(write(tmp_path, "train: 5\n")))
+        load_suite(str(write_suite(tmp_path, "train: 5\n")))
 
 
 def test_top_level_must_be_a_mapping(tmp_path):
-    path = write(tmp_path, "- fcn8s\n- fcn16s\n")
+    path = write_suite(tmp_path, "- fcn8s\n- fcn16s\n")
     with pytest.raises(ConfigError) as exc:
         load_suite(str(path))
     msg = str(exc.value)
@@ -269,7 +261,7 @@ def test_top_level_must_be_a_mapping(tmp_path):
 
 
 def test_invalid_yaml_names_the_file(tmp_path):
-    path = write(tmp_path, "train: {steps: 3\nseed: [\n", "broken.yaml")
+    path = write_suite(tmp_path, "train: {steps: 3\nseed: [\n", "broken.yaml")
     with pytest.raises(ConfigError) as exc:
         load_suite(str(path))
     assert f"Suite file {path} is not valid YAML" in str(exc.value)
@@ -278,7 +270,7 @@ def test_invalid_yaml_names_the_file(tmp_path):
 def test_python_tags_are_not_executed(tmp_path):
     """safe_load refuses python/* tags, so a suite file cannot run code."""
     marker = tmp_path / "pwned"
-    path = write(tmp_path, f'x: !!python/object/apply:os.system ["touch {marker}"]\n')
+    path = write_suite(tmp_path, f'x: !!python/object/apply:os.system ["touch {marker}"]\n')
     with pytest.raises(ConfigError) as exc:
         load_suite(str(path))
     assert "is not valid YAML" in str(exc.value)
@@ -416,7 +408,9 @@ def test_arch_names_unknown_arch_raises_with_close_matches():
 
 
 def test_arch_names_rejects_a_misspelt_arch_options_key(tmp_path):
-    path = write(tmp_path, "archs: [fcn8s]\narch_options: {fcn8: {pretrained_backbone: false}}\n")
+    path = write_suite(
+        tmp_path, "archs: [fcn8s]\narch_options: {fcn8: {pretrained_backbone: false}}\n"
+    )
     suite = load_suite(str(path))  # names are checked against the registry, not at load
     with pytest.raises(ConfigError) as exc:
         suite.arch_names(architectures.names())

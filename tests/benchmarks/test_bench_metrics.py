@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,17 +116,6 @@ def make_batch(workload: str, seed: int = 0) -> Batch:
 @pytest.fixture(scope="module", params=WORKLOADS)
 def batch(request: pytest.FixtureRequest) -> Batch:
     return make_batch(request.param)
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """Time on one intra-op thread (see the module docstring); restores the thread count."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def numpy_classic(pred: np.ndarray, target: np.ndarray, k: int) -> np.ndarray:

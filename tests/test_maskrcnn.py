@@ -1,10 +1,11 @@
-"""Architecture-specific checks for DeepLabV3+, FRRN A/B and the Mask R-CNN semantic wrapper.
+"""Tests for ``architectures.maskrcnn``: Mask R-CNN (He et al., arXiv 1703.06870) wrapped as a
+semantic-segmentation entry.
 
-The shared contract (shapes, gradients, counters, paper figures) lives in
-``tests/test_architecture_contract.py``; here: hand-computed parameter counts of blocks, the
-backbone's output stride and dilation, the FRRN layout of the paper's table and the behaviour of
-its residual stream, and the Mask R-CNN wrapper's instance derivation and pasting on hand-made
-masks and detections. Everything runs on tiny inputs (or on the meta device).
+The wrapper derives instances from semantic masks (connected components, checked against a
+breadth-first search) and pastes detections back into a class map (checked on hand-made masks
+and detections); its build options and parameter count, and one training run through the
+harness loop (``ArchInfo.train_needs_targets``). The shared contract is
+``tests/test_architecture_contract.py``.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 import architectures
-from architectures.deeplabv3plus import ASPP, DeepLabV3Plus
-from architectures.frrn import FRRN, FRRU, LANES
 from architectures.maskrcnn import (
     MaskRCNNSemantic,
     connected_components,
@@ -27,162 +26,11 @@ from architectures.maskrcnn import (
     semantic_to_instances,
 )
 from bench.complexity import count_params
-from bench.models import PadCrop, build_model
+from bench.models import build_model
 from bench.train import TrainConfig, needs_targets, train
+from tests.factories import meta_build
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _meta_build(name: str, num_classes: int, **options: object) -> nn.Module:
-    with torch.device("meta"):
-        return architectures.build(name, num_classes=num_classes, **options)
-
-
-# --------------------------------------------------------------------------- DeepLabV3+
-
-
-def _conv_bn(in_ch: int, out_ch: int, k: int) -> int:
-    return in_ch * out_ch * k * k + 2 * out_ch  # bias-free conv + BN weight and bias
-
-
-def test_aspp_parameter_count_by_hand():
-    aspp = ASPP(2048)
-    expected = (
-        _conv_bn(2048, 256, 1)  # 1x1 branch
-        + 3 * _conv_bn(2048, 256, 3)  # rates 6, 12, 18
-        + _conv_bn(2048, 256, 1)  # image pooling
-        + _conv_bn(5 * 256, 256, 1)  # projection of the 1280 concatenated channels
-    )
-    assert count_params(aspp)[0] == expected == 15_535_104
-    rates = [b[0].dilation[0] for b in aspp.branches[1:]]
-    assert rates == [6, 12, 18]
-    assert [b[0].padding[0] for b in aspp.branches[1:]] == rates  # "same" atrous convolutions
-
-
-@pytest.mark.parametrize(
-    ("arch", "params"), [("deeplabv3plus_r101", 59_344_309), ("deeplabv3plus_r50", 40_352_181)]
-)
-def test_deeplabv3plus_output_stride_16_and_decoder(arch, params):
-    model = _meta_build(arch, 21)
-    assert isinstance(model, DeepLabV3Plus)
-    # Measured (no paper figure): ResNet without fc + ASPP + decoder + 21-class classifier.
-    assert count_params(model)[0] == params
-    # Output stride 16: layer4 keeps the resolution (stride 1) and dilates its 3x3 convs by 2.
-    assert model.layer4[0].conv2.stride == (1, 1) and model.layer4[0].downsample[0].stride == (1, 1)
-    assert all(block.conv2.dilation == (2, 2) for block in model.layer4[1:])
-    assert model.layer3[0].conv2.stride == (2, 2)
-    shapes = {}
-    for name in ("layer1", "layer4", "aspp", "low_proj", "decoder"):
-        getattr(model, name).register_forward_hook(
-            lambda _m, _i, out, name=name: shapes.__setitem__(name, tuple(out.shape))
-        )
-    out = model.eval()(torch.empty(1, 3, 64, 96, device="meta"))
-    assert shapes["layer1"] == (1, 256, 16, 24)  # low-level features, stride 4
-    assert shapes["layer4"] == (1, 2048, 4, 6)  # stride 16
-    assert shapes["aspp"] == (1, 256, 4, 6)
-    assert shapes["low_proj"] == (1, 48, 16, 24)  # reduced to 48 channels
-    assert model.decoder[0][0].in_channels == 256 + 48
-    assert shapes["decoder"] == (1, 256, 16, 24)
-    assert tuple(out.shape) == (1, 21, 64, 96)
-    assert architectures.get_info(arch).input_divisor == 16
-
-
-def test_deeplabv3plus_dropout_only_in_training():
-    aspp = ASPP(8, out_ch=4)
-    x = torch.randn(2, 8, 5, 5)
-    aspp.eval()
-    assert torch.equal(aspp(x), aspp(x))
-    assert aspp.dropout.p == pytest.approx(0.1)
-
-
-# --------------------------------------------------------------------------- FRRN
-
-
-@pytest.mark.parametrize(
-    ("variant", "encoder", "decoder"),
-    [
-        (
-            "A",
-            [(3, 96, 2), (4, 192, 4), (2, 384, 8), (2, 384, 16)],
-            [(2, 192, 8), (2, 192, 4), (2, 96, 2)],
-        ),
-        (
-            "B",
-            [(3, 96, 2), (4, 192, 4), (2, 384, 8), (2, 384, 16), (2, 384, 32)],
-            [(2, 192, 16), (2, 192, 8), (2, 192, 4), (2, 96, 2)],
-        ),
-    ],
-)
-def test_frrn_layout_matches_the_table(variant, encoder, decoder):
-    with torch.device("meta"):
-        model = FRRN(19, variant)
-
-    def layout(stages: nn.ModuleList) -> list[tuple[int, int, int]]:
-        return [(len(s), s[0].body[0][0].out_channels, s[0].scale) for s in stages]
-
-    assert layout(model.encoder) == encoder
-    assert layout(model.decoder) == decoder
-    assert model.input_divisor == (16 if variant == "A" else 32)
-    assert architectures.get_info(f"frrn_{variant.lower()}").input_divisor == model.input_divisor
-    # Input: 5x5 conv 48 then 3 RUs of 48; output: 3 RUs, the first projecting 96 + 32 -> 48.
-    assert model.stem[0][0].kernel_size == (5, 5) and model.stem[0][0].out_channels == 48
-    assert model.split[0].out_channels == LANES == 32
-    assert model.head[0].proj.in_channels == 96 + 32 and model.head[0].proj.out_channels == 48
-
-
-def test_frru_parameter_count_by_hand():
-    frru = FRRU(48, 96, scale=2)
-    expected = (
-        _conv_bn(48 + 32, 96, 3)  # concat(pooling stream, pooled residual stream)
-        + _conv_bn(96, 96, 3)
-        + 96 * 32
-        + 32  # 1x1 to the 32 residual lanes, with bias
-    )
-    assert count_params(frru)[0] == expected == 155_552
-
-
-@pytest.mark.parametrize(
-    ("arch", "measured", "paper"), [("frrn_a", 17_746_803, 17.7e6), ("frrn_b", 24_755_699, 24.8e6)]
-)
-def test_frrn_parameter_counts(arch, measured, paper):
-    total = count_params(_meta_build(arch, 19))[0]
-    assert total == measured
-    assert abs(total - paper) / paper < 0.005  # the paper's 17.7M / 24.8M, to its precision
-
-
-def test_frru_updates_the_residual_stream_blockwise_from_pooled_input():
-    torch.manual_seed(0)
-    frru = FRRU(4, 8, scale=4).eval()
-    y = torch.randn(1, 4, 3, 5)
-    z = torch.randn(1, 32, 12, 20)
-    y2, z2 = frru(y, z)
-    assert y2.shape == (1, 8, 3, 5) and z2.shape == z.shape
-    update = (z2 - z).view(1, 32, 3, 4, 5, 4)
-    # Nearest upsampling by 4: the update is constant over every 4x4 block.
-    assert torch.allclose(update, update[:, :, :, :1, :, :1].expand_as(update), atol=1e-6)
-    # The unit sees z only through its 4x4 max-pool: changing a non-maximal pixel does nothing.
-    z_other = z.clone()
-    block = z_other[0, :, :4, :4]
-    block[block < block.amax(dim=(1, 2), keepdim=True)] -= 1.0
-    assert torch.allclose(frru(y, z_other)[0], y2)
-
-
-def test_frrn_residual_stream_is_full_resolution():
-    with torch.device("meta"):
-        model = FRRN(3, "A").eval()
-    seen = []
-    for stage in (*model.encoder, *model.decoder):
-        for frru in stage:
-            frru.register_forward_hook(lambda _m, _i, out: seen.append(tuple(out[1].shape)))
-    model(torch.empty(1, 3, 32, 48, device="meta"))
-    assert len(seen) == 11 + 6 and set(seen) == {(1, 32, 32, 48)}
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # --------------------------------------------------------------------------- Mask R-CNN: targets
 
@@ -372,7 +220,7 @@ _SMALL = dict(
 def test_maskrcnn_build_options_and_params():
     info = architectures.get_info("maskrcnn_r50_fpn")
     assert info.train_needs_targets and info.paper_params == 44_401_393
-    model = _meta_build("maskrcnn_r50_fpn", 91)
+    model = meta_build("maskrcnn_r50_fpn", 91)
     bn = sum(
         p.numel()
         for m in model.detector.backbone.body.modules()
@@ -383,31 +231,13 @@ def test_maskrcnn_build_options_and_params():
     assert bn == 53_120 and count_params(model)[0] == 44_401_393 + bn
     assert model.score_threshold == 0.5 and model.connectivity == 8
     assert model.detector.roi_heads.box_predictor.cls_score.out_features == 91
-    small = _meta_build("maskrcnn_r50_fpn", 4, score_threshold=0.3, connectivity=4, **_SMALL)
+    small = meta_build("maskrcnn_r50_fpn", 4, score_threshold=0.3, connectivity=4, **_SMALL)
     assert small.score_threshold == pytest.approx(0.3) and small.connectivity == 4
     assert small.detector.roi_heads.fg_bg_sampler.batch_size_per_image == 16
     assert small.detector.roi_heads.detections_per_img == 5
     assert small.detector.rpn._post_nms_top_n == {"training": 50, "testing": 50}
     with pytest.raises(ValueError, match="connectivity"):
-        _meta_build("maskrcnn_r50_fpn", 4, connectivity=6)
-
-
-def test_padcrop_pads_targets_with_the_ignore_index():
-    seen = {}
-
-    class Recorder(nn.Module):
-        def forward(self, x, targets=None):
-            seen["x"], seen["targets"] = x.shape, targets
-            return {"loss": x.sum() * 0}
-
-    wrapper = PadCrop(Recorder(), 32, train_needs_targets=True)
-    targets = torch.ones(1, 40, 33, dtype=torch.uint8)
-    out = wrapper(torch.zeros(1, 3, 40, 33), targets=targets, ignore_index=7)
-    assert seen["x"] == (1, 3, 64, 64) and set(out) == {"loss"}
-    t = seen["targets"]
-    assert t.shape == (1, 64, 64) and (t[:, :40, :33] == 1).all()
-    assert (t[:, 40:] == 7).all() and (t[:, :, 33:] == 7).all()
-    assert needs_targets(wrapper) and not needs_targets(PadCrop(Recorder(), 32))
+        meta_build("maskrcnn_r50_fpn", 4, connectivity=6)
 
 
 def test_maskrcnn_trains_through_the_harness_loop():
@@ -429,7 +259,8 @@ def test_maskrcnn_trains_through_the_harness_loop():
     assert result.precise_bn_batches == 1  # train mode without targets ran (heads in inference)
     after = model.model.detector.roi_heads.mask_predictor.mask_fcn_logits.weight
     assert not torch.equal(before, after)  # the mask head received gradients
-    assert int(bn.num_batches_tracked) >= 1
+    # One backbone pass per training step (2) and per precise-BN batch (1), in train mode.
+    assert int(bn.num_batches_tracked) == 3
     with torch.no_grad():
         out = model.eval()(images[:1])
     assert out.shape == (1, 3, 32, 32)

@@ -1,4 +1,6 @@
-"""Faults a sweep survives: SIGKILL then resume, NaN / out-of-memory / stuck / crashing
+"""Tests for the sweep's fault handling (``bench.runner``, ``bench.isolation``, ``bench.locks``).
+
+Faults a sweep survives: SIGKILL then resume, NaN / out-of-memory / stuck / crashing
 architectures, and bad input answered with a message.
 
 The architectures come from ``tests/data/fault_plugin.py`` (tiny nets, and nets that fail on
@@ -8,10 +10,7 @@ more than the Python start-up of its process.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 import architectures
 from architectures import _registry
@@ -27,40 +25,26 @@ from bench.cli import main
 from bench.plugins import load_plugin
 from bench.runner import BASELINE_ARCH, Sweep
 from bench.suites import load_suite
-from tests.factories import read_record_files
+from tests.factories import (
+    FAULT_PLUGIN,
+    FAULT_SUITE,
+    FAULT_SUITE_ARCHS,
+    ROOT,
+    read_record_files,
+    run_cli,
+    subprocess_env,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "tests" / "data"
-FAULT_SUITE = DATA / "fault_suite.yaml"
-PLUGIN = DATA / "fault_plugin.py"
-COMBOS = [BASELINE_ARCH, "fault_conv_a", "fault_conv_b", "fault_sleepy", "fault_conv_c"]
+# A sweep sets its suite's thread count for the process; entries registered by a test (its
+# plugins) are removed after it.
+pytestmark = pytest.mark.usefixtures("restore_threads", "restore_registry")
 
-
-def call(argv: list[object]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in argv])
-    return code, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture(autouse=True)
-def one_thread_and_clean_registry():
-    """One intra-op thread; entries registered by a test (plugins) are removed after it."""
-    threads = torch.get_num_threads()
-    before = set(architectures.names())
-    yield
-    torch.set_num_threads(threads)
-    for name in set(architectures.names()) - before:
-        _registry.unregister(name)
+COMBOS = [BASELINE_ARCH, *FAULT_SUITE_ARCHS]
 
 
 @pytest.fixture
 def fault_archs() -> None:
-    load_plugin(PLUGIN)
-
-
-def _subprocess_env(**extra: str) -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **extra}
+    load_plugin(FAULT_PLUGIN)
 
 
 def _wait_for_records(folder: Path, archs: set[str], proc: subprocess.Popen, limit_s: float):
@@ -97,13 +81,13 @@ def test_sigkill_mid_sweep_then_resume_ends_with_one_ok_record_each(tmp_path, mo
             "--suite",
             str(FAULT_SUITE),
             "--plugin",
-            str(PLUGIN),
+            str(FAULT_PLUGIN),
             "--results-dir",
             str(results),
             "-q",
         ],
         cwd=ROOT,
-        env=_subprocess_env(SEMSEG_TEST_SLEEP_S="600"),
+        env=subprocess_env(SEMSEG_TEST_SLEEP_S="600"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -123,13 +107,13 @@ def test_sigkill_mid_sweep_then_resume_ends_with_one_ok_record_each(tmp_path, mo
     assert sorted(before) == sorted(COMBOS[:3])
 
     monkeypatch.setenv("SEMSEG_TEST_SLEEP_S", "0")
-    code, out, err = call(
+    code, out, err = run_cli(
         [
             "run",
             "--suite",
             FAULT_SUITE,
             "--plugin",
-            PLUGIN,
+            FAULT_PLUGIN,
             "--results-dir",
             results,
             "--resume",
@@ -180,14 +164,14 @@ def test_corrupt_record_stops_resume_and_leaderboard_naming_the_file(tmp_path):
             "--suite",
             FAULT_SUITE,
             "--plugin",
-            PLUGIN,
+            FAULT_PLUGIN,
             "--results-dir",
             tmp_path,
             "--resume",
             "-q",
         ],
     ):
-        code, _, err = call(argv)
+        code, _, err = run_cli(argv)
         assert code == 2
         assert f"error: Corrupt run record {bad}:" in err
         assert "Delete or restore this file" in err
@@ -308,8 +292,8 @@ def test_bad_shard_is_a_usage_error(capsys, value):
 def test_unknown_dataset_in_a_suite_suggests_close_matches(tmp_path):
     suite = tmp_path / "typo.yaml"
     suite.write_text(FAULT_SUITE.read_text().replace("dataset: synthetic", "dataset: synthtic"))
-    code, _, err = call(
-        ["run", "--suite", suite, "--plugin", PLUGIN, "--results-dir", tmp_path / "r", "-q"]
+    code, _, err = run_cli(
+        ["run", "--suite", suite, "--plugin", FAULT_PLUGIN, "--results-dir", tmp_path / "r", "-q"]
     )
     assert code == 2
     assert "error: Unknown dataset 'synthtic'. Did you mean: synthetic?" in err
@@ -320,61 +304,9 @@ def test_missing_dataset_root_shows_the_expected_layout(tmp_path):
     suite = tmp_path / "camvid.yaml"
     missing = tmp_path / "no_camvid_here"
     suite.write_text(f"dataset: camvid\ndata_root: {missing}\narchs: [fcn8s]\n")
-    code, _, err = call(["run", "--suite", suite, "--results-dir", tmp_path / "r", "-q"])
+    code, _, err = run_cli(["run", "--suite", suite, "--results-dir", tmp_path / "r", "-q"])
     assert code == 2
     assert f"error: camvid: data root {missing} does not exist. Expected layout:" in err
-
-
-# -- security: what the harness loads and runs ------------------------------------------------
-
-
-def _calls(tree):
-    import ast
-
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call):
-            f = node.func
-            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
-            owner = getattr(f.value, "id", "") if isinstance(f, ast.Attribute) else ""
-            yield node, owner, name
-
-
-def test_loads_are_safe_and_nothing_runs_a_shell():
-    """Every checkpoint load is weights-only, YAML is read with safe_load, NumPy never unpickles,
-    and no subprocess goes through a shell (a static scan of the harness and architectures)."""
-    import ast
-
-    files = [
-        *sorted((ROOT / "bench").rglob("*.py")),
-        *sorted((ROOT / "architectures").rglob("*.py")),
-        ROOT / "run_bench.py",
-    ]
-    torch_loads = 0
-    for path in files:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node, owner, name in _calls(tree):
-            kw = {k.arg: k.value for k in node.keywords}
-            where = f"{path.relative_to(ROOT)}:{node.lineno}"
-            if (owner, name) == ("torch", "load"):
-                torch_loads += 1
-                value = kw.get("weights_only")
-                assert isinstance(value, ast.Constant) and value.value is True, where
-            assert (owner, name) not in {
-                ("yaml", "load"),
-                ("yaml", "unsafe_load"),
-                ("yaml", "full_load"),
-                ("pickle", "load"),
-                ("pickle", "loads"),
-                ("os", "system"),
-                ("os", "popen"),
-            }, where
-            if owner == "np" and name == "load":
-                value = kw.get("allow_pickle")
-                assert value is None or (isinstance(value, ast.Constant) and not value.value), where
-            if owner == "subprocess":
-                value = kw.get("shell")
-                assert value is None or (isinstance(value, ast.Constant) and not value.value), where
-    assert torch_loads >= 2  # bench/checkpoint.py and architectures/_pretrained.py
 
 
 # -- Ctrl-C, a second sweep into the same folder, files left by a killed run ----------------------
@@ -384,9 +316,9 @@ def _sleepy_sweep(results: Path) -> subprocess.Popen:
     """A subprocess sweep of the fault suite that sits in fault_sleepy after 3 records."""
     return subprocess.Popen(
         [sys.executable, "run_bench.py", "run", "--suite", str(FAULT_SUITE), "--plugin"]
-        + [str(PLUGIN), "--results-dir", str(results), "-q"],
+        + [str(FAULT_PLUGIN), "--results-dir", str(results), "-q"],
         cwd=ROOT,
-        env=_subprocess_env(SEMSEG_TEST_SLEEP_S="600"),
+        env=subprocess_env(SEMSEG_TEST_SLEEP_S="600"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -423,8 +355,8 @@ def test_a_second_sweep_skips_what_a_live_one_is_running_then_takes_over_its_loc
         lock = results / ".locks" / "fault_suite__fault_sleepy__synthetic.lock"
         assert json.loads(lock.read_text())["pid"] == proc.pid
         monkeypatch.setenv("SEMSEG_TEST_SLEEP_S", "0")
-        argv = ["run", "--suite", FAULT_SUITE, "--plugin", PLUGIN, "--results-dir", results]
-        code, _, err = call([*argv, "--archs", "fault_sleepy", "-q"])
+        argv = ["run", "--suite", FAULT_SUITE, "--plugin", FAULT_PLUGIN, "--results-dir", results]
+        code, _, err = run_cli([*argv, "--archs", "fault_sleepy", "-q"])
         assert code == 0, err
         assert f"not run: fault_sleepy is being run into this folder by pid {proc.pid}" in err
         assert "fault_sleepy" not in {r["arch"] for r in read_record_files(results)}
@@ -438,7 +370,7 @@ def test_a_second_sweep_skips_what_a_live_one_is_running_then_takes_over_its_loc
     assert lock.exists()
     for name in [n for n in architectures.names() if n.startswith("fault_")]:
         _registry.unregister(name)  # the next call loads the plugin again
-    code, _, err = call([*argv, "--archs", "fault_sleepy", "-q"])
+    code, _, err = run_cli([*argv, "--archs", "fault_sleepy", "-q"])
     assert code == 0, err  # the dead process's lock was taken over
     assert "not run" not in err
     assert [r["status"] for r in read_record_files(results) if r["arch"] == "fault_sleepy"] == [

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
@@ -12,24 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.cli import main
 from bench.data import DatasetError, build_dataset
 from bench.data.fixtures import write_fixture
 from bench.errors import BenchError, ConfigError, MissingFileError
 from bench.metrics import ConfusionMatrix
 from bench.scoring import PredictionError, score_predictions
-
-
-def call(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture
-def camvid(tmp_path: Path) -> Path:
-    return write_fixture("camvid", tmp_path / "camvid")
+from tests.factories import run_cli
 
 
 def _write_preds(ds, folder: Path, make, name=lambda pair: pair.id) -> list[np.ndarray]:
@@ -150,7 +136,7 @@ def test_cli_score_prints_metrics_and_writes_json(camvid, tmp_path):
     _write_preds(ds, tmp_path / "p", lambda i, lab: np.where(lab == 255, 0, lab))
     Image.fromarray(np.zeros((12, 16), np.uint8)).save(tmp_path / "p" / "stray.png")
     out_json = tmp_path / "m.json"
-    code, out, err = call(
+    code, out, err = run_cli(
         [
             "score",
             "--dataset",
@@ -173,7 +159,7 @@ def test_cli_score_prints_metrics_and_writes_json(camvid, tmp_path):
     data = json.loads(out_json.read_text())
     assert data["num_images"] == 2 and data["metrics"]["miou"] == 1.0
     assert data["unmatched_files"] == ["stray.png"] and len(data["confusion_matrix"]) == 11
-    code, _, err = call(
+    code, _, err = run_cli(
         [
             "score",
             "--dataset",
