@@ -30,7 +30,7 @@ FC-DenseNet67  16      5 in all 11 blocks                         3.5M   3,463,2
 FC-DenseNet103 16      4, 5, 7, 10, 12 / 15 / 12, 10, 7, 5, 4     9.4M   9,322,091
 =============  ======  =========================================  =====  ============
 
-Depth check (convolutions, transposed ones included; ``tests/test_unet_fcdensenet.py`` counts
+Depth check (convolutions, transposed ones included; ``tests/test_fcdensenet.py`` counts
 them): 56 = 1 + 11 x 4 + 5 TD + 5 TU + 1; 67 = 1 + 11 x 5 + 5 + 5 + 1; 103 = 1 + 91 + 5 + 5 +
 1. Stack channels after each dense block of FC-DenseNet103 (the ``m`` of Table 2, with the
 reference README's correction of the bottleneck onwards by +16): 112, 192, 304, 464, 656 / 896 /

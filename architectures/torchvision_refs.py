@@ -85,7 +85,7 @@ def _meta_info(
         paper_params_note="torchvision weights metadata, 21 classes"
         + (", auxiliary classifier included" if aux else ""),
         paper_params_with_aux=aux,  # meta["num_params"] counts the aux classifier
-        paper_gflops_with_aux=aux,  # and meta["_ops"] runs it (tests/test_torchvision_meta.py)
+        paper_gflops_with_aux=aux,  # and meta["_ops"] runs it (tests/test_torchvision_refs.py)
         paper_num_classes=21,
         paper_gflops=meta["_ops"],
         paper_resolution=(520, 520),

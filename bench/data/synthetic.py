@@ -73,7 +73,7 @@ MIN_SIZE = 16
 # Per-channel mean/std of images at default settings (size 128, num_classes 8, max_shapes 3,
 # default scales, seed 0), on the 0..1 scale. Measured with
 # ``measure_channel_stats(SyntheticShapes("train"), count=500)``, i.e. exact integer sums over
-# all pixels of train images 0..499, rounded to 4 decimals; tests/test_synthetic.py re-measures
+# all pixels of train images 0..499, rounded to 4 decimals; tests/test_data_synthetic.py re-measures
 # them. Other settings shift them by little (shape and background colours have the same
 # distribution), so the same constants are used for every configuration.
 SYNTHETIC_MEAN: tuple[float, float, float] = (0.5060, 0.4975, 0.5009)
