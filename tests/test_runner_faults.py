@@ -312,6 +312,13 @@ def test_missing_dataset_root_shows_the_expected_layout(tmp_path):
 # -- Ctrl-C, a second sweep into the same folder, files left by a killed run ----------------------
 
 
+def _default_sigint() -> None:
+    # A job started in the background by a non-interactive shell (as CI may run us) inherits
+    # SIGINT ignored, and Python then installs no KeyboardInterrupt handler: give the child
+    # the default disposition, as a terminal would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _sleepy_sweep(results: Path) -> subprocess.Popen:
     """A subprocess sweep of the fault suite that sits in fault_sleepy after 3 records."""
     return subprocess.Popen(
@@ -322,6 +329,7 @@ def _sleepy_sweep(results: Path) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
 
 
