@@ -56,6 +56,22 @@ FAULT_SUITE = TEST_DATA / "fault_suite.yaml"
 FAULT_PLUGIN = TEST_DATA / "fault_plugin.py"
 """Tiny nets, and nets that fail on purpose (NaN, out of memory, hang, crash, sleep)."""
 FAULT_SUITE_ARCHS = ("fault_conv_a", "fault_conv_b", "fault_sleepy", "fault_conv_c")
+
+# The built-in datasets in registration order (what `list datasets` shows), written out here,
+# not read from the code; all but the synthetic set are file-backed.
+BUILT_IN_DATASETS = (
+    "synthetic",
+    "camvid",
+    "voc2012",
+    "voc2012_aug",
+    "cityscapes",
+    "ade20k",
+    "nyudv2",
+    "sunrgbd",
+    "siftflow",
+    "isbi2012",
+)
+FILE_DATASETS = BUILT_IN_DATASETS[1:]
 """The ``archs`` of :data:`FAULT_SUITE`, in its order (the baseline runs before them)."""
 REGRESS_SUITE = TEST_DATA / "regress_suite.yaml"
 """The regression gate's end-to-end suite (a broken skip connection is planted through

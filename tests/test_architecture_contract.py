@@ -28,6 +28,9 @@ For every entry, on CPU with small inputs:
   network reads, or all of them where ``ArchInfo.paper_params_with_aux`` says the paper counted
   the auxiliary heads), MACs within 10%, unless ``tests/paper_gaps.py`` pins the measured value
   with the reason it differs;
+* an entry whose builder takes ``pretrained_backbone`` never downloads: with an empty torch hub
+  cache, ``pretrained_backbone=True`` raises ``FileNotFoundError`` naming the ``.pth`` file it
+  expects under ``<hub>/checkpoints/``, or ``ValueError`` for an entry that trains from scratch;
 * the ``ArchInfo`` metadata is well formed: ``ArchInfo`` validates itself when constructed (a
   bad entry fails at registration); ``test_info`` re-runs that validation on every registered
   entry (the planted bad values are in ``tests/test_registry.py``).
@@ -45,9 +48,12 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import inspect
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -425,6 +431,19 @@ def _by_arch() -> pytest.MarkDecorator:
 @_by_arch()
 def test_info(arch: str) -> None:
     check_info(architectures.get_info(arch), arch)
+
+
+@_by_arch()
+def test_pretrained_backbone_never_downloads(arch: str, no_download: Path) -> None:
+    builder = architectures.get_entry(arch).builder
+    if "pretrained_backbone" not in inspect.signature(builder).parameters:
+        pytest.skip(f"{arch} takes no pretrained_backbone")
+    with pytest.raises((FileNotFoundError, ValueError)) as info, torch.device("meta"):
+        architectures.build(arch, num_classes=3, pretrained_backbone=True)
+    if info.type is FileNotFoundError:
+        hub = re.escape(str(no_download / "checkpoints")) + r"/[\w.-]+\.pth"
+        assert re.search(hub, str(info.value)), str(info.value)
+    assert not list(no_download.rglob("*.pth"))  # nothing was fetched into the cache
 
 
 @_by_arch()

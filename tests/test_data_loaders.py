@@ -29,18 +29,8 @@ from bench.data import (
 )
 from bench.data.fixtures import FIXTURE_COUNTS, write_fixture
 from bench.errors import BenchError, ConfigError, MissingFileError
+from tests.factories import FILE_DATASETS
 
-FILE_DATASETS = (
-    "camvid",
-    "voc2012",
-    "voc2012_aug",
-    "cityscapes",
-    "ade20k",
-    "nyudv2",
-    "sunrgbd",
-    "siftflow",
-    "isbi2012",
-)
 # Cityscapes label id -> train id, written out independently of bench/data/cityscapes.py.
 # fmt: off
 CITYSCAPES_TRAIN_IDS = [255] * 7 + [0, 1, 255, 255, 2, 3, 4, 255, 255, 255, 5, 255, 6, 7, 8, 9,

@@ -22,20 +22,7 @@ from bench.data import registry as registry_module
 from bench.data.fixtures import FIXTURE_COUNTS, write_fixture
 from bench.data.synthetic import synthetic
 from bench.errors import BenchError, ConfigError
-
-# Written out here, not read from the code: the registration order `list datasets` shows.
-BUILT_IN = (
-    "synthetic",
-    "camvid",
-    "voc2012",
-    "voc2012_aug",
-    "cityscapes",
-    "ade20k",
-    "nyudv2",
-    "sunrgbd",
-    "siftflow",
-    "isbi2012",
-)
+from tests.factories import BUILT_IN_DATASETS, FILE_DATASETS
 
 
 @pytest.fixture
@@ -54,8 +41,8 @@ def _dummy_factory(*, split: str, root: str | None = None, size: int = 8) -> tup
 
 
 def test_built_in_datasets_in_registration_order():
-    assert dataset_names() == list(BUILT_IN)
-    assert file_dataset_names() == list(BUILT_IN[1:])
+    assert dataset_names() == list(BUILT_IN_DATASETS)
+    assert file_dataset_names() == list(FILE_DATASETS)
 
 
 def test_file_backed_view_and_dataset_view_agree_on_every_entry(tmp_path):

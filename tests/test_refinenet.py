@@ -10,15 +10,11 @@ downloads.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import ResNet50_Weights, ResNet101_Weights, WeightsEnum, resnet50, resnet101
+from torchvision.models import resnet50
 
 import architectures
 from architectures.refinenet import (
@@ -158,35 +154,3 @@ def test_arch_info(name: str) -> None:
 
 
 # --------------------------------------------------------------------------- weights
-
-
-@pytest.mark.parametrize(
-    ("name", "weights"),
-    [
-        ("refinenet101", ResNet101_Weights.IMAGENET1K_V1),
-        ("refinenet50", ResNet50_Weights.IMAGENET1K_V1),
-    ],
-)
-def test_pretrained_backbone_missing_raises_with_path(
-    name: str, weights: WeightsEnum, no_download: Path
-) -> None:
-    expected = no_download / "checkpoints" / os.path.basename(weights.url)
-    with pytest.raises(FileNotFoundError) as info, torch.device("meta"):
-        architectures.build(name, num_classes=3, pretrained_backbone=True)
-    assert str(expected) in str(info.value)
-
-
-@pytest.mark.parametrize(
-    ("name", "resnet"),
-    [
-        ("refinenet101", resnet101),
-        ("refinenet50", resnet50),
-    ],
-)
-def test_resnet_state_dict_keys_fit_the_trunk(name: str, resnet: Callable[..., nn.Module]) -> None:
-    """A torchvision ResNet state dict (fc included) loads strictly into the trunk."""
-    with torch.device("meta"):
-        state = resnet(weights=None).state_dict()
-    model = meta_build(name, 21)
-    model.load_resnet_imagenet(state)  # strict: raises on any missing or unexpected key
-    assert set(model.backbone.state_dict()) == {k for k in state if not k.startswith("fc.")}
