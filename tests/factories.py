@@ -31,6 +31,7 @@ import json
 import mmap
 import os
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -484,6 +485,32 @@ def run_cli(argv: Sequence[object]) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main([str(a) for a in argv])
     return code, out.getvalue(), err.getvalue()
+
+
+def fault_sweep_argv(results: Path, *extra: str) -> list[str]:
+    """The command of a ``run_bench.py`` child sweeping the fault suite into ``results``.
+
+    Args:
+        results: The child's ``--results-dir``.
+        *extra: More arguments (``--shard 2/3``, ...), before ``-q``.
+
+    Returns:
+        ``[python, run_bench.py, run, --suite, <fault suite>, --plugin, <fault plugin>, ...]``,
+        to run with ``cwd=ROOT``.
+    """
+    return [
+        sys.executable,
+        "run_bench.py",
+        "run",
+        "--suite",
+        str(FAULT_SUITE),
+        "--plugin",
+        str(FAULT_PLUGIN),
+        "--results-dir",
+        str(results),
+        *extra,
+        "-q",
+    ]
 
 
 def subprocess_env(**changes: str | None) -> dict[str, str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from tests.factories import (
     FAULT_SUITE,
     FAULT_SUITE_ARCHS,
     ROOT,
+    fault_sweep_argv,
     read_record_files,
     run_cli,
     subprocess_env,
@@ -74,18 +74,7 @@ def _assert_every_file_is_a_complete_record(results: Path) -> None:
 def test_sigkill_mid_sweep_then_resume_ends_with_one_ok_record_each(tmp_path, monkeypatch):
     results = tmp_path / "results"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "run_bench.py",
-            "run",
-            "--suite",
-            str(FAULT_SUITE),
-            "--plugin",
-            str(FAULT_PLUGIN),
-            "--results-dir",
-            str(results),
-            "-q",
-        ],
+        fault_sweep_argv(results),
         cwd=ROOT,
         env=subprocess_env(SEMSEG_TEST_SLEEP_S="600"),
         stdout=subprocess.DEVNULL,
@@ -322,8 +311,7 @@ def _default_sigint() -> None:
 def _sleepy_sweep(results: Path) -> subprocess.Popen:
     """A subprocess sweep of the fault suite that sits in fault_sleepy after 3 records."""
     return subprocess.Popen(
-        [sys.executable, "run_bench.py", "run", "--suite", str(FAULT_SUITE), "--plugin"]
-        + [str(FAULT_PLUGIN), "--results-dir", str(results), "-q"],
+        fault_sweep_argv(results),
         cwd=ROOT,
         env=subprocess_env(SEMSEG_TEST_SLEEP_S="600"),
         stdout=subprocess.DEVNULL,

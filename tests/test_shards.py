@@ -10,7 +10,6 @@ three shards are the session fixture ``shard_runs`` (``tests/conftest.py``), sha
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -18,10 +17,9 @@ import pytest
 from bench.runner import BASELINE_ARCH
 from bench.shards import parse_shard, shard_items
 from tests.factories import (
-    FAULT_PLUGIN,
-    FAULT_SUITE,
     FAULT_SUITE_ARCHS,
     ROOT,
+    fault_sweep_argv,
     read_record_files,
     run_cli,
     stable_leaderboard,
@@ -62,20 +60,7 @@ def test_three_concurrent_shards_give_the_unsharded_leaderboard(tmp_path, shard_
     env = subprocess_env(SEMSEG_TEST_SLEEP_S=None)
     procs = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "run_bench.py",
-                "run",
-                "--suite",
-                str(FAULT_SUITE),
-                "--plugin",
-                str(FAULT_PLUGIN),
-                "--results-dir",
-                str(shared),
-                "--shard",
-                f"{i}/3",
-                "-q",
-            ],
+            fault_sweep_argv(shared, "--shard", f"{i}/3"),
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
