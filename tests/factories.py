@@ -487,6 +487,11 @@ def run_cli(argv: Sequence[object]) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def tiny_suite_argv(results: object) -> list[object]:
+    """``run --suite <tiny suite> --results-dir <results>``: the start of most CLI test runs."""
+    return ["run", "--suite", TINY_SUITE, "--results-dir", results]
+
+
 def fault_sweep_argv(results: Path, *extra: str) -> list[str]:
     """The command of a ``run_bench.py`` child sweeping the fault suite into ``results``.
 

@@ -25,7 +25,7 @@ from bench.data import build_dataset
 from bench.evaluate import evaluate
 from bench.models import build_model
 from bench.suites import load_suite
-from tests.factories import ROOT, TINY_SUITE, read_record_files, run_cli
+from tests.factories import ROOT, TINY_SUITE, read_record_files, run_cli, tiny_suite_argv
 
 LRASPP = "tv_lraspp_mobilenet_v3_large"
 DEEPLAB = "tv_deeplabv3_mobilenet_v3_large"
@@ -86,11 +86,7 @@ def tiny_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("cli_run")
     results, ckpts = base / "results", base / "ckpt"
     argv = [
-        "run",
-        "--suite",
-        TINY_SUITE,
-        "--results-dir",
-        results,
+        *tiny_suite_argv(results),
         "-q",
         "--save-checkpoints",
         ckpts,
@@ -241,11 +237,7 @@ def test_run_unknown_arch_exits_2_with_close_matches(tmp_path):
     results = tmp_path / "results"
     code, _, err = run_cli(
         [
-            "run",
-            "--suite",
-            TINY_SUITE,
-            "--results-dir",
-            results,
+            *tiny_suite_argv(results),
             "--archs",
             "tv_lraspp_mobilenetv3_large",
         ]
@@ -261,11 +253,7 @@ def test_run_unknown_arch_exits_2_with_close_matches(tmp_path):
 def test_run_arch_not_in_suite_exits_2(tmp_path):
     code, _, err = run_cli(
         [
-            "run",
-            "--suite",
-            TINY_SUITE,
-            "--results-dir",
-            tmp_path / "r",
+            *tiny_suite_argv(tmp_path / "r"),
             "--archs",
             f"{LRASPP},fcn8s",
         ]
@@ -293,11 +281,7 @@ def test_run_unwritable_checkpoint_dir_exits_2_before_running(tmp_path):
     results = tmp_path / "results"
     code, _, err = run_cli(
         [
-            "run",
-            "--suite",
-            TINY_SUITE,
-            "--results-dir",
-            results,
+            *tiny_suite_argv(results),
             "--save-checkpoints",
             blocker / "ckpt",
         ]

@@ -10,10 +10,12 @@ more than the Python start-up of its process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -68,28 +70,44 @@ def _assert_every_file_is_a_complete_record(results: Path) -> None:
         assert record["run_id"] == path.stem
 
 
-# -- SIGKILL mid-sweep, then resume ---------------------------------------------------------------
+def _default_sigint() -> None:
+    # A job started in the background by a non-interactive shell (as CI may run us) inherits
+    # SIGINT ignored, and Python then installs no KeyboardInterrupt handler: give the child
+    # the default disposition, as a terminal would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_sigkill_mid_sweep_then_resume_ends_with_one_ok_record_each(tmp_path, monkeypatch):
-    results = tmp_path / "results"
+@contextlib.contextmanager
+def sleepy_sweep(results: Path) -> Iterator[subprocess.Popen]:
+    """A subprocess sweep of the fault suite, yielded once it sits in fault_sleepy (the first
+    three combinations written); killed if still alive, and reaped, when the block ends."""
     proc = subprocess.Popen(
         fault_sweep_argv(results),
         cwd=ROOT,
         env=subprocess_env(SEMSEG_TEST_SLEEP_S="600"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,
     )
     try:
-        # The first three combinations are written; the sweep then sits in fault_sleepy.
         _wait_for_records(results / "records", set(COMBOS[:3]), proc, limit_s=300)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
+        yield proc
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+        proc.wait()
         proc.stderr.close()
+
+
+# -- SIGKILL mid-sweep, then resume ---------------------------------------------------------------
+
+
+def test_sigkill_mid_sweep_then_resume_ends_with_one_ok_record_each(tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    with sleepy_sweep(results) as proc:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     _assert_every_file_is_a_complete_record(results)
     before = {r["arch"]: r["run_id"] for r in read_record_files(results)}
@@ -301,37 +319,11 @@ def test_missing_dataset_root_shows_the_expected_layout(tmp_path):
 # -- Ctrl-C, a second sweep into the same folder, files left by a killed run ----------------------
 
 
-def _default_sigint() -> None:
-    # A job started in the background by a non-interactive shell (as CI may run us) inherits
-    # SIGINT ignored, and Python then installs no KeyboardInterrupt handler: give the child
-    # the default disposition, as a terminal would.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _sleepy_sweep(results: Path) -> subprocess.Popen:
-    """A subprocess sweep of the fault suite that sits in fault_sleepy after 3 records."""
-    return subprocess.Popen(
-        fault_sweep_argv(results),
-        cwd=ROOT,
-        env=subprocess_env(SEMSEG_TEST_SLEEP_S="600"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_default_sigint,
-    )
-
-
 def test_ctrl_c_prints_one_line_with_the_resume_command_and_exits_130(tmp_path):
     results = tmp_path / "results"
-    proc = _sleepy_sweep(results)
-    try:
-        _wait_for_records(results / "records", set(COMBOS[:3]), proc, limit_s=300)
+    with sleepy_sweep(results) as proc:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 130
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     lines = [line for line in err.splitlines() if line.strip()]
@@ -345,9 +337,7 @@ def test_a_second_sweep_skips_what_a_live_one_is_running_then_takes_over_its_loc
     tmp_path, monkeypatch
 ):
     results = tmp_path / "results"
-    proc = _sleepy_sweep(results)
-    try:
-        _wait_for_records(results / "records", set(COMBOS[:3]), proc, limit_s=300)
+    with sleepy_sweep(results) as proc:
         lock = results / ".locks" / "fault_suite__fault_sleepy__synthetic.lock"
         assert json.loads(lock.read_text())["pid"] == proc.pid
         monkeypatch.setenv("SEMSEG_TEST_SLEEP_S", "0")
@@ -358,11 +348,6 @@ def test_a_second_sweep_skips_what_a_live_one_is_running_then_takes_over_its_loc
         assert "fault_sleepy" not in {r["arch"] for r in read_record_files(results)}
         proc.send_signal(signal.SIGKILL)  # dies holding the lock
         proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
     assert lock.exists()
     for name in [n for n in architectures.names() if n.startswith("fault_")]:
         _registry.unregister(name)  # the next call loads the plugin again

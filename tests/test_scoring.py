@@ -28,6 +28,21 @@ def _write_preds(ds, folder: Path, make, name=lambda pair: pair.id) -> list[np.n
     return preds
 
 
+def _score_camvid_test(camvid: Path, pred_dir: object) -> list[object]:
+    """``score`` of the CamVid fixture's test split from ``pred_dir``."""
+    return [
+        "score",
+        "--dataset",
+        "camvid",
+        "--data-root",
+        camvid,
+        "--split",
+        "test",
+        "--pred-dir",
+        pred_dir,
+    ]
+
+
 def test_perfect_predictions_score_one(camvid, tmp_path):
     ds, info = build_dataset("camvid", split="test", root=camvid)
     _write_preds(ds, tmp_path / "p", lambda i, lab: np.where(lab == 255, 0, lab))
@@ -138,15 +153,7 @@ def test_cli_score_prints_metrics_and_writes_json(camvid, tmp_path):
     out_json = tmp_path / "m.json"
     code, out, err = run_cli(
         [
-            "score",
-            "--dataset",
-            "camvid",
-            "--data-root",
-            str(camvid),
-            "--split",
-            "test",
-            "--pred-dir",
-            str(tmp_path / "p"),
+            *_score_camvid_test(camvid, str(tmp_path / "p")),
             "--json",
             str(out_json),
             "-q",
@@ -161,15 +168,7 @@ def test_cli_score_prints_metrics_and_writes_json(camvid, tmp_path):
     assert data["unmatched_files"] == ["stray.png"] and len(data["confusion_matrix"]) == 11
     code, _, err = run_cli(
         [
-            "score",
-            "--dataset",
-            "camvid",
-            "--data-root",
-            str(camvid),
-            "--split",
-            "test",
-            "--pred-dir",
-            str(tmp_path / "none"),
+            *_score_camvid_test(camvid, str(tmp_path / "none")),
         ]
     )
     assert code == 2 and "is not a folder" in err
