@@ -492,6 +492,20 @@ def tiny_suite_argv(results: object) -> list[object]:
     return ["run", "--suite", TINY_SUITE, "--results-dir", results]
 
 
+def fault_suite_run(results: object, *extra: object) -> list[object]:
+    """``run --suite <fault suite> --plugin <fault plugin> --results-dir <results> ...``."""
+    return [
+        "run",
+        "--suite",
+        FAULT_SUITE,
+        "--plugin",
+        FAULT_PLUGIN,
+        "--results-dir",
+        results,
+        *extra,
+    ]
+
+
 def fault_sweep_argv(results: Path, *extra: str) -> list[str]:
     """The command of a ``run_bench.py`` child sweeping the fault suite into ``results``.
 
@@ -500,22 +514,9 @@ def fault_sweep_argv(results: Path, *extra: str) -> list[str]:
         *extra: More arguments (``--shard 2/3``, ...), before ``-q``.
 
     Returns:
-        ``[python, run_bench.py, run, --suite, <fault suite>, --plugin, <fault plugin>, ...]``,
-        to run with ``cwd=ROOT``.
+        ``[python, run_bench.py, run, --suite, <fault suite>, ...]``, to run with ``cwd=ROOT``.
     """
-    return [
-        sys.executable,
-        "run_bench.py",
-        "run",
-        "--suite",
-        str(FAULT_SUITE),
-        "--plugin",
-        str(FAULT_PLUGIN),
-        "--results-dir",
-        str(results),
-        *extra,
-        "-q",
-    ]
+    return [sys.executable, "run_bench.py", *map(str, fault_suite_run(results, *extra)), "-q"]
 
 
 def subprocess_env(**changes: str | None) -> dict[str, str]:

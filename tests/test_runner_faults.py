@@ -31,6 +31,7 @@ from tests.factories import (
     FAULT_SUITE,
     FAULT_SUITE_ARCHS,
     ROOT,
+    fault_suite_run,
     fault_sweep_argv,
     read_record_files,
     run_cli,
@@ -116,13 +117,7 @@ def test_sigkill_mid_sweep_then_resume_ends_with_one_ok_record_each(tmp_path, mo
     monkeypatch.setenv("SEMSEG_TEST_SLEEP_S", "0")
     code, out, err = run_cli(
         [
-            "run",
-            "--suite",
-            FAULT_SUITE,
-            "--plugin",
-            FAULT_PLUGIN,
-            "--results-dir",
-            results,
+            *fault_suite_run(results),
             "--resume",
             "-q",
         ]
@@ -167,13 +162,7 @@ def test_corrupt_record_stops_resume_and_leaderboard_naming_the_file(tmp_path):
     for argv in (
         ["leaderboard", "--results-dir", tmp_path],
         [
-            "run",
-            "--suite",
-            FAULT_SUITE,
-            "--plugin",
-            FAULT_PLUGIN,
-            "--results-dir",
-            tmp_path,
+            *fault_suite_run(tmp_path),
             "--resume",
             "-q",
         ],
@@ -341,7 +330,7 @@ def test_a_second_sweep_skips_what_a_live_one_is_running_then_takes_over_its_loc
         lock = results / ".locks" / "fault_suite__fault_sleepy__synthetic.lock"
         assert json.loads(lock.read_text())["pid"] == proc.pid
         monkeypatch.setenv("SEMSEG_TEST_SLEEP_S", "0")
-        argv = ["run", "--suite", FAULT_SUITE, "--plugin", FAULT_PLUGIN, "--results-dir", results]
+        argv = fault_suite_run(results)
         code, _, err = run_cli([*argv, "--archs", "fault_sleepy", "-q"])
         assert code == 0, err
         assert f"not run: fault_sleepy is being run into this folder by pid {proc.pid}" in err
