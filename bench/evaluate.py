@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -34,6 +35,25 @@ class EvalResult:
     sample_preds: np.ndarray | None
 
 
+class LabelSpace(Protocol):
+    """What scoring needs to know of a dataset's labels (a ``bench.data.DatasetInfo`` is one).
+
+    Attributes:
+        num_classes: Classes scored.
+        ignore_index: Label value not scored.
+        class_names: One name per class, for the per-class metrics.
+    """
+
+    @property
+    def num_classes(self) -> int: ...  # noqa: D102
+
+    @property
+    def ignore_index(self) -> int: ...  # noqa: D102
+
+    @property
+    def class_names(self) -> Sequence[str]: ...  # noqa: D102
+
+
 def _pred_dtype(num_classes: int) -> torch.dtype:
     # uint8 class ids make the confusion-matrix update fastest (see bench.metrics).
     return torch.uint8 if num_classes <= 256 else torch.int32
@@ -43,10 +63,8 @@ def _pred_dtype(num_classes: int) -> torch.dtype:
 def evaluate(
     model: nn.Module | None,
     dataset: Dataset,
+    labels: LabelSpace,
     *,
-    num_classes: int,
-    ignore_index: int,
-    class_names: Sequence[str],
     device: str | torch.device = "cpu",
     batch_size: int = 16,
     num_samples: int = 0,
@@ -67,9 +85,8 @@ def evaluate(
     Args:
         model: The model, or ``None`` with ``constant_class``.
         dataset: Yields ``(image, mask)`` pairs.
-        num_classes: Classes scored.
-        ignore_index: Label value not scored.
-        class_names: One name per class, for the per-class metrics.
+        labels: The classes scored, the label not scored and the class names: the dataset's
+            ``DatasetInfo``.
         device: Where the model runs and the matrix accumulates.
         batch_size: Images per forward pass.
         num_samples: Predictions of the first N images kept in the result.
@@ -85,11 +102,12 @@ def evaluate(
             match the labels, or a label is invalid (see :class:`bench.metrics.ConfusionMatrix`).
     """
     protocol = getattr(dataset, "protocol", None)
+    num_classes = labels.num_classes
     if model is None and constant_class is None:
         raise ConfigError("evaluate() needs a model or a constant_class.")
     if model is not None:
         model.to(device).eval()
-    cm = ConfusionMatrix(num_classes, ignore_index=ignore_index, device=device)
+    cm = ConfusionMatrix(num_classes, ignore_index=labels.ignore_index, device=device)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     kept: list[np.ndarray] = []
     n = 0
@@ -116,7 +134,7 @@ def evaluate(
         n += masks.shape[0]
     samples = np.stack(kept) if kept else None
     return EvalResult(
-        metrics=cm.compute(class_names),
+        metrics=cm.compute(labels.class_names),
         matrix=cm.matrix.cpu().numpy(),
         num_images=n,
         sample_preds=samples,

@@ -323,9 +323,7 @@ class Sweep:
             ev = evaluate(
                 model,
                 self.eval_set,
-                num_classes=self.info.num_classes,
-                ignore_index=self.info.ignore_index,
-                class_names=self.info.class_names,
+                self.info,
                 device=self.device,
                 batch_size=s.eval.batch_size,
                 num_samples=s.eval.num_samples,
@@ -458,9 +456,7 @@ class Sweep:
         ev = evaluate(
             None,
             self.eval_set,
-            num_classes=self.info.num_classes,
-            ignore_index=self.info.ignore_index,
-            class_names=self.info.class_names,
+            self.info,
             constant_class=0,
             device="cpu",
             batch_size=self.suite.eval.batch_size,

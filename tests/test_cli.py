@@ -457,9 +457,7 @@ def test_checkpoint_reproduces_the_records_metrics(tiny_run, arch):
     result = evaluate(
         model,
         eval_set,
-        num_classes=info.num_classes,
-        ignore_index=info.ignore_index,
-        class_names=info.class_names,
+        info,
         batch_size=suite.eval.batch_size,
         progress=False,
     )

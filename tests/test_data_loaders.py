@@ -239,9 +239,7 @@ def test_evaluate_runs_on_a_file_dataset(fixtures):
     result = evaluate(
         model,
         ds,
-        num_classes=info.num_classes,
-        ignore_index=info.ignore_index,
-        class_names=info.class_names,
+        info,
         progress=False,
     )
     labelled = sum(int((ds.label(i) != 255).sum()) for i in range(len(ds)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,17 @@ from bench.evaluate import evaluate
 
 NAMES = ("background", "disc", "square")
 IGNORE = 255
+
+
+class Labels(NamedTuple):
+    """A label space without a dataset entry (bench.evaluate.LabelSpace)."""
+
+    num_classes: int
+    ignore_index: int
+    class_names: tuple[str, ...]
+
+
+LABELS = Labels(3, IGNORE, NAMES)
 
 # Two 2x2 masks: 4 pixels of class 0, 2 of class 1, 1 of class 2 and 1 ignored pixel.
 MASKS = torch.tensor(
@@ -52,9 +65,7 @@ def test_constant_background_baseline_hand_computed_metrics():
     result = evaluate(
         None,
         dataset(),
-        num_classes=3,
-        ignore_index=IGNORE,
-        class_names=NAMES,
+        LABELS,
         constant_class=0,
         batch_size=1,
         progress=False,
@@ -78,9 +89,7 @@ def test_constant_class_two_scores_that_class():
     result = evaluate(
         None,
         dataset(),
-        num_classes=3,
-        ignore_index=IGNORE,
-        class_names=NAMES,
+        LABELS,
         constant_class=2,
         progress=False,
     )
@@ -93,9 +102,7 @@ def test_perfect_model_scores_one():
     result = evaluate(
         Oracle(3),
         dataset(),
-        num_classes=3,
-        ignore_index=IGNORE,
-        class_names=NAMES,
+        LABELS,
         batch_size=2,
         progress=False,
     )
@@ -112,9 +119,7 @@ def test_dict_output_uses_the_out_key():
     result = evaluate(
         DictOracle(3),
         dataset(),
-        num_classes=3,
-        ignore_index=IGNORE,
-        class_names=NAMES,
+        LABELS,
         progress=False,
     )
     assert result.metrics.miou == 1.0
@@ -124,9 +129,7 @@ def test_sample_preds_are_the_first_predictions_across_batches():
     result = evaluate(
         Oracle(3),
         dataset(),
-        num_classes=3,
-        ignore_index=IGNORE,
-        class_names=NAMES,
+        LABELS,
         batch_size=1,
         num_samples=2,
         progress=False,
@@ -141,9 +144,7 @@ def test_sample_preds_stop_at_num_samples():
     result = evaluate(
         Oracle(3),
         dataset(),
-        num_classes=3,
-        ignore_index=IGNORE,
-        class_names=NAMES,
+        LABELS,
         batch_size=2,
         num_samples=1,
         progress=False,
@@ -169,9 +170,7 @@ def test_output_of_the_wrong_shape_raises(model, found):
         evaluate(
             model,
             dataset(),
-            num_classes=3,
-            ignore_index=IGNORE,
-            class_names=NAMES,
+            LABELS,
             batch_size=2,
             progress=False,
         )
@@ -191,9 +190,7 @@ def test_dict_output_without_out_names_its_keys():
         evaluate(
             DictWithoutOut(),
             dataset(),
-            num_classes=3,
-            ignore_index=IGNORE,
-            class_names=NAMES,
+            LABELS,
             progress=False,
         )
     assert str(exc.value) == (
@@ -203,16 +200,12 @@ def test_dict_output_without_out_names_its_keys():
 
 def test_no_model_and_no_constant_class_raises():
     with pytest.raises(ConfigError, match=r"needs a model or a constant_class"):
-        evaluate(
-            None, dataset(), num_classes=3, ignore_index=IGNORE, class_names=NAMES, progress=False
-        )
+        evaluate(None, dataset(), LABELS, progress=False)
 
 
 def test_evaluation_does_not_update_batchnorm_statistics():
     model = nn.Sequential(nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3)).train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    evaluate(
-        model, dataset(), num_classes=3, ignore_index=IGNORE, class_names=NAMES, progress=False
-    )
+    evaluate(model, dataset(), LABELS, progress=False)
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)

@@ -348,9 +348,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = evaluate(
         model,
         dataset,
-        num_classes=info.num_classes,
-        ignore_index=info.ignore_index,
-        class_names=info.class_names,
+        info,
         device=device,
         batch_size=args.batch_size,
         progress=not args.quiet,

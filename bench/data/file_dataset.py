@@ -11,6 +11,7 @@ that has them. ``run_bench.py data check`` (:mod:`bench.data.check`) decodes eve
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -49,35 +50,17 @@ def register_file_dataset(spec: FileDatasetSpec) -> FileDatasetSpec:
 
 def _factory(spec: FileDatasetSpec) -> DatasetFactory:
     def factory(
-        *,
-        split: str,
-        root: str | Path | None = None,
-        size: int | tuple[int, int] | list[int] | None = None,
-        augment: bool | None = None,
-        scale_range: tuple[float, float] | list[float] = (0.5, 2.0),
-        flip: bool = True,
-        color_jitter: Mapping[str, float] | bool = True,
-        protocol: Mapping[str, Any] | None = None,
-        verify: str = "headers",
+        *, split: str, root: str | Path | None = None, **options: Any
     ) -> tuple[SegmentationFiles, DatasetInfo]:
-        ds = SegmentationFiles(
-            spec,
-            split,
-            root,
-            size=size,
-            augment=augment,
-            scale_range=scale_range,
-            flip=flip,
-            color_jitter=color_jitter,
-            protocol=protocol,
-            verify=verify,
-        )
-        return ds, spec.info
+        return SegmentationFiles(spec, split, root, **options), spec.info
 
     factory.__doc__ = (
         f"Build one split of {spec.info.title} ({spec.name}); see SegmentationFiles for the "
         f"options."
     )
+    # The options are SegmentationFiles' own, declared there once; the signature shows them
+    # (``DatasetEntry.options`` reads it to list and check a suite's dataset options).
+    factory.__signature__ = _FACTORY_SIGNATURE  # type: ignore[attr-defined]
     return factory
 
 
@@ -283,3 +266,14 @@ class SegmentationFiles(Dataset):
             "augment": self.augment.to_dict() if self.augment else None,
             "protocol": self.protocol.to_dict(),
         }
+
+
+def _factory_signature() -> inspect.Signature:
+    """``SegmentationFiles(spec, split, root, *, ...)`` as keyword-only ``(split, root=None, ...)``."""
+    params = list(inspect.signature(SegmentationFiles).parameters.values())[1:]  # no spec
+    keyword = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params]
+    keyword = [p.replace(default=None) if p.name == "root" else p for p in keyword]
+    return inspect.Signature(keyword, return_annotation="tuple[SegmentationFiles, DatasetInfo]")
+
+
+_FACTORY_SIGNATURE = _factory_signature()

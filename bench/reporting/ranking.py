@@ -212,21 +212,24 @@ def _describe_protocol(record: RunRecord) -> str:
         parts.append(f"scored at the {p.label_resolution} label size")
     if p.num_images is not None:
         parts.append(f"{p.num_images} images")
-    return ", ".join(parts) if parts else "not recorded"
+    return _joined(*parts)
 
 
 def _describe_train(record: RunRecord) -> str:
     t = record.train
     if t is None:
         return "no training recorded"
-    parts: list[str] = []
-    if t.steps is not None:
-        parts.append(f"{t.steps} steps")
-    if t.batch_size is not None:
-        parts.append(f"batch {t.batch_size}")
-    if t.optimizer is not None:
-        parts.append(t.optimizer + (f" lr {t.lr:g}" if t.lr is not None else ""))
-    return ", ".join(parts) if parts else "not recorded"
+    lr = f" lr {t.lr:g}" if t.lr is not None else ""
+    return _joined(
+        f"{t.steps} steps" if t.steps is not None else None,
+        f"batch {t.batch_size}" if t.batch_size is not None else None,
+        t.optimizer + lr if t.optimizer is not None else None,
+    )
+
+
+def _joined(*parts: str | None) -> str:
+    """The parts that are there, comma-separated; "not recorded" when none is."""
+    return ", ".join(p for p in parts if p) or "not recorded"
 
 
 def _varying(label: str, rows: list[Row], describe: Callable[[RunRecord], str]) -> str:
