@@ -16,6 +16,17 @@ from architectures._registry import (
     names,
     register,
 )
+from architectures._weights import (
+    Preprocess,
+    PublishedMetric,
+    WeightsInfo,
+    WeightsProtocol,
+    WeightsSource,
+    get_weights,
+    register_weights,
+    strip_module_prefix,
+    weights_entries,
+)
 
 # Built-in entries (import order = listing order).
 from architectures import fcn, torchvision_refs  # noqa: E402,F401  isort: skip
@@ -24,15 +35,25 @@ from architectures import unet, fcdensenet  # noqa: E402,F401  isort: skip
 from architectures import linknet, refinenet, pspnet  # noqa: E402,F401  isort: skip
 from architectures import erfnet, bisenet, segformer, icnet  # noqa: E402,F401  isort: skip
 from architectures import deeplabv3plus, frrn, maskrcnn  # noqa: E402,F401  isort: skip
+from architectures import espnet  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "ArchEntry",
     "ArchInfo",
     "ArchitectureError",
+    "Preprocess",
+    "PublishedMetric",
+    "WeightsInfo",
+    "WeightsProtocol",
+    "WeightsSource",
     "build",
     "entries",
     "get_entry",
     "get_info",
+    "get_weights",
     "names",
     "register",
+    "register_weights",
+    "strip_module_prefix",
+    "weights_entries",
 ]

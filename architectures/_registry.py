@@ -82,6 +82,9 @@ class ArchInfo:
         input_divisor: Input H and W must be multiples of this power of two; the harness pads
             and crops.
         in_channels: Channels of the input image (3 for RGB).
+        min_num_classes: The fewest output classes the network can be built with (widths that
+            depend on the class count can need more than 2); :meth:`ArchEntry.build` refuses
+            fewer, and the contract test builds with at least this many.
         paper_params: Parameter count reported by the paper (None if not reported).
         paper_params_note: What the paper's count covers (classes, auxiliary heads, ...);
             required with ``paper_params``.
@@ -120,6 +123,7 @@ class ArchInfo:
     reference: str = ""
     input_divisor: int = 32
     in_channels: int = 3
+    min_num_classes: int = 2
     paper_params: int | None = None
     paper_params_note: str = ""
     paper_params_with_aux: bool = False
@@ -205,6 +209,13 @@ class ArchInfo:
                 "a positive int",
                 self.in_channels,
                 "Give the input image channels, e.g. 3 for RGB.",
+            )
+        if not _is_int(self.min_num_classes) or self.min_num_classes < 1:
+            raise self._fail(
+                "min_num_classes",
+                "a positive int",
+                self.min_num_classes,
+                "Give the fewest classes the network can be built with (default 2).",
             )
 
     def _check_paper_figures(self) -> None:
@@ -343,11 +354,18 @@ class ArchEntry:
             The freshly built model.
 
         Raises:
-            ArchitectureError: ``num_classes`` is not a positive int.
+            ArchitectureError: ``num_classes`` is not a positive int, or is below the entry's
+                ``min_num_classes``.
         """
         if not _is_int(num_classes) or num_classes < 1:
             raise ArchitectureError(
                 f"num_classes for {self.info.name!r} must be a positive int; got {num_classes!r}."
+            )
+        if num_classes < self.info.min_num_classes:
+            raise ArchitectureError(
+                f"{self.info.name!r} needs at least {self.info.min_num_classes} classes "
+                f"(ArchInfo.min_num_classes); got num_classes={num_classes}. Use a dataset "
+                f"with more classes or another architecture."
             )
         return self.builder(num_classes=num_classes, **options)
 
@@ -430,7 +448,9 @@ def get_entry(name: str) -> ArchEntry:
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise ArchitectureError(
             f"Unknown architecture {name!r}.{hint} "
-            f"Run `python run_bench.py list archs` to see all {len(_REGISTRY)} entries."
+            f"Run `python run_bench.py list archs` to see all {len(_REGISTRY)} entries. An "
+            f"entry defined in a plugin needs --plugin FILE.py, or its package installed (entry "
+            f"point group 'semseg_bench.architectures')."
         ) from None
 
 

@@ -74,41 +74,212 @@ per output pixel (4x for stride 2), would each add part of the gap. The 640x360 
 
 Initialisation: Kaiming normal (fan-out, ReLU) for every convolution, biases 0, batch norm
 weight 1 and bias 0, PReLU slopes 0.25 (PyTorch's and Torch's default).
+
+Variants (builder options; the defaults are the network above, so ``enet(num_classes=K)`` is
+the paper's): ``NTKHOA95_OPTIONS`` reaches the independent reimplementation
+https://github.com/ntkhoa95/ENet_PyTorch (commit 67a87d1, ``models/enet_modules.py`` and
+``models/ENet.py``) whose CamVid weights are in ``../shared/checkpoints/camvid``; each option is
+one way in which it differs, read from its state dict (shapes, names, shared storage) and, for
+what leaves no trace there, from its code:
+
+* ``bn_eps`` (1e-3; theirs 1e-5): PyTorch's default ``nn.BatchNorm2d`` everywhere.
+* ``initial_bn`` ("all": batch norm over the 16 concatenated channels; theirs "conv": over the
+  13 convolution channels only, before the concatenation; ``initial.norm`` has 13 channels).
+* ``prelu`` ("channel": a PReLU with one slope per channel at each of a bottleneck's three
+  non-linearities; theirs "shared": one single-slope PReLU per bottleneck, the same module after
+  the projection, after the main convolution and after the addition; their four keys
+  ``activation``, ``activation1..3`` of a block share one storage). The initial block keeps
+  ``PReLU(16)`` either way.
+* ``decoder_act`` ("relu"; theirs "prelu": stages 4-5 use the same PReLU as the encoder).
+* ``internal_from`` ("out": the branch of bottlenecks 1.0, 2.0, 4.0 and 5.0 works at
+  ``out // 4`` channels; theirs "in": ``in // 4``, so 4, 16, 32, 16 instead of 16, 32, 16, 4).
+* ``down_projection`` ("2x2": the downsampling projection is a 2x2 stride-2 convolution;
+  theirs "1x1": a 1x1 projection, and the 3x3 main convolution takes stride 2).
+* ``asymmetric_first`` ("5x1"; theirs "1x5": the asymmetric pair is 1x5 then 5x1).
+* ``middle_bias`` ("all": every main convolution ends with a bias, the asymmetric pair on its
+  second convolution; theirs "square": only the 3x3 regular, dilated and downsampling ones,
+  none on the asymmetric pair nor on the upsampling 3x3 transposed convolution).
+* ``upsampling_main`` ("bn": the upsampling main branch is a 1x1 convolution and batch norm;
+  theirs "bias": a 1x1 convolution with a bias and no batch norm).
+* ``fullconv`` ("2x2": 2x2 stride 2; theirs "3x3": 3x3 stride 2, padding 1, output padding 1)
+  and ``fullconv_bias`` (True; theirs False).
+* ``decoder_dropout`` (0.0; theirs 0.1: every decoder bottleneck, 4.0 to 5.1, ends with spatial
+  dropout 0.1) and ``asymmetric_dropout`` ("after_bn"; theirs "before_bn": in the asymmetric
+  bottlenecks dropout comes between the expansion and its batch norm). Both act in training only.
+
+The same in both: the encoder dropout rates (0.01 in stage 1, 0.1 in stages 2-3), the dilations
+and the place of the asymmetric blocks, the bias-free 1x1 projections and expansions, the bias
+of the initial convolution, max-unpooling with the indices of 1.0 and 2.0, the zero-padded
+channels of the downsampling main branch. Their 1x1 projections and expansions of the upsampling
+bottlenecks are ``ConvTranspose2d`` layers, which at 1x1 and stride 1 compute what a ``Conv2d``
+with the weight's first two dimensions swapped does: :func:`ntkhoa95_state_dict` swaps them (the
+only change to a tensor it makes; everything else is renamed). The variant has 353,913
+parameters at 12 outputs (their 353,994 counts each shared PReLU slope four times); 144 per
+class. Their CamVid checkpoint is an early snapshot: every batch norm's ``num_batches_tracked``
+is 72, about two epochs of their 36 batches of 10, not the 100 epochs their README describes.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from architectures._registry import ArchInfo, register
+from architectures._weights import (
+    Preprocess,
+    PublishedMetric,
+    WeightsInfo,
+    WeightsProtocol,
+    WeightsSource,
+    register_weights,
+)
 
 _PAPER = "1606.02147"
 _REFERENCE = "https://github.com/e-lab/ENet-training"
 BN_EPS = 1e-3  # the reference's SpatialBatchNormalization(n, 1e-3)
 
+InitialBN = Literal["all", "conv"]
+PReLUKind = Literal["channel", "shared"]
+DecoderAct = Literal["relu", "prelu"]
+InternalFrom = Literal["out", "in"]
+DownProjection = Literal["2x2", "1x1"]
+AsymmetricFirst = Literal["5x1", "1x5"]
+MiddleBias = Literal["all", "square"]
+UpsamplingMain = Literal["bn", "bias"]
+FullConv = Literal["2x2", "3x3"]
+AsymmetricDropout = Literal["after_bn", "before_bn"]
 
-def _bn(channels: int) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(channels, eps=BN_EPS)
+
+@dataclass(frozen=True)
+class ENetOptions:
+    """The builder options of :func:`enet` (see the module docstring, "Variants").
+
+    The defaults are the paper's network; :data:`NTKHOA95_OPTIONS` holds the values of the
+    ntkhoa95/ENet_PyTorch reimplementation.
+
+    Raises:
+        ValueError: an option is not one of its allowed values (the message names it).
+    """
+
+    bn_eps: float = BN_EPS
+    initial_bn: InitialBN = "all"
+    prelu: PReLUKind = "channel"
+    decoder_act: DecoderAct = "relu"
+    internal_from: InternalFrom = "out"
+    down_projection: DownProjection = "2x2"
+    asymmetric_first: AsymmetricFirst = "5x1"
+    middle_bias: MiddleBias = "all"
+    upsampling_main: UpsamplingMain = "bn"
+    fullconv: FullConv = "2x2"
+    fullconv_bias: bool = True
+    decoder_dropout: float = 0.0
+    asymmetric_dropout: AsymmetricDropout = "after_bn"
+
+    def __post_init__(self) -> None:
+        choices = {
+            "initial_bn": InitialBN,
+            "prelu": PReLUKind,
+            "decoder_act": DecoderAct,
+            "internal_from": InternalFrom,
+            "down_projection": DownProjection,
+            "asymmetric_first": AsymmetricFirst,
+            "middle_bias": MiddleBias,
+            "upsampling_main": UpsamplingMain,
+            "fullconv": FullConv,
+            "asymmetric_dropout": AsymmetricDropout,
+        }
+        for name, kind in choices.items():
+            value = getattr(self, name)
+            if value not in get_args(kind):
+                allowed = ", ".join(repr(v) for v in get_args(kind))
+                raise ValueError(f"enet option {name} must be one of {allowed}; got {value!r}.")
+        if not isinstance(self.fullconv_bias, bool):
+            raise ValueError(
+                f"enet option fullconv_bias must be a bool; got {self.fullconv_bias!r}."
+            )
+        eps = self.bn_eps
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+            raise ValueError(f"enet option bn_eps must be a positive float; got {eps!r}.")
+        p = self.decoder_dropout
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+            raise ValueError(
+                f"enet option decoder_dropout must be a probability in [0, 1); got {p!r}."
+            )
 
 
-def _act(channels: int, prelu: bool) -> nn.Module:
-    return nn.PReLU(channels) if prelu else nn.ReLU(inplace=True)
+PAPER_OPTIONS = ENetOptions()
+
+NTKHOA95_OPTIONS: Mapping[str, object] = MappingProxyType(
+    {
+        "bn_eps": 1e-5,
+        "initial_bn": "conv",
+        "prelu": "shared",
+        "decoder_act": "prelu",
+        "internal_from": "in",
+        "down_projection": "1x1",
+        "asymmetric_first": "1x5",
+        "middle_bias": "square",
+        "upsampling_main": "bias",
+        "fullconv": "3x3",
+        "fullconv_bias": False,
+        "decoder_dropout": 0.1,
+        "asymmetric_dropout": "before_bn",
+    }
+)
+"""Builder options of the ntkhoa95/ENet_PyTorch variant: ``enet(num_classes=12,
+**NTKHOA95_OPTIONS)`` loads :func:`ntkhoa95_state_dict` of their CamVid checkpoint strictly."""
+
+
+def _bn(channels: int, eps: float = BN_EPS) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=eps)
+
+
+def _activations(prelu: bool, kind: PReLUKind) -> Callable[[int], nn.Module]:
+    """The maker of one block's non-linearities: ReLU; a new PReLU per call with one slope per
+    channel; or (``kind="shared"``) one single-slope PReLU that every call returns."""
+    if not prelu:
+        return lambda channels: nn.ReLU(inplace=True)
+    if kind == "channel":
+        return nn.PReLU
+    shared = nn.PReLU(1)
+    return lambda channels: shared
+
+
+def _internal(in_channels: int, out_channels: int, options: ENetOptions) -> int:
+    """Branch width of a resampling bottleneck (ratio 4, of the output or of the input)."""
+    return (out_channels if options.internal_from == "out" else in_channels) // 4
 
 
 class InitialBlock(nn.Module):
-    """3x3/2 conv (13 filters) || 2x2/2 max-pool of the input, concatenated; BN; PReLU."""
+    """3x3/2 conv (13 filters) || 2x2/2 max-pool of the input, concatenated; BN; PReLU.
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 16) -> None:
+    With ``options.initial_bn == "conv"`` the batch norm covers the convolution's channels only,
+    before the concatenation.
+    """
+
+    def __init__(
+        self, in_channels: int = 3, out_channels: int = 16, *, options: ENetOptions = PAPER_OPTIONS
+    ) -> None:
         super().__init__()
+        self.bn_all = options.initial_bn == "all"
         self.conv = nn.Conv2d(in_channels, out_channels - in_channels, 3, stride=2, padding=1)
-        self.bn = _bn(out_channels)
+        self.bn = _bn(out_channels if self.bn_all else out_channels - in_channels, options.bn_eps)
         self.act = nn.PReLU(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([self.conv(x), F.max_pool2d(x, 2, 2)], dim=1)  # (N, 16, H/2, W/2)
-        return self.act(self.bn(x))
+        conv = self.conv(x)  # (N, 13, H/2, W/2)
+        if self.bn_all:
+            x = self.bn(torch.cat([conv, F.max_pool2d(x, 2, 2)], dim=1))  # (N, 16, H/2, W/2)
+        else:
+            x = torch.cat([self.bn(conv), F.max_pool2d(x, 2, 2)], dim=1)  # (N, 16, H/2, W/2)
+        return self.act(x)
 
 
 class Bottleneck(nn.Module):
@@ -118,9 +289,11 @@ class Bottleneck(nn.Module):
         channels: Input and output channels; the branch works at ``channels // 4``.
         dilation: Dilation of the 3x3 main convolution (1: regular).
         asymmetric: Kernel size ``k`` of an asymmetric main convolution (``k x 1`` then
-            ``1 x k``); 0 for a square 3x3 one.
+            ``1 x k``, or the other way round with ``options.asymmetric_first == "1x5"``); 0 for a
+            square 3x3 one.
         dropout: Spatial dropout probability at the end of the branch (0: no dropout layer).
         prelu: PReLU (encoder) or ReLU (decoder).
+        options: The variant (see the module docstring).
     """
 
     def __init__(
@@ -131,29 +304,44 @@ class Bottleneck(nn.Module):
         asymmetric: int = 0,
         dropout: float = 0.0,
         prelu: bool = True,
+        options: ENetOptions = PAPER_OPTIONS,
     ) -> None:
         super().__init__()
         internal = channels // 4
+        act = _activations(prelu, options.prelu)
+        eps = options.bn_eps
         if asymmetric:
             pad = (asymmetric - 1) // 2
+            bias = options.middle_bias == "all"
+            vertical = dict(kernel_size=(asymmetric, 1), padding=(pad, 0))
+            horizontal = dict(kernel_size=(1, asymmetric), padding=(0, pad))
+            first, second = (
+                (vertical, horizontal)
+                if options.asymmetric_first == "5x1"
+                else (horizontal, vertical)
+            )
             main: list[nn.Module] = [
-                nn.Conv2d(internal, internal, (asymmetric, 1), padding=(pad, 0), bias=False),
-                nn.Conv2d(internal, internal, (1, asymmetric), padding=(0, pad)),
+                nn.Conv2d(internal, internal, **first, bias=False),
+                nn.Conv2d(internal, internal, **second, bias=bias),
             ]
         else:
             main = [nn.Conv2d(internal, internal, 3, padding=dilation, dilation=dilation)]
+        drop = [nn.Dropout2d(dropout)] if dropout > 0 else []  # none in the paper's decoder
+        expand: list[nn.Module] = [nn.Conv2d(internal, channels, 1, bias=False), _bn(channels, eps)]
+        if asymmetric and options.asymmetric_dropout == "before_bn":
+            expand = expand[:1] + drop + expand[1:]  # branch.7 conv, .8 dropout, .9 BN
+        else:
+            expand += drop
         self.branch = nn.Sequential(
             nn.Conv2d(channels, internal, 1, bias=False),
-            _bn(internal),
-            _act(internal, prelu),
+            _bn(internal, eps),
+            act(internal),
             *main,
-            _bn(internal),
-            _act(internal, prelu),
-            nn.Conv2d(internal, channels, 1, bias=False),
-            _bn(channels),
-            *([nn.Dropout2d(dropout)] if dropout > 0 else []),  # none in the decoder
+            _bn(internal, eps),
+            act(internal),
+            *expand,
         )
-        self.act = _act(channels, prelu)
+        self.act = act(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(x + self.branch(x))  # (N, C, H, W)
@@ -162,22 +350,37 @@ class Bottleneck(nn.Module):
 class DownsamplingBottleneck(nn.Module):
     """Bottleneck x.0 of the encoder: halves H and W; returns the main branch's pool indices."""
 
-    def __init__(self, in_channels: int, out_channels: int, *, dropout: float) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        dropout: float,
+        options: ENetOptions = PAPER_OPTIONS,
+    ) -> None:
         super().__init__()
-        internal = out_channels // 4
+        internal = _internal(in_channels, out_channels, options)
+        act = _activations(True, options.prelu)
+        eps = options.bn_eps
         self.extra_channels = out_channels - in_channels
+        if options.down_projection == "2x2":  # the paper: the projection strides
+            project = nn.Conv2d(in_channels, internal, 2, stride=2, bias=False)
+            main = nn.Conv2d(internal, internal, 3, padding=1)
+        else:  # a 1x1 projection; the main convolution strides
+            project = nn.Conv2d(in_channels, internal, 1, bias=False)
+            main = nn.Conv2d(internal, internal, 3, stride=2, padding=1)
         self.branch = nn.Sequential(
-            nn.Conv2d(in_channels, internal, 2, stride=2, bias=False),  # replaces the 1x1
-            _bn(internal),
-            nn.PReLU(internal),
-            nn.Conv2d(internal, internal, 3, padding=1),
-            _bn(internal),
-            nn.PReLU(internal),
+            project,
+            _bn(internal, eps),
+            act(internal),
+            main,
+            _bn(internal, eps),
+            act(internal),
             nn.Conv2d(internal, out_channels, 1, bias=False),
-            _bn(out_channels),
+            _bn(out_channels, eps),
             nn.Dropout2d(dropout),
         )
-        self.act = nn.PReLU(out_channels)
+        self.act = act(out_channels)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         main, indices = F.max_pool2d(x, 2, 2, return_indices=True)  # (N, Cin, H/2, W/2)
@@ -186,25 +389,57 @@ class DownsamplingBottleneck(nn.Module):
 
 
 class UpsamplingBottleneck(nn.Module):
-    """Bottleneck x.0 of the decoder: doubles H and W by max-unpooling the stored indices."""
+    """Bottleneck x.0 of the decoder: doubles H and W by max-unpooling the stored indices.
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    Args:
+        in_channels: Input channels.
+        out_channels: Output channels.
+        prelu: PReLU instead of the paper's ReLU.
+        dropout: Spatial dropout probability at the end of the branch (0: no dropout layer).
+        options: The variant (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        prelu: bool = False,
+        dropout: float = 0.0,
+        options: ENetOptions = PAPER_OPTIONS,
+    ) -> None:
         super().__init__()
-        internal = out_channels // 4
-        self.main = nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, 1, bias=False), _bn(out_channels)
-        )
+        internal = _internal(in_channels, out_channels, options)
+        act = _activations(prelu, options.prelu)
+        eps = options.bn_eps
+        if options.upsampling_main == "bn":
+            main: list[nn.Module] = [
+                nn.Conv2d(in_channels, out_channels, 1, bias=False),
+                _bn(out_channels, eps),
+            ]
+        else:
+            main = [nn.Conv2d(in_channels, out_channels, 1)]
+        self.main = nn.Sequential(*main)
         self.branch = nn.Sequential(
             nn.Conv2d(in_channels, internal, 1, bias=False),
-            _bn(internal),
-            nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(internal, internal, 3, stride=2, padding=1, output_padding=1),
-            _bn(internal),
-            nn.ReLU(inplace=True),
+            _bn(internal, eps),
+            act(internal),
+            nn.ConvTranspose2d(
+                internal,
+                internal,
+                3,
+                stride=2,
+                padding=1,
+                output_padding=1,
+                bias=options.middle_bias == "all",
+            ),
+            _bn(internal, eps),
+            act(internal),
             nn.Conv2d(internal, out_channels, 1, bias=False),
-            _bn(out_channels),
+            _bn(out_channels, eps),
+            *([nn.Dropout2d(dropout)] if dropout > 0 else []),
         )
-        self.act = nn.ReLU(inplace=True)
+        self.act = act(out_channels)
 
     def forward(self, x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         # The pre-pooling size: exactly twice the pooled one, as H and W are multiples of 8.
@@ -213,36 +448,49 @@ class UpsamplingBottleneck(nn.Module):
         return self.act(main + self.branch(x))  # (N, Cout, 2H, 2W)
 
 
-def _stage23(channels: int, dropout: float) -> nn.Sequential:
+def _stage23(channels: int, dropout: float, options: ENetOptions) -> nn.Sequential:
     """The eight bottlenecks shared by stages 2 and 3 (2.1-2.8 / 3.1-3.8)."""
+    kw = dict(dropout=dropout, options=options)
     return nn.Sequential(
-        Bottleneck(channels, dropout=dropout),
-        Bottleneck(channels, dilation=2, dropout=dropout),
-        Bottleneck(channels, asymmetric=5, dropout=dropout),
-        Bottleneck(channels, dilation=4, dropout=dropout),
-        Bottleneck(channels, dropout=dropout),
-        Bottleneck(channels, dilation=8, dropout=dropout),
-        Bottleneck(channels, asymmetric=5, dropout=dropout),
-        Bottleneck(channels, dilation=16, dropout=dropout),
+        Bottleneck(channels, **kw),
+        Bottleneck(channels, dilation=2, **kw),
+        Bottleneck(channels, asymmetric=5, **kw),
+        Bottleneck(channels, dilation=4, **kw),
+        Bottleneck(channels, **kw),
+        Bottleneck(channels, dilation=8, **kw),
+        Bottleneck(channels, asymmetric=5, **kw),
+        Bottleneck(channels, dilation=16, **kw),
     )
 
 
 class ENet(nn.Module):
-    """ENet (paper Table 1); logits at the input resolution for H, W multiples of 8."""
+    """ENet (paper Table 1); logits at the input resolution for H, W multiples of 8.
 
-    def __init__(self, num_classes: int) -> None:
+    Args:
+        num_classes: Output channels of fullconv.
+        options: The variant (default: the paper's network; see the module docstring).
+    """
+
+    def __init__(self, num_classes: int, options: ENetOptions = PAPER_OPTIONS) -> None:
         super().__init__()
-        self.initial = InitialBlock(3, 16)
-        self.bottleneck1_0 = DownsamplingBottleneck(16, 64, dropout=0.01)
-        self.stage1 = nn.Sequential(*[Bottleneck(64, dropout=0.01) for _ in range(4)])
-        self.bottleneck2_0 = DownsamplingBottleneck(64, 128, dropout=0.1)
-        self.stage2 = _stage23(128, dropout=0.1)
-        self.stage3 = _stage23(128, dropout=0.1)
-        self.bottleneck4_0 = UpsamplingBottleneck(128, 64)
-        self.stage4 = nn.Sequential(Bottleneck(64, prelu=False), Bottleneck(64, prelu=False))
-        self.bottleneck5_0 = UpsamplingBottleneck(64, 16)
-        self.stage5 = nn.Sequential(Bottleneck(16, prelu=False))
-        self.fullconv = nn.ConvTranspose2d(16, num_classes, 2, stride=2)
+        o = options
+        dec = dict(prelu=o.decoder_act == "prelu", dropout=o.decoder_dropout, options=o)
+        self.initial = InitialBlock(3, 16, options=o)
+        self.bottleneck1_0 = DownsamplingBottleneck(16, 64, dropout=0.01, options=o)
+        self.stage1 = nn.Sequential(*[Bottleneck(64, dropout=0.01, options=o) for _ in range(4)])
+        self.bottleneck2_0 = DownsamplingBottleneck(64, 128, dropout=0.1, options=o)
+        self.stage2 = _stage23(128, dropout=0.1, options=o)
+        self.stage3 = _stage23(128, dropout=0.1, options=o)
+        self.bottleneck4_0 = UpsamplingBottleneck(128, 64, **dec)
+        self.stage4 = nn.Sequential(Bottleneck(64, **dec), Bottleneck(64, **dec))
+        self.bottleneck5_0 = UpsamplingBottleneck(64, 16, **dec)
+        self.stage5 = nn.Sequential(Bottleneck(16, **dec))
+        if o.fullconv == "2x2":
+            self.fullconv = nn.ConvTranspose2d(16, num_classes, 2, stride=2, bias=o.fullconv_bias)
+        else:
+            self.fullconv = nn.ConvTranspose2d(
+                16, num_classes, 3, stride=2, padding=1, output_padding=1, bias=o.fullconv_bias
+            )
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -287,6 +535,280 @@ class ENet(nn.Module):
         ),
     )
 )
-def enet(*, num_classes: int) -> nn.Module:
-    """ENet; 364,376 parameters at 20 outputs (the paper's 0.37M)."""
-    return ENet(num_classes)
+def enet(
+    *,
+    num_classes: int,
+    bn_eps: float = BN_EPS,
+    initial_bn: InitialBN = "all",
+    prelu: PReLUKind = "channel",
+    decoder_act: DecoderAct = "relu",
+    internal_from: InternalFrom = "out",
+    down_projection: DownProjection = "2x2",
+    asymmetric_first: AsymmetricFirst = "5x1",
+    middle_bias: MiddleBias = "all",
+    upsampling_main: UpsamplingMain = "bn",
+    fullconv: FullConv = "2x2",
+    fullconv_bias: bool = True,
+    decoder_dropout: float = 0.0,
+    asymmetric_dropout: AsymmetricDropout = "after_bn",
+) -> nn.Module:
+    """ENet; 364,376 parameters at 20 outputs (the paper's 0.37M).
+
+    The options default to the paper's network; ``**NTKHOA95_OPTIONS`` gives the variant of
+    ntkhoa95/ENet_PyTorch (353,913 parameters at 12 outputs), whose checkpoint loads after
+    :func:`ntkhoa95_state_dict`. The module docstring ("Variants") gives the evidence for each.
+
+    Args:
+        num_classes: Output channels.
+        bn_eps: Batch norm epsilon of every layer (1e-3, the reference's; theirs 1e-5).
+        initial_bn: ``"all"``: batch norm over the 16 concatenated channels of the initial
+            block; ``"conv"``: over its 13 convolution channels, before the concatenation.
+        prelu: ``"channel"``: each PReLU has one slope per channel; ``"shared"``: each
+            bottleneck has one single-slope PReLU, used after its projection, its main
+            convolution and the addition. The initial block's PReLU(16) is the same in both.
+        decoder_act: ``"relu"`` in the decoder (stages 4-5) or ``"prelu"`` as in the encoder.
+        internal_from: Branch width of bottlenecks 1.0, 2.0, 4.0, 5.0: ``"out"`` // 4 or
+            ``"in"`` // 4 channels.
+        down_projection: ``"2x2"`` stride-2 projection in the downsampling bottlenecks, or
+            ``"1x1"`` projection with a stride-2 3x3 main convolution.
+        asymmetric_first: Which convolution of the asymmetric pair comes first: ``"5x1"`` or
+            ``"1x5"``.
+        middle_bias: ``"all"``: every main convolution ends with a bias; ``"square"``: only
+            the 3x3 regular, dilated and downsampling ones (not the asymmetric pair, not the
+            upsampling transposed convolution).
+        upsampling_main: Main branch of the upsampling bottlenecks: 1x1 convolution and batch
+            norm (``"bn"``) or 1x1 convolution with a bias (``"bias"``), then max-unpooling.
+        fullconv: ``"2x2"`` stride-2 final transposed convolution, or ``"3x3"`` (stride 2,
+            padding 1, output padding 1).
+        fullconv_bias: Whether fullconv has a bias.
+        decoder_dropout: Spatial dropout at the end of every decoder bottleneck (0: none).
+        asymmetric_dropout: In the asymmetric bottlenecks, spatial dropout ``"after_bn"`` (after
+            the expansion's batch norm, as everywhere) or ``"before_bn"`` (between the
+            expansion and its batch norm).
+
+    Returns:
+        The model.
+
+    Raises:
+        ValueError: an option outside its allowed values.
+    """
+    options = ENetOptions(
+        bn_eps=bn_eps,
+        initial_bn=initial_bn,
+        prelu=prelu,
+        decoder_act=decoder_act,
+        internal_from=internal_from,
+        down_projection=down_projection,
+        asymmetric_first=asymmetric_first,
+        middle_bias=middle_bias,
+        upsampling_main=upsampling_main,
+        fullconv=fullconv,
+        fullconv_bias=fullconv_bias,
+        decoder_dropout=decoder_dropout,
+        asymmetric_dropout=asymmetric_dropout,
+    )
+    return ENet(num_classes, options)
+
+
+# --------------------------------------------------------------------------- ntkhoa95 weights
+
+# Their block names -> ours, and the kind of block (ENet.py of ntkhoa95/ENet_PyTorch).
+_NTKHOA95_BLOCKS: dict[str, tuple[str, str]] = {
+    "b10": ("bottleneck1_0", "regular"),
+    **{f"b1{j}": (f"stage1.{j - 1}", "regular") for j in range(1, 5)},
+    "b20": ("bottleneck2_0", "regular"),
+    **{
+        f"b{s}{j}": (f"stage{s}.{j - 1}", "asymmetric" if j in (3, 7) else "regular")
+        for s in (2, 3)
+        for j in range(1, 9)
+    },
+    "b40": ("bottleneck4_0", "upsampling"),
+    "b41": ("stage4.0", "regular"),
+    "b42": ("stage4.1", "regular"),
+    "b50": ("bottleneck5_0", "upsampling"),
+    "b51": ("stage5.0", "regular"),
+}
+# Within a block: their module name -> ours. ``activation`` is the same PReLU module as
+# ``activation1..3`` (registered four times), so it has no name of its own here.
+_NTKHOA95_LAYERS: dict[str, dict[str, str]] = {
+    "regular": {  # DDBottleNeck: regular, dilated and downsampling
+        "conv1": "branch.0",
+        "norm1": "branch.1",
+        "activation1": "branch.2",
+        "conv2": "branch.3",
+        "norm2": "branch.4",
+        "activation2": "branch.5",
+        "conv3": "branch.6",
+        "norm3": "branch.7",
+        "activation3": "act",
+    },
+    "asymmetric": {  # ABottleNeck: 1x5 then 5x1; dropout before the last batch norm
+        "conv1": "branch.0",
+        "norm1": "branch.1",
+        "activation1": "branch.2",
+        "conv21": "branch.3",
+        "conv22": "branch.4",
+        "norm2": "branch.5",
+        "activation2": "branch.6",
+        "conv3": "branch.7",
+        "norm3": "branch.9",  # branch.8 is the dropout
+        "activation3": "act",
+    },
+    "upsampling": {  # UBottleNeck
+        "main_conv": "main.0",
+        "convt1": "branch.0",
+        "norm1": "branch.1",
+        "activation1": "branch.2",
+        "convt2": "branch.3",
+        "norm2": "branch.4",
+        "activation2": "branch.5",
+        "convt3": "branch.6",
+        "norm3": "branch.7",
+        "activation3": "act",
+    },
+}
+_NTKHOA95_INITIAL = {"conv": "conv", "norm": "bn", "activation": "act"}
+# 1x1 stride-1 transposed convolutions, stored (in, out, 1, 1); ours are Conv2d (out, in, 1, 1).
+_NTKHOA95_TRANSPOSED_1X1 = ("convt1", "convt3")
+_KEY_RE = re.compile(r"^(?P<block>initial|b\d\d|fullconv)\.(?:(?P<layer>\w+)\.)?(?P<field>\w+)$")
+
+
+def ntkhoa95_state_dict(state: Mapping[str, object]) -> dict[str, torch.Tensor]:
+    """Renames a state dict of ntkhoa95/ENet_PyTorch's ``ENet`` to this module's names.
+
+    The result loads with ``strict=True`` into ``enet(num_classes=K, **NTKHOA95_OPTIONS)``
+    (K = 12 for their CamVid checkpoint: 11 classes + void). Keys are renamed: ``b10`` ->
+    ``bottleneck1_0``, ``b11``-``b14`` -> ``stage1.0``-``.3``, ``b21``-``b28`` ->
+    ``stage2.0``-``.7`` (and stage 3 alike), ``b40``/``b50`` -> ``bottleneck4_0``/``5_0``,
+    ``b41``, ``b42``, ``b51`` -> ``stage4.0``, ``.1``, ``stage5.0``; inside a bottleneck
+    ``conv1, norm1, activation1, conv2, norm2, activation2, conv3, norm3`` -> ``branch.0`` to
+    ``branch.7`` (asymmetric: ``conv21, conv22`` -> ``branch.3, .4``, then ``.5, .6, .7`` and
+    ``norm3`` -> ``branch.9``), ``activation3`` -> ``act``, ``main_conv`` -> ``main.0``,
+    ``convt1/2/3`` -> ``branch.0/.3/.6``; ``initial.norm``/``activation`` -> ``initial.bn``/
+    ``act``. Each bottleneck's ``activation`` is dropped: it is the same PReLU module as its
+    ``activation1..3`` (checked). The one change to a tensor: ``convt1`` and ``convt3`` of the
+    upsampling bottlenecks are 1x1 stride-1 transposed convolutions stored ``(in, out, 1, 1)``;
+    ours are ``Conv2d`` weights ``(out, in, 1, 1)``, so dimensions 0 and 1 are swapped (the same
+    linear map; no arithmetic).
+
+    Args:
+        state: Their state dict, or the checkpoint dict ``{"state_dict": ...}`` around it.
+
+    Returns:
+        A new dict of their tensors under our names (the swapped ones as contiguous copies).
+
+    Raises:
+        ValueError: a key that their ``ENet`` does not have, a value that is not a tensor, or a
+            bottleneck whose PReLU aliases (``activation``, ``activation1..3``) differ.
+    """
+    inner = state.get("state_dict", state)
+    if not isinstance(inner, Mapping):
+        raise ValueError(
+            f"ntkhoa95_state_dict: 'state_dict' holds a {type(inner).__name__}, not a mapping."
+        )
+    out: dict[str, torch.Tensor] = {}
+    prelus: dict[str, list[tuple[str, torch.Tensor]]] = {}
+    for key, tensor in inner.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise ValueError(f"ntkhoa95_state_dict: {key!r} holds a {type(tensor).__name__}.")
+        block, _, rest = key.partition(".")
+        layer = rest.rpartition(".")[0]
+        if block in _NTKHOA95_BLOCKS and layer.startswith("activation"):
+            prelus.setdefault(block, []).append((key, tensor))
+            if key == f"{block}.activation.weight":
+                continue  # the alias of activation1..3
+        new = _ntkhoa95_key(key)
+        if new is None:
+            raise ValueError(
+                f"ntkhoa95_state_dict: unexpected key {key!r}: not a key of the ENet of "
+                f"ntkhoa95/ENet_PyTorch (commit 67a87d1), whose keys look like "
+                f"'initial.conv.weight', 'b10.conv1.weight', 'b23.conv21.weight', "
+                f"'b40.main_conv.bias', 'fullconv.weight'. Pass that model's state dict (or the "
+                f"{{'state_dict': ...}} checkpoint around it)."
+            )
+        if layer in _NTKHOA95_TRANSPOSED_1X1 and key.endswith(".weight"):
+            tensor = tensor.transpose(0, 1).contiguous()
+        out[new] = tensor
+    for items in prelus.values():
+        first_key, first = items[0]
+        for other_key, other in items[1:]:
+            if other.shape != first.shape or not torch.equal(other, first):
+                raise ValueError(
+                    f"ntkhoa95_state_dict: {other_key!r} differs from {first_key!r}; in their "
+                    f"model a bottleneck's activations are one shared PReLU, so they must be "
+                    f"equal (enet option prelu='shared' holds one slope per bottleneck)."
+                )
+    return out
+
+
+def _ntkhoa95_key(key: str) -> str | None:
+    """Our name for one of their keys, or None for a name their model does not have."""
+    match = _KEY_RE.match(key)
+    if match is None:
+        return None
+    block, layer, field = match["block"], match["layer"], match["field"]
+    if block == "fullconv":
+        return f"fullconv.{field}" if layer is None else None
+    if layer is None:
+        return None
+    if block == "initial":
+        ours = _NTKHOA95_INITIAL.get(layer)
+        return None if ours is None else f"initial.{ours}.{field}"
+    if block not in _NTKHOA95_BLOCKS:
+        return None
+    prefix, kind = _NTKHOA95_BLOCKS[block]
+    ours = _NTKHOA95_LAYERS[kind].get(layer)
+    return None if ours is None else f"{prefix}.{ours}.{field}"
+
+
+# -- published weights --------------------------------------------------------------------------
+register_weights(
+    WeightsInfo(
+        name="enet.camvid_ntkhoa95",
+        file="camvid/ntkhoa95_enet_camvid.pth",
+        sha256="5765d37ee5917a1b6e68df6cb227581587a2db295aad2a5593da98a91efb1c56",
+        source=WeightsSource(
+            repository="ntkhoa95/ENet_PyTorch",
+            commit="67a87d1",
+            path="content/checkpoint/camvid/best_model.pth",
+            licence="MIT (2022)",
+        ),
+        dataset="camvid",
+        class_names=(
+            "sky",
+            "building",
+            "pole",
+            "road",
+            "pavement",
+            "tree",
+            "sign_symbol",
+            "fence",
+            "car",
+            "pedestrian",
+            "bicyclist",
+        ),
+        # 12 outputs in SegNet order: the 11 classes, then void (dropped before the argmax).
+        channels=(*range(11), None),
+        # Their loader reads with OpenCV and converts BGR -> RGB before the network (utils.py),
+        # so the network sees RGB; 0-255 values, no mean/std.
+        preprocess=Preprocess(channel_order="RGB", scale=255.0),
+        # The standard CamVid protocol (the whole 360x480 image). Their own resizes every image
+        # to 512x512 and averages 12 classes, void included (README, "ENet (ntkhoa95)").
+        protocol=WeightsProtocol(resolution=None),
+        builder_options=dict(NTKHOA95_OPTIONS),
+        convert_keys=ntkhoa95_state_dict,
+        published=(
+            PublishedMetric(
+                "miou",
+                58.6,
+                "unnamed",
+                "README 'Reproduced 58.6' at 480x360 (no split named; model selected on "
+                "validation batches): a weak claim",
+            ),
+        ),
+        notes=(
+            "The file is an early snapshot: every batch norm has num_batches_tracked = 72 "
+            "(about two epochs), and it scores about 18 mIoU under either protocol."
+        ),
+    )
+)

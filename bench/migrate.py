@@ -4,6 +4,9 @@ Reading never needs this: :meth:`bench.records.RunRecord.from_dict` upgrades old
 memory. What an in-memory upgrade cannot know is re-measured here, and every rewritten record
 says so in its ``amendments`` (the command, the commit, the fields, why).
 
+Schema 2 -> 3 adds fields that older runs did not record (``weights``,
+``metrics.confusion_matrix``); they stay null and the amendment says so.
+
 Schema 1 -> 2: version 1 counted ``complexity.params`` over every registered parameter,
 auxiliary training heads included, beside MACs of the eval-mode forward pass, which never runs
 them. The entry is rebuilt (its registry builder, the record's class count, the suite's
@@ -49,6 +52,10 @@ NOTE_ARCH = (
     "arch_info.in_channels, paper_params_with_aux and paper_gflops_with_aux (whether the "
     "paper's parameter count and compute include the auxiliary heads), new in schema 2, were "
     "taken from the registry entry."
+)
+NOTE_V2 = (
+    "weights (the published weights of a 'loaded' record) and metrics.confusion_matrix, new in "
+    "schema 3, are null: this run evaluated no published weights and kept no matrix."
 )
 _AUX_FLAGS = ("paper_params_with_aux", "paper_gflops_with_aux")
 
@@ -113,6 +120,30 @@ def migrate_record(path: Path, command: str) -> tuple[RunRecord, RunRecord] | No
         return None
     before = read_record(path)
     record, fields, notes = before, ["schema_version"], []
+    old_version = raw.get("schema_version")
+    if old_version == 1:
+        record, fields, notes = _from_v1(record, fields, notes)
+    fields += ["weights", "metrics.confusion_matrix"]
+    notes.append(NOTE_V2)
+    commit, _ = git_state()
+    amendment = Amendment(
+        created=created_stamp(utc_now()),
+        command=command,
+        fields=tuple(fields),
+        note=" ".join([f"Upgraded from schema {old_version}.", *notes]),
+        git_commit=commit,
+    )
+    record = record.replace(amendments=(*record.amendments, amendment))
+    written = write_record(path.parent.parent, record)
+    if written != path:  # a renamed file: keep one copy, under its run id
+        path.unlink()
+    return before, record
+
+
+def _from_v1(
+    record: RunRecord, fields: list[str], notes: list[str]
+) -> tuple[RunRecord, list[str], list[str]]:
+    """What schema 1 -> 2 re-counts: params on the evaluated network, the arch flags."""
     cx = record.complexity
     if cx is not None:
         fields.append("complexity.params_with_aux")
@@ -135,19 +166,7 @@ def migrate_record(path: Path, command: str) -> tuple[RunRecord, RunRecord] | No
         )
         fields += [f"arch_info.{k}" for k in ("in_channels", *_AUX_FLAGS)]
         notes.append(NOTE_ARCH)
-    commit, _ = git_state()
-    amendment = Amendment(
-        created=created_stamp(utc_now()),
-        command=command,
-        fields=tuple(fields),
-        note=" ".join(["Upgraded from schema 1.", *notes]),
-        git_commit=commit,
-    )
-    record = record.replace(amendments=(*record.amendments, amendment))
-    written = write_record(path.parent.parent, record)
-    if written != path:  # a renamed file: keep one copy, under its run id
-        path.unlink()
-    return before, record
+    return record, fields, notes
 
 
 def migrate_results(results_dir: Path, command: str) -> MigrationReport:
@@ -171,6 +190,7 @@ def migrate_results(results_dir: Path, command: str) -> MigrationReport:
         report.upgraded.append(after.run_id)
         if before.complexity is not None and after.complexity is not None:
             old, new = before.complexity.params_with_aux, after.complexity.params
-            if old != new and old is not None and new is not None:
+            recounted = before.complexity.params != new  # a schema-1 record's, re-counted
+            if recounted and old != new and old is not None and new is not None:
                 report.params_changed.append((after.run_id, old, new))
     return report

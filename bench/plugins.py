@@ -28,7 +28,10 @@ ENTRY_POINT_GROUP = "semseg_bench.architectures"
 
 
 def load_plugin(path: str | Path) -> list[str]:
-    """Imports a plugin file; its ``@register`` entries join the registry.
+    """Imports a plugin file; its ``@register`` entries (and declared weights) join the registry.
+
+    The file's folder is put first on ``sys.path``, so a plugin may import a module that sits
+    next to it (``from my_blocks import Block``).
 
     Args:
         path: The ``.py`` file.
@@ -44,6 +47,7 @@ def load_plugin(path: str | Path) -> list[str]:
     """
     import architectures
     from architectures._registry import unregister
+    from architectures._weights import unregister_weights
 
     path = Path(path)
     if not path.is_file() or path.suffix != ".py":
@@ -52,6 +56,12 @@ def load_plugin(path: str | Path) -> list[str]:
             f"defines @register(ArchInfo(...)) builders (see README, 'Add an architecture')."
         )
     before = set(architectures.names())
+    weights_before = {w.name for w in architectures.weights_entries()}
+    # The plugin's folder goes on sys.path (first, for the rest of the process), so the
+    # plugin can import the modules that sit next to it, also later from inside a builder.
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
     module_name = f"semseg_bench_plugin_{path.stem}_{abs(hash(str(path.resolve()))) % 10**8}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
@@ -63,6 +73,9 @@ def load_plugin(path: str | Path) -> list[str]:
             spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(module_name, None)
+        for w in list(architectures.weights_entries()):
+            if w.name not in weights_before:
+                unregister_weights(w.name)
         for name in architectures.names():
             if name not in before:
                 unregister(name)

@@ -57,7 +57,7 @@ from bench.checkpoint import save_checkpoint
 from bench.data import DatasetInfo, build_dataset
 from bench.devices import device_type, resolve_device, run_flags
 from bench.errors import ConfigError
-from bench.evaluate import evaluate
+from bench.evaluate import EvalResult, evaluate
 from bench.fileio import write_npz_atomic
 from bench.isolation import run_in_child
 from bench.models import build_model
@@ -123,7 +123,7 @@ class SweepInterrupted(KeyboardInterrupt):
         self.summary = summary
 
 
-def _arch_section(info: architectures.ArchInfo) -> ArchSection:
+def arch_section(info: architectures.ArchInfo) -> ArchSection:
     """The record's ``arch_info``: every ArchInfo field the section has, JSON-shaped."""
     shared = {f.name for f in dataclasses.fields(ArchSection)} & set(info.__dataclass_fields__)
     values = {name: getattr(info, name) for name in shared}
@@ -133,7 +133,8 @@ def _arch_section(info: architectures.ArchInfo) -> ArchSection:
     return ArchSection(**values)
 
 
-def _dataset_section(info: DatasetInfo) -> DatasetSection:
+def dataset_section(info: DatasetInfo) -> DatasetSection:
+    """The record's ``dataset_info``."""
     return DatasetSection(
         title=info.title,
         num_classes=info.num_classes,
@@ -141,6 +142,11 @@ def _dataset_section(info: DatasetInfo) -> DatasetSection:
         palette=tuple(tuple(c) for c in info.palette),
         ignore_index=info.ignore_index,
     )
+
+
+def metrics_section(ev: EvalResult) -> Metrics:
+    """The record's ``metrics``, with the confusion matrix they come from."""
+    return Metrics.from_dict({**ev.metrics.to_dict(), "confusion_matrix": ev.matrix.tolist()})
 
 
 def _denormalise(images: torch.Tensor, info: DatasetInfo) -> np.ndarray:
@@ -266,7 +272,7 @@ class Sweep:
             arch=arch,
             dataset=s.dataset,
             status="ok",
-            dataset_info=_dataset_section(self.info),
+            dataset_info=dataset_section(self.info),
             protocol=self._protocol(),
             env=environment(self.device, s.seed, self.matmul_gflops),
             command=self.command,
@@ -305,7 +311,7 @@ class Sweep:
         stage = self._enter("build")
         try:
             entry = architectures.get_entry(arch)
-            record = record.replace(arch_info=_arch_section(entry.info))
+            record = record.replace(arch_info=arch_section(entry.info))
             torch.manual_seed(s.seed)
             model = build_model(
                 arch, num_classes=self.info.num_classes, **s.arch_options.get(arch, {})
@@ -330,7 +336,7 @@ class Sweep:
                 progress=self.progress,
                 desc=f"eval {arch}",
             )
-            record = record.replace(metrics=Metrics.from_dict(ev.metrics.to_dict()))
+            record = record.replace(metrics=metrics_section(ev))
             if s.speed.enabled:
                 stage = self._enter("speed")
                 record = record.replace(speed=self._speed(model, report, entry.info.in_channels))
@@ -417,7 +423,7 @@ class Sweep:
         """The error record of an architecture whose child process sent none (killed, died)."""
         record = self._base_record(arch, "model")
         with contextlib.suppress(ValueError):
-            record = record.replace(arch_info=_arch_section(architectures.get_entry(arch).info))
+            record = record.replace(arch_info=arch_section(architectures.get_entry(arch).info))
         error = ErrorInfo(type=error_type, message=message, traceback=None, stage=stage)
         return record.replace(status="error", error=error)
 
@@ -462,7 +468,7 @@ class Sweep:
             batch_size=self.suite.eval.batch_size,
             progress=False,
         )
-        return record.replace(metrics=Metrics.from_dict(ev.metrics.to_dict()))
+        return record.replace(metrics=metrics_section(ev))
 
     # -- the sweep ----------------------------------------------------------------------------
     def run(

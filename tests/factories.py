@@ -565,16 +565,19 @@ def torch_threads(threads: int | None = None) -> Iterator[None]:
 
 @contextlib.contextmanager
 def registry_restored() -> Iterator[None]:
-    """Restores the architecture registry (entries and their order) after the block, removing
-    what the block registered (temporary entries, ``--plugin`` files)."""
-    from architectures import _registry
+    """Restores the architecture registry and the weights table (entries and their order)
+    after the block, removing what the block registered (temporary entries, ``--plugin``
+    files)."""
+    from architectures import _registry, _weights
 
-    snapshot = dict(_registry._REGISTRY)
+    tables = (_registry._REGISTRY, _weights._WEIGHTS)
+    snapshots = [dict(t) for t in tables]
     try:
         yield
     finally:
-        _registry._REGISTRY.clear()
-        _registry._REGISTRY.update(snapshot)
+        for table, snapshot in zip(tables, snapshots, strict=True):
+            table.clear()
+            table.update(snapshot)
 
 
 # --------------------------------------------------------------------------- models

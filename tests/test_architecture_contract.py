@@ -69,6 +69,13 @@ from tests.paper_gaps import PAPER_GAPS
 
 ARCH_NAMES = architectures.names()
 NUM_CLASSES = (2, 19)
+
+
+def fewest(name: str) -> int:
+    """The small class count an entry is checked at: 2, or its declared ``min_num_classes``."""
+    return max(NUM_CLASSES[0], architectures.get_info(name).min_num_classes)
+
+
 BATCH_SHAPE = (2, 3, 64, 64)  # train mode needs N > 1 (batch norm)
 SINGLE_SHAPE = (1, 3, 64, 64)  # the cheaper checks
 AWKWARD_SHAPE = (1, 3, 97, 131)  # neither a multiple of 8, 16 nor 32
@@ -129,9 +136,9 @@ class ModelCache:
 
     def train_step(self, name: str) -> TrainStepResult:
         """One training step of the ``(name, 2)`` model, computed once."""
-        model = self.get(name, NUM_CLASSES[0])
+        model = self.get(name, fewest(name))
         if name not in self._train:
-            self._train[name] = run_train_step(model, architectures.get_info(name), NUM_CLASSES[0])
+            self._train[name] = run_train_step(model, architectures.get_info(name), fewest(name))
         return self._train[name]
 
     def clear(self) -> None:
@@ -448,13 +455,13 @@ def test_pretrained_backbone_never_downloads(arch: str, no_download: Path) -> No
 
 @_by_arch()
 def test_eval_forward(arch: str, cache: ModelCache) -> None:
-    check_eval_forward(cache.get(arch, NUM_CLASSES[0]), NUM_CLASSES[0], BATCH_SHAPE)
+    check_eval_forward(cache.get(arch, fewest(arch)), fewest(arch), BATCH_SHAPE)
 
 
 @_by_arch()
 def test_eval_forward_awkward_size(arch: str, cache: ModelCache) -> None:
     """97x131 is a multiple of no divisor: PadCrop pads it up and crops the logits back."""
-    check_eval_forward(cache.get(arch, NUM_CLASSES[0]), NUM_CLASSES[0], AWKWARD_SHAPE)
+    check_eval_forward(cache.get(arch, fewest(arch)), fewest(arch), AWKWARD_SHAPE)
 
 
 def check_num_classes_shape(
@@ -489,7 +496,7 @@ def test_num_classes_honoured(arch: str) -> None:
 @_by_arch()
 def test_train_outputs(arch: str, cache: ModelCache) -> None:
     info = architectures.get_info(arch)
-    check_train_outputs(cache.train_step(arch), info, NUM_CLASSES[0])
+    check_train_outputs(cache.train_step(arch), info, fewest(arch))
 
 
 @_by_arch()
@@ -499,22 +506,22 @@ def test_train_step_gradients(arch: str, cache: ModelCache) -> None:
 
 @_by_arch()
 def test_seeded_build_reproducible(arch: str, cache: ModelCache) -> None:
-    check_seeded_build_reproducible(arch, NUM_CLASSES[0], cache.built_state(arch, NUM_CLASSES[0]))
+    check_seeded_build_reproducible(arch, fewest(arch), cache.built_state(arch, fewest(arch)))
 
 
 @_by_arch()
 def test_eval_deterministic(arch: str, cache: ModelCache) -> None:
-    check_eval_deterministic(cache.get(arch, NUM_CLASSES[0]))
+    check_eval_deterministic(cache.get(arch, fewest(arch)))
 
 
 @_by_arch()
 def test_state_dict_round_trip(arch: str, cache: ModelCache) -> None:
-    check_state_dict_round_trip(arch, NUM_CLASSES[0], cache.get(arch, NUM_CLASSES[0]))
+    check_state_dict_round_trip(arch, fewest(arch), cache.get(arch, fewest(arch)))
 
 
 @_by_arch()
 def test_complexity_countable(arch: str, cache: ModelCache) -> None:
-    check_complexity(cache.get(arch, NUM_CLASSES[0]), info=architectures.get_info(arch))
+    check_complexity(cache.get(arch, fewest(arch)), info=architectures.get_info(arch))
 
 
 # --------------------------------------------------------------------------- paper figures

@@ -131,11 +131,13 @@ def test_other_arch_lists_missing_and_unexpected_keys(tmp_path: Path) -> None:
         load_into(_build(LRASPP, 2, seed=1), path, arch=LRASPP, num_classes=2)
     message = str(info.value)
     assert f"is for arch {DEEPLAB!r} with 2 classes; asked for {LRASPP!r}" in message
-    # LR-ASPP's 11 head tensors are absent from DeepLabV3's checkpoint, and DeepLabV3's ASPP
-    # head and auxiliary classifier (52 tensors) are not in LR-ASPP.
-    assert "missing keys (11): classifier.cbr.0.weight" in message
+    # LR-ASPP's 11 head tensors are absent from DeepLabV3's checkpoint (10 listed: torch's
+    # strict load forgives a missing batch-norm num_batches_tracked, and so does the check),
+    # and DeepLabV3's ASPP head and auxiliary classifier (52 tensors) are not in LR-ASPP.
+    assert "missing keys (10): classifier.cbr.0.weight" in message
+    assert "classifier.cbr.1.num_batches_tracked" not in message
     assert "unexpected keys (52): aux_classifier." in message
-    assert "(+3 more)" in message and "(+44 more)" in message
+    assert "(+2 more)" in message and "(+44 more)" in message
 
 
 def test_plain_state_dict_of_other_arch_is_refused(tmp_path: Path) -> None:
@@ -145,20 +147,67 @@ def test_plain_state_dict_of_other_arch_is_refused(tmp_path: Path) -> None:
         load_into(_build(LRASPP, 2, seed=1), path, arch=LRASPP, num_classes=2)
     message = str(info.value)
     assert f"Checkpoint {path} does not fit {LRASPP!r} with 2 classes" in message
-    assert "missing keys (11)" in message and "unexpected keys (52)" in message
-    assert "Is it for another architecture or class count?" in message
+    assert "missing keys (10)" in message and "unexpected keys (52)" in message
+    assert message.endswith(
+        "If the file is this architecture under other module names, declare a key conversion "
+        "for it (WeightsInfo.convert_keys) or evaluate it with --like NAME of a weights entry "
+        "that has one; otherwise it is for another architecture or class count."
+    )
 
 
-def test_wrapped_model_state_dict_is_refused(tmp_path: Path) -> None:
-    """A PadCrop state dict (keys prefixed ``model.``) does not silently load."""
+def test_wrapped_model_state_dict_is_refused_naming_the_prefix(tmp_path: Path) -> None:
+    """A PadCrop state dict (keys prefixed ``model.``) does not silently load; the message
+    names the prefix to strip. 319 tensors, 47 of them num_batches_tracked (not listed as
+    missing: torch's strict load would fill them in)."""
     from bench.models import PadCrop
 
     model = _build(LRASPP, 2, seed=0)
     path = tmp_path / "wrapped.pt"
     torch.save(PadCrop(model, 16).state_dict(), path)
-    with pytest.raises(
-        CheckpointError, match=r"missing keys \(319\)[\s\S]*unexpected keys \(319\)"
-    ):
+    with pytest.raises(CheckpointError) as info:
+        load_into(_build(LRASPP, 2, seed=1), path, arch=LRASPP, num_classes=2)
+    message = str(info.value)
+    assert "missing keys (272)" in message and "unexpected keys (319)" in message
+    assert message.endswith(
+        "Every unexpected key is one of the model's under the prefix 'model.': strip it (a "
+        "weights entry declares that as its key conversion; --like NAME borrows one)."
+    )
+    # The declared conversion is the fix.
+    returned = load_into(
+        _build(LRASPP, 2, seed=1),
+        path,
+        arch=LRASPP,
+        num_classes=2,
+        convert=lambda sd: {k.removeprefix("model."): v for k, v in sd.items()},
+    )
+    assert set(returned["state_dict"]) == set(model.state_dict())
+
+
+def test_data_parallel_prefix_is_named(tmp_path: Path) -> None:
+    model = _build(LRASPP, 2, seed=0)
+    path = tmp_path / "dp.pt"
+    torch.save({f"module.{k}": v for k, v in model.state_dict().items()}, path)
+    with pytest.raises(CheckpointError, match=r"prefix 'module\.' \(the file was saved from a "):
+        load_into(_build(LRASPP, 2, seed=1), path, arch=LRASPP, num_classes=2)
+
+
+def test_old_file_without_num_batches_tracked_loads_as_torch_strict_does(tmp_path: Path) -> None:
+    """Files from before batch norm had ``num_batches_tracked``: torch's strict load accepts
+    them (the buffer is set to 0), so the harness does too; any other missing key is refused."""
+    model = _build(LRASPP, 2, seed=0)
+    old = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    assert len(old) == len(model.state_dict()) - 47
+    path = tmp_path / "old.pt"
+    torch.save(old, path)
+    fresh = _build(LRASPP, 2, seed=1)
+    torch.nn.Module.load_state_dict(_build(LRASPP, 2, seed=1), old, strict=True)  # torch agrees
+    load_into(fresh, path, arch=LRASPP, num_classes=2)
+    got = fresh.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in old.items())
+    assert int(got["backbone.0.1.num_batches_tracked"]) == 0
+    del old["backbone.0.1.running_var"]
+    torch.save(old, path)
+    with pytest.raises(CheckpointError, match=r"missing keys \(1\): backbone\.0\.1\.running_var\n"):
         load_into(_build(LRASPP, 2, seed=1), path, arch=LRASPP, num_classes=2)
 
 
@@ -202,10 +251,26 @@ def test_non_tensor_content_is_refused(tmp_path: Path) -> None:
     torch.save([torch.zeros(2)], path)
     with pytest.raises(
         CheckpointError,
-        match=r"neither a semseg-bench checkpoint nor a state_dict.*"
-        r"found list",
+        match=r"neither a semseg-bench checkpoint, a state_dict of tensors, nor a dict holding "
+        r"one under 'state_dict' or 'model' \(found list\)\. Re-save the model's state_dict alone\.",
     ):
         read_checkpoint(path)
+    torch.save({"epoch": 3, "weights": {"w": torch.zeros(2)}}, path)
+    with pytest.raises(CheckpointError, match=r"found a dict with keys \['epoch', 'weights'\]"):
+        read_checkpoint(path)
+
+
+@pytest.mark.parametrize("key", ["state_dict", "model"])
+def test_a_training_scripts_dict_loads_from_its_weights_key(tmp_path: Path, key: str) -> None:
+    model = _build(LRASPP, 2, seed=0)
+    path = tmp_path / "script.pt"
+    torch.save({key: model.state_dict(), "epoch": 7, "optimizer": {"lr": 0.1}}, path)
+    ckpt = read_checkpoint(path)
+    assert ckpt["format"] == f"dict[{key!r}]"
+    assert ckpt["meta"] == {"other_keys": ["epoch", "optimizer"]}
+    fresh = _build(LRASPP, 2, seed=1)
+    load_into(fresh, path, arch=LRASPP, num_classes=2)
+    _assert_same_state_dict(fresh, model.state_dict())
 
 
 # --------------------------------------------------------------------------- security

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -424,9 +425,16 @@ def eval_json(tmp_path: Path, name: str, *extra: object, arch: str = LRASPP) -> 
         ]
     )
     assert code == 0, err
-    assert stdout.splitlines()[0].split(":")[0].strip() == "miou"
-    assert stdout.splitlines()[-1] == f"wrote {out}"
-    return json.loads(out.read_text())
+    lines = stdout.splitlines()
+    result = json.loads(out.read_text())
+    # First what was evaluated and how, then the metrics.
+    assert lines[0] == (
+        f"synthetic val: {result['num_images']} images at 32x32; "
+        f"{result['protocol']['note']}; device cpu"
+    )
+    assert lines[1].split(":")[0].strip() == "miou"
+    assert lines[-1] == f"wrote {out}"
+    return result
 
 
 def test_eval_fresh_model_writes_metrics_and_is_seeded(tmp_path):
@@ -436,6 +444,20 @@ def test_eval_fresh_model_writes_metrics_and_is_seeded(tmp_path):
     assert first["num_images"] == 200  # the synthetic val split's default size
     for key in ("miou", "pixel_acc", "mean_acc", "fwiou", "mean_dice"):
         assert 0.0 <= first["metrics"][key] <= 1.0
+    assert first["protocol"] == {
+        "resolution": [32, 32],
+        "note": "harness normalisation (dataset mean/std)",
+    }
+    assert first["device"] == "cpu" and first["checkpoint_sha256"] is None
+    # Per-class results in the dataset's class order, and the matrix they come from.
+    info = build_dataset("synthetic", split="val", size=32, num_samples=1)[1]
+    assert [c["class"] for c in first["per_class"]] == list(info.class_names)
+    matrix = np.array(first["confusion_matrix"])
+    assert matrix.shape == (info.num_classes, info.num_classes)
+    assert matrix.sum() == 200 * 32 * 32  # the synthetic set has no ignored pixels
+    iou = np.diag(matrix) / (matrix.sum(0) + matrix.sum(1) - np.diag(matrix))
+    got = [c["iou"] for c in first["per_class"]]
+    assert got == pytest.approx([None if np.isnan(v) else v for v in iou])
     torch.manual_seed(12345)  # another global RNG state must not change a fresh model
     assert eval_json(tmp_path, "b")["metrics"] == first["metrics"]
 
@@ -461,7 +483,9 @@ def test_checkpoint_reproduces_the_records_metrics(tiny_run, arch):
         batch_size=suite.eval.batch_size,
         progress=False,
     )
-    assert result.metrics.to_dict() == record["metrics"]
+    assert {**result.metrics.to_dict(), "confusion_matrix": result.matrix.tolist()} == record[
+        "metrics"
+    ]
 
 
 def test_eval_checkpoint_is_repeatable_and_differs_from_a_fresh_model(tiny_run, tmp_path):
@@ -521,11 +545,12 @@ def test_eval_plain_state_dict_of_another_arch_names_the_keys(tiny_run, tmp_path
     assert code == 2
     lines = err.splitlines()
     assert lines[0] == f"error: Checkpoint {plain} does not fit '{DEEPLAB}' with 8 classes:"
-    # DeepLabV3 has an ASPP head and an auxiliary FCN head; LR-ASPP has neither.
-    assert lines[1].startswith("  missing keys (52): aux_classifier.0.weight, ")
-    assert lines[1].endswith(" (+44 more)")
+    # DeepLabV3 has an ASPP head and an auxiliary FCN head (52 tensors, 8 of them batch-norm
+    # num_batches_tracked, which torch's strict load forgives); LR-ASPP has neither.
+    assert lines[1].startswith("  missing keys (44): aux_classifier.0.weight, ")
+    assert lines[1].endswith(" (+36 more)")
     assert lines[2].startswith("  unexpected keys (11): classifier.cbr.0.weight, ")
-    assert lines[-1] == "Is it for another architecture or class count?"
+    assert lines[-1].endswith("otherwise it is for another architecture or class count.")
 
 
 def test_eval_missing_checkpoint_exits_2(tmp_path):
@@ -559,7 +584,9 @@ def test_eval_with_suite_reproduces_the_run_record_of_a_checkpoint(tiny_run, tmp
     record = next(r for r in read_record_files(tiny_run["results"]) if r["arch"] == DEEPLAB)
     scored = json.loads(out.read_text())
     assert scored["num_images"] == record["protocol"]["num_images"]
-    assert scored["metrics"] == record["metrics"]
+    assert {**scored["metrics"], "confusion_matrix": scored["confusion_matrix"]} == record[
+        "metrics"
+    ]
 
 
 def test_eval_without_dataset_or_suite_exits_2():
@@ -603,5 +630,39 @@ def test_user_errors_are_one_line_and_exit_2():
     assert err == (
         "error: Unknown architecture 'fnc8s'. Did you mean: fcn8s, fcn32s, fcn16s? Run "
         "`python run_bench.py "
-        f"list archs` to see all {len(architectures.names())} entries.\n"
+        f"list archs` to see all {len(architectures.names())} entries. An entry defined in a "
+        "plugin needs --plugin FILE.py, or its package installed (entry point group "
+        "'semseg_bench.architectures').\n"
     )
+
+
+def test_eval_unknown_arch_fails_before_the_dataset_is_indexed(tmp_path) -> None:
+    # The data root does not exist: had the dataset been indexed first, that would be the error.
+    code, out, err = run_cli(
+        ["eval", "--arch", "my_net", "--dataset", "camvid", "--data-root", tmp_path / "none"]
+    )
+    assert code == 2 and out == ""
+    assert err.startswith("error: Unknown architecture 'my_net'.")
+    assert "needs --plugin FILE.py" in err
+
+
+def test_archs_all_leaves_out_entries_that_need_more_classes(restore_registry, capsys) -> None:
+    from torch import nn
+
+    from architectures import ArchInfo, register
+    from bench.cli.commands import _buildable
+
+    @register(
+        ArchInfo(
+            name="tmp_five", title="T", paper="1505.04597", year=2015, family="t", min_num_classes=5
+        )
+    )
+    def tmp_five(*, num_classes: int) -> nn.Module:
+        return nn.Conv2d(3, num_classes, 1)
+
+    assert _buildable(["fcn8s", "tmp_five"], 4, "synthetic") == ["fcn8s"]
+    assert capsys.readouterr().out == (
+        "not run: tmp_five needs at least 5 classes (ArchInfo.min_num_classes); synthetic has "
+        "4 here\n"
+    )
+    assert _buildable(["fcn8s", "tmp_five"], 5, "synthetic") == ["fcn8s", "tmp_five"]

@@ -5,12 +5,22 @@ compared with the built model, the module docstring and the paper's Table 3; the
 Table 1, the asymmetric and dilated main convolutions, PReLU/ReLU placement, spatial dropout and
 the max-unpooling indices are checked. The shared contract is
 ``tests/test_architecture_contract.py``; shape-only checks run on the meta device.
+
+The ntkhoa95/ENet_PyTorch variant (``NTKHOA95_OPTIONS``): its parameters by hand, its layer
+layout, the key conversion, and (``realdata``) the shared CamVid checkpoint in
+``../shared/checkpoints/camvid`` loading strictly; those skip with a reason when the folder is
+absent.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import inspect
 import math
+import re
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -19,17 +29,29 @@ from torch import nn
 import architectures
 from architectures import enet as enet_module
 from architectures.enet import (
+    NTKHOA95_OPTIONS,
+    PAPER_OPTIONS,
     Bottleneck,
     DownsamplingBottleneck,
     ENet,
+    ENetOptions,
     InitialBlock,
     UpsamplingBottleneck,
+    ntkhoa95_state_dict,
 )
 from bench.complexity import count_complexity, count_params
-from tests.factories import meta_build
+from tests.factories import ROOT, meta_build
+from tests.hand_counts import bn_params, conv_bn_params, conv_params
 
 PAPER_ENET_PARAMS = 370_000  # ENet paper, Table 3: 0.37M
 PAPER_ENET_GFLOPS = 3.83  # ENet paper, Table 3, 3x640x360
+
+CHECKPOINTS = ROOT.parent / "shared" / "checkpoints" / "camvid"
+CAMVID = ROOT.parent / "shared" / "datasets" / "camvid"
+NTKHOA95_FILE = CHECKPOINTS / "ntkhoa95_enet_camvid.pth"
+NTKHOA95_SHA256 = "5765d37ee5917a1b6e68df6cb227581587a2db295aad2a5593da98a91efb1c56"
+checkpoints_only = pytest.mark.skipif(not CHECKPOINTS.is_dir(), reason=f"{CHECKPOINTS} not found")
+camvid_only = pytest.mark.skipif(not CAMVID.is_dir(), reason=f"{CAMVID} not found")
 
 
 @pytest.fixture(scope="module")
@@ -305,3 +327,265 @@ def test_enet_docstring_and_info_agree() -> None:
     info = architectures.get_info("enet")
     assert info.input_divisor == 8 and info.paper_params == PAPER_ENET_PARAMS
     assert info.paper_gmacs == pytest.approx(1.915)
+
+
+# --------------------------------------------------------------------------- ntkhoa95 variant
+
+
+def ntkhoa95_hand_params(k: int) -> int:
+    """The ntkhoa95/ENet_PyTorch variant by hand: one PReLU slope per bottleneck (shared by its
+    three non-linearities), ``in // 4`` branches in 1.0, 2.0, 4.0, 5.0 with a 1x1 projection,
+    batch norm on the 13 initial convolution channels, no bias on the asymmetric pair nor the
+    upsampling transposed convolution, an upsampling main branch of conv + bias (no BN), and a
+    bias-free 3x3 fullconv."""
+
+    def regular(c: int, asym: bool = False) -> int:
+        i = c // 4
+        main = (
+            2 * conv_params(i, i, (5, 1), bias=False) if asym else conv_params(i, i, 3, bias=True)
+        )
+        return conv_bn_params(c, i, 1) + main + bn_params(i) + conv_bn_params(i, c, 1) + 1
+
+    def down(cin: int, cout: int) -> int:
+        i = cin // 4
+        middle = conv_bn_params(i, i, 3, bias=True)
+        return conv_bn_params(cin, i, 1) + middle + conv_bn_params(i, cout, 1) + 1
+
+    def up(cin: int, cout: int) -> int:
+        i = cin // 4
+        main = conv_params(cin, cout, 1, bias=True)
+        return (
+            main
+            + conv_bn_params(cin, i, 1)
+            + conv_bn_params(i, i, 3)
+            + conv_bn_params(i, cout, 1)
+            + 1
+        )
+
+    stage23 = 6 * regular(128) + 2 * regular(128, asym=True)
+    return (
+        conv_params(3, 13, 3, bias=True)
+        + bn_params(13)
+        + 16  # initial: BN(13), PReLU(16)
+        + down(16, 64)
+        + 4 * regular(64)
+        + down(64, 128)
+        + 2 * stage23
+        + up(128, 64)
+        + 2 * regular(64)
+        + up(64, 16)
+        + regular(16)
+        + conv_params(16, k, 3, bias=False)  # fmt: skip
+    )
+
+
+def test_enet_ntkhoa95_params_by_hand() -> None:
+    variant = meta_build("enet", 12, **NTKHOA95_OPTIONS)
+    assert count_params(variant)[0] == ntkhoa95_hand_params(12) == 353_913
+    assert ntkhoa95_hand_params(13) - ntkhoa95_hand_params(12) == 144  # 16 x 3 x 3 per class
+    # Their state dict lists each bottleneck's one PReLU under four names (27 bottlenecks).
+    assert 353_913 + 27 * 3 == 353_994
+    # The default is unchanged: the paper's network.
+    assert count_params(meta_build("enet", 12))[0] == enet_hand_params(12) == 363_856
+    assert count_params(meta_build("enet", 20))[0] == enet_hand_params(20) == 364_376
+
+
+def test_enet_options_default_to_the_paper() -> None:
+    builder = architectures.get_entry("enet").builder
+    params = inspect.signature(builder).parameters
+    options = {n: p.default for n, p in params.items() if n != "num_classes"}
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params.values())
+    assert options == {f.name: f.default for f in dataclasses.fields(ENetOptions)}
+    assert ENetOptions(**options) == PAPER_OPTIONS == ENetOptions()
+    # One option per difference: the variant sets every option away from its default.
+    assert set(NTKHOA95_OPTIONS) == set(options)
+    assert all(NTKHOA95_OPTIONS[n] != options[n] for n in options)
+    with pytest.raises(TypeError):
+        NTKHOA95_OPTIONS["prelu"] = "channel"  # type: ignore[index]
+    doc = " ".join(enet_module.__doc__.split())
+    assert "353,913 parameters at 12 outputs" in doc
+    assert all(f"``{n}``" in doc for n in options)  # each option documented under "Variants"
+    assert all(f"{n}:" in (builder.__doc__ or "") for n in options)
+
+
+@pytest.mark.parametrize(
+    "option,value,expected",
+    [
+        ("prelu", "per-channel", "enet option prelu must be one of 'channel', 'shared'"),
+        ("fullconv", 3, "enet option fullconv must be one of '2x2', '3x3'; got 3"),
+        ("decoder_dropout", 1.0, "decoder_dropout must be a probability in [0, 1); got 1.0"),
+        ("bn_eps", 0.0, "bn_eps must be a positive float; got 0.0"),
+        ("fullconv_bias", "no", "fullconv_bias must be a bool; got 'no'"),
+    ],
+)
+def test_enet_options_are_validated(option: str, value: object, expected: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        architectures.build("enet", num_classes=12, **{option: value})
+
+
+def test_enet_ntkhoa95_layout() -> None:
+    """The variant's layers, as read from their state dict (shapes, names) and code."""
+    model = meta_build("enet", 12, **NTKHOA95_OPTIONS)
+    assert model.initial.bn.num_features == 13 and model.initial.act.num_parameters == 16
+    assert {m.eps for m in model.modules() if isinstance(m, nn.BatchNorm2d)} == {1e-5}
+    assert not any(isinstance(m, nn.ReLU) for m in model.modules())  # PReLU in the decoder too
+    blocks = [model.bottleneck1_0, *model.stage1, model.bottleneck2_0, *model.stage2]
+    blocks += [*model.stage3, model.bottleneck4_0, *model.stage4, model.bottleneck5_0]
+    blocks += [*model.stage5]
+    assert len(blocks) == 27
+    for block in blocks:  # one single-slope PReLU per bottleneck, at its three places
+        prelus = [m for m in block.branch if isinstance(m, nn.PReLU)] + [block.act]
+        assert len(prelus) == 3 and all(p is prelus[0] for p in prelus)
+        assert prelus[0].num_parameters == 1
+    widths = [b.branch[0].out_channels for b in (model.bottleneck1_0, model.bottleneck2_0)]
+    widths += [b.branch[0].out_channels for b in (model.bottleneck4_0, model.bottleneck5_0)]
+    assert widths == [4, 16, 32, 16]  # in // 4 (the paper's out // 4: 16, 32, 16, 4)
+    for down in (model.bottleneck1_0, model.bottleneck2_0):
+        assert down.branch[0].kernel_size == (1, 1) and down.branch[3].stride == (2, 2)
+        assert down.branch[3].bias is not None
+    for block in (model.stage2[2], model.stage2[6], model.stage3[2], model.stage3[6]):
+        assert [block.branch[i].kernel_size for i in (3, 4)] == [(1, 5), (5, 1)]
+        assert block.branch[3].bias is None and block.branch[4].bias is None
+        assert isinstance(block.branch[8], nn.Dropout2d)  # before the expansion's BN
+        assert isinstance(block.branch[9], nn.BatchNorm2d)
+    for up in (model.bottleneck4_0, model.bottleneck5_0):
+        assert len(up.main) == 1 and up.main[0].bias is not None  # conv + bias, no BN
+        assert isinstance(up.branch[3], nn.ConvTranspose2d) and up.branch[3].bias is None
+    fc = model.fullconv
+    assert (fc.kernel_size, fc.stride, fc.padding, fc.output_padding) == (
+        (3, 3),
+        (2, 2),
+        (1, 1),
+        (1, 1),
+    )
+    assert fc.bias is None
+    rates = [m.p for m in model.modules() if isinstance(m, nn.Dropout2d)]
+    assert rates == [0.01] * 5 + [0.1] * 17 + [0.1] * 5  # decoder: 4.0, 4.1, 4.2, 5.0, 5.1
+    # 360x480 needs no padding: both sides are multiples of 8.
+    assert model(torch.empty(1, 3, 360, 480, device="meta")).shape == (1, 12, 360, 480)
+
+
+def test_ntkhoa95_state_dict_renames_and_swaps_1x1_transposed_weights() -> None:
+    g = torch.Generator().manual_seed(10)
+    slope = torch.rand(1, generator=g)
+    theirs = {
+        "initial.norm.running_var": torch.rand(13, generator=g),
+        "b10.conv1.weight": torch.randn(4, 16, 1, 1, generator=g),
+        "b12.activation.weight": slope,
+        "b12.activation1.weight": slope,
+        "b12.activation3.weight": slope.clone(),
+        "b23.conv21.weight": torch.randn(32, 32, 1, 5, generator=g),
+        "b23.norm3.bias": torch.randn(128, generator=g),
+        "b38.conv2.bias": torch.randn(32, generator=g),
+        "b40.convt1.weight": torch.randn(128, 32, 1, 1, generator=g),
+        "b40.convt2.weight": torch.randn(32, 32, 3, 3, generator=g),
+        "b40.main_conv.bias": torch.randn(64, generator=g),
+        "b51.norm1.num_batches_tracked": torch.tensor(72),
+        "fullconv.weight": torch.randn(16, 12, 3, 3, generator=g),
+    }
+    ours = ntkhoa95_state_dict({"state_dict": theirs})
+    assert list(ours) == [
+        "initial.bn.running_var",
+        "bottleneck1_0.branch.0.weight",
+        "stage1.1.branch.2.weight",
+        "stage1.1.act.weight",
+        "stage2.2.branch.3.weight",
+        "stage2.2.branch.9.bias",
+        "stage3.7.branch.3.bias",
+        "bottleneck4_0.branch.0.weight",
+        "bottleneck4_0.branch.3.weight",
+        "bottleneck4_0.main.0.bias",
+        "stage5.0.branch.1.num_batches_tracked",
+        "fullconv.weight",
+    ]
+    assert ours["bottleneck1_0.branch.0.weight"] is theirs["b10.conv1.weight"]  # renamed only
+    assert ours["bottleneck4_0.branch.3.weight"] is theirs["b40.convt2.weight"]  # a real 3x3
+    w = theirs["b40.convt1.weight"]
+    assert torch.equal(ours["bottleneck4_0.branch.0.weight"], w.transpose(0, 1))
+    x = torch.randn(2, 128, 5, 7, generator=g)  # the same map: 1x1 transposed conv == conv
+    torch.testing.assert_close(
+        F.conv2d(x, ours["bottleneck4_0.branch.0.weight"]), F.conv_transpose2d(x, w)
+    )
+    assert ntkhoa95_state_dict(theirs).keys() == ours.keys()  # unwrapped input works too
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["b10.conv9.weight", "b23.conv2.weight", "b60.conv1.weight", "initial.bn.weight", "module.x"],
+)
+def test_ntkhoa95_state_dict_rejects_keys_their_model_lacks(key: str) -> None:
+    with pytest.raises(ValueError, match=rf"unexpected key '{re.escape(key)}'.*67a87d1"):
+        ntkhoa95_state_dict({key: torch.zeros(1)})
+
+
+def test_ntkhoa95_state_dict_rejects_our_own_state_dict_and_unequal_prelu_aliases() -> None:
+    ours = meta_build("enet", 12, **NTKHOA95_OPTIONS).state_dict()
+    with pytest.raises(ValueError, match="unexpected key 'initial.bn.weight'"):
+        ntkhoa95_state_dict(ours)
+    slopes = {
+        "b11.activation1.weight": torch.tensor([0.25]),
+        "b11.activation2.weight": torch.tensor([0.5]),
+    }
+    with pytest.raises(ValueError, match="'b11.activation2.weight' differs from 'b11.activation1"):
+        ntkhoa95_state_dict(slopes)
+
+
+def _ntkhoa95_checkpoint() -> dict[str, object]:
+    assert NTKHOA95_FILE.is_file(), f"{NTKHOA95_FILE} missing from {CHECKPOINTS}"
+    data = NTKHOA95_FILE.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == NTKHOA95_SHA256, f"{NTKHOA95_FILE}: other bytes"
+    return torch.load(NTKHOA95_FILE, map_location="cpu", weights_only=True)
+
+
+@pytest.mark.realdata
+@checkpoints_only
+def test_ntkhoa95_checkpoint_loads_strictly() -> None:
+    checkpoint = _ntkhoa95_checkpoint()
+    assert list(checkpoint) == ["state_dict"] and len(checkpoint["state_dict"]) == 632
+    state = ntkhoa95_state_dict(checkpoint)
+    assert len(state) == 632 - 27  # each bottleneck's PReLU alias ``activation`` dropped
+    torch.manual_seed(0)
+    model = architectures.build("enet", num_classes=12, **NTKHOA95_OPTIONS)
+    result = model.load_state_dict(state, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    assert count_params(model)[0] == 353_913
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, state[name]), name
+    assert model.bottleneck4_0.act.weight.item() == pytest.approx(0.27302, abs=1e-5)
+
+
+@pytest.mark.realdata
+@checkpoints_only
+@camvid_only
+def test_ntkhoa95_checkpoint_segments_camvid_rgb_at_360x480() -> None:
+    """Their input is RGB 0-255 (``cv2.imread`` then ``cvtColor(BGR2RGB)``), not normalised.
+
+    On the first three test images at 360x480 (void ignored, the void channel dropped), RGB
+    gives 56.4% pixel accuracy and channel-reversed (BGR) input 23.6%."""
+    from PIL import Image
+
+    model = architectures.build("enet", num_classes=12, **NTKHOA95_OPTIONS).eval()
+    model.load_state_dict(ntkhoa95_state_dict(_ntkhoa95_checkpoint()), strict=True)
+    names = [
+        line.split()[0].rsplit("/", 1)[-1]
+        for line in (CAMVID / "test.txt").read_text().splitlines()[:3]
+    ]
+    correct = {"rgb": 0, "bgr": 0}
+    counted = 0
+    for name in names:
+        image = torch.from_numpy(
+            np.asarray(Image.open(CAMVID / "test" / name).convert("RGB")).copy()
+        )
+        label = torch.from_numpy(
+            np.asarray(Image.open(CAMVID / "testannot" / name)).astype(np.int64)
+        )
+        x = image.permute(2, 0, 1)[None].float()  # (1, 3, 360, 480), 0-255
+        keep = label != 11
+        counted += int(keep.sum())
+        for order, inp in (("rgb", x), ("bgr", x.flip(1))):
+            with torch.no_grad():
+                pred = model(inp)[0, :11].argmax(0)  # (360, 480)
+            correct[order] += int((pred == label)[keep].sum())
+    acc = {k: v / counted for k, v in correct.items()}
+    assert acc["rgb"] == pytest.approx(0.5641, abs=0.005)
+    assert acc["bgr"] < 0.3

@@ -76,14 +76,36 @@ def test_a_v1_record_is_recounted_on_the_evaluated_network_and_amended(tmp_path)
         "arch_info.in_channels",
         "arch_info.paper_params_with_aux",
         "arch_info.paper_gflops_with_aux",
+        "weights",
+        "metrics.confusion_matrix",
     )
     assert amendment.note.startswith("Upgraded from schema 1. complexity.params_with_aux is")
+    assert amendment.note.endswith("this run evaluated no published weights and kept no matrix.")
     assert "re-counted on the network as evaluated" in amendment.note
     assert (record.arch_info.in_channels, record.arch_info.paper_params_with_aux) == (3, True)
     assert record.metrics.miou == 0.25  # nothing measured is touched
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
     again = migrate_results(tmp_path, command="x")
     assert (again.current, again.upgraded) == (1, [])  # idempotent
+
+
+def test_a_v2_record_gains_the_schema_3_fields_as_null_and_nothing_else(tmp_path):
+    path = _v1_record(tmp_path)
+    migrate_results(tmp_path, command="first")
+    v2 = json.loads(path.read_text(encoding="utf-8"))
+    v2["schema_version"] = 2
+    del v2["weights"], v2["metrics"]["confusion_matrix"]
+    path.write_text(json.dumps(v2), encoding="utf-8")
+    report = migrate_results(tmp_path, command="python run_bench.py upgrade-records")
+    assert report.upgraded == [path.stem] and report.params_changed == []
+    v3 = json.loads(path.read_text(encoding="utf-8"))
+    assert v3["schema_version"] == 3
+    assert v3["weights"] is None and v3["metrics"]["confusion_matrix"] is None
+    *_, amendment = v3["amendments"]
+    assert amendment["fields"] == ["schema_version", "weights", "metrics.confusion_matrix"]
+    assert amendment["note"].startswith("Upgraded from schema 2. weights (the published")
+    for key in ("complexity", "arch_info", "metrics"):  # nothing measured is touched
+        assert {k: v for k, v in v3[key].items() if k != "confusion_matrix"} == v2[key]
 
 
 def test_a_record_whose_entry_changed_since_the_run_is_left_alone(tmp_path):

@@ -6,6 +6,7 @@ checks as every registered entry: the ``check_*`` functions of the contract test
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,6 +160,59 @@ def test_plugin_source_is_plugin_path(restore_registry: None, tmp_path: Path) ->
     assert load_plugin(plugin) == ["tmp_one"]
     assert architectures.get_entry("tmp_one").source == f"plugin:{plugin}"
     assert architectures.build("tmp_one", num_classes=3).out_channels == 3
+
+
+def test_plugin_imports_a_module_next_to_it(restore_registry: None, tmp_path: Path) -> None:
+    folder = tmp_path / "my_plugins_7f3a"
+    folder.mkdir()
+    _write(folder / "blocks_7f3a.py", "from torch import nn\n\nWIDTH = 5\nHead = nn.Conv2d\n")
+    source = """
+from torch import nn
+from architectures import ArchInfo, register
+from blocks_7f3a import WIDTH
+
+@register(ArchInfo(name="tmp_sibling", title="T", paper="1505.04597", year=2015, family="test"))
+def _build(*, num_classes: int) -> nn.Module:
+    from blocks_7f3a import Head  # also importable later, when the entry is built
+
+    return nn.Sequential(nn.Conv2d(3, WIDTH, 1), Head(WIDTH, num_classes, 1))
+"""
+    plugin = _write(folder / "net.py", source)
+    try:
+        assert load_plugin(plugin) == ["tmp_sibling"]
+        assert architectures.build("tmp_sibling", num_classes=3)[1].out_channels == 3
+    finally:
+        sys.modules.pop("blocks_7f3a", None)
+        sys.path.remove(str(folder.resolve()))
+
+
+def test_plugin_weights_are_removed_with_its_entries_when_it_raises(
+    restore_registry: None, tmp_path: Path
+) -> None:
+    source = (
+        BUILDER.format(name="tmp_w")
+        + """
+from architectures import WeightsInfo, WeightsSource, register_weights
+
+register_weights(
+    WeightsInfo(
+        name="tmp_w.mine",
+        file="mine.pt",
+        sha256="0" * 64,
+        source=WeightsSource("me/net", "abc", "mine.pt", "MIT"),
+        dataset="synthetic",
+        class_names=("a", "b"),
+        channels=(0, 1),
+    )
+)
+raise RuntimeError("later")
+"""
+    )
+    plugin = _write(tmp_path / "w.py", source)
+    with pytest.raises(PluginError, match="RuntimeError: later"):
+        load_plugin(plugin)
+    assert "tmp_w" not in architectures.names()
+    assert [w.name for w in architectures.weights_entries("tmp_w")] == []
 
 
 def test_plugin_that_raises_reports_traceback_and_registers_nothing(

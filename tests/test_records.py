@@ -49,7 +49,7 @@ def test_to_dict_writes_every_field_and_reads_back_equal():
             r"'metrics\.miou'.*\[0, 1\].*61\.2.*percentages",
         ),
         (lambda d: d.pop("run_id"), r"'run_id' should be a string.*required"),
-        (lambda d: d.update(schema_version=3), r"'schema_version' should be at most 2.*newer"),
+        (lambda d: d.update(schema_version=4), r"'schema_version' should be at most 3.*newer"),
         (lambda d: d.update(schema_version="1"), r"'schema_version' should be an integer"),
         (lambda d: d.update(status="failed"), r"'status' should be 'ok' or 'error'.*'failed'"),
         (lambda d: d.update(kind="oracle"), r"'kind' should be 'model' or 'baseline'"),

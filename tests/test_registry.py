@@ -121,6 +121,21 @@ def test_build_rejects_bad_num_classes(temp_entry: str, k: object) -> None:
         architectures.build(temp_entry, num_classes=k)  # type: ignore[arg-type]
 
 
+def test_build_refuses_fewer_classes_than_the_declared_minimum(restore_registry: None) -> None:
+    @register(_info(min_num_classes=5))
+    def tmp_test_arch(*, num_classes: int) -> nn.Module:
+        return _Conv1x1(num_classes)
+
+    assert architectures.build(TEMP_NAME, num_classes=5).conv.out_channels == 5
+    with pytest.raises(ValueError) as exc:
+        architectures.build(TEMP_NAME, num_classes=4)
+    assert str(exc.value) == (
+        "'tmp_test_arch' needs at least 5 classes (ArchInfo.min_num_classes); got "
+        "num_classes=4. Use a dataset with more classes or another architecture."
+    )
+    assert _info().min_num_classes == 2  # the default
+
+
 def test_build_passes_options(temp_entry: str) -> None:
     architectures.build(temp_entry, num_classes=2, width=3)
     with pytest.raises(TypeError, match="unexpected keyword argument 'depth'"):
@@ -205,6 +220,8 @@ BAD_VALUES = [
     ("input_divisor", {"input_divisor": True}),
     ("in_channels", {"in_channels": 0}),
     ("in_channels", {"in_channels": 3.0}),
+    ("min_num_classes", {"min_num_classes": 0}),
+    ("min_num_classes", {"min_num_classes": 5.0}),
     ("paper_params", {**PAPER_FIGURES, "paper_params": 0}),
     ("paper_params", {**PAPER_FIGURES, "paper_params": 1.5e6}),
     ("paper_params_note", {**PAPER_FIGURES, "paper_params_note": ""}),

@@ -72,6 +72,31 @@ def test_equal_miou_shares_a_rank() -> None:
     ]
 
 
+def test_published_weights_rank_beside_models_trained_here() -> None:
+    from bench.records import PublishedFigure, WeightsUsed
+
+    weights = WeightsUsed(
+        name="espnet.camvid_skd_base",
+        file="camvid/skd_espnet_base_57.8.pth",
+        sha256="7" * 64,
+        published=(PublishedFigure(metric="miou", value=57.8, split="test", source="README"),),
+    )
+    loaded = run_record("espnet", miou=0.5783).replace(kind="loaded", weights=weights)
+    records = [loaded, run_record("fcn8s", miou=0.30)]
+    rows = table_after(render_markdown(records), CPU_HEADING)
+    assert [(r["architecture"], r["rank"], r["mIoU %"]) for r in rows] == [
+        ("ESPNET (`espnet`)", "1", "57.8"),
+        ("FCN8S (`fcn8s`)", "2", "30.0"),
+    ]
+    assert [(r["weights"], r["published mIoU %"]) for r in rows] == [
+        ("published: `espnet.camvid_skd_base`", "57.8"),
+        ("trained here", NA),
+    ]
+    # Without a loaded record the table has neither column.
+    plain = table_after(render_markdown([run_record("fcn8s")]), CPU_HEADING)
+    assert "weights" not in plain[0] and "published mIoU %" not in plain[0]
+
+
 def test_error_row_only_without_ok_record() -> None:
     markdown = render_markdown(fixture_sweep())
     rows = table_after(markdown, CPU_HEADING)

@@ -53,6 +53,7 @@ SCHEMA_KEYS = {
     "complexity",
     "speed",
     "train",
+    "weights",
     "env",
     "command",
     "samples",
@@ -144,6 +145,14 @@ def test_ok_record_is_complete(sweep, arch):
     assert len(r["metrics"]["per_class_iou"]) == r["dataset_info"]["num_classes"]
     for v in r["metrics"]["per_class_iou"].values():
         assert v is None or 0.0 <= v <= 1.0
+    # The confusion matrix the metrics come from: its diagonal over row + column - diagonal.
+    m = np.array(r["metrics"]["confusion_matrix"])
+    assert m.shape == (r["dataset_info"]["num_classes"],) * 2
+    assert m.sum() == r["protocol"]["num_images"] * 32 * 32  # no ignored pixels in the tiny set
+    union = m.sum(0) + m.sum(1) - np.diag(m)
+    present = union > 0
+    assert r["metrics"]["miou"] == pytest.approx((np.diag(m)[present] / union[present]).mean())
+    assert r["weights"] is None and r["kind"] == "model"
 
 
 @pytest.mark.parametrize("arch", REAL_ARCHS)
@@ -234,7 +243,7 @@ def test_records_are_plain_json(sweep):
     _, summary, _, _, _ = sweep
     for path in summary.written:
         data = json.loads(path.read_text(encoding="utf-8"))
-        assert isinstance(data, dict) and data["schema_version"] == SCHEMA_VERSION == 2
+        assert isinstance(data, dict) and data["schema_version"] == SCHEMA_VERSION == 3
         assert path.stem == data["run_id"]
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
+
+from bench.cli.evaluation import cmd_eval
+from bench.cli.folders import check_writable, write_leaderboard
 
 
 def load_plugins(paths: list[str]) -> None:
@@ -23,10 +25,11 @@ def load_plugins(paths: list[str]) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """Prints the registered architectures, the datasets or the built-in suites.
+    """Prints the registered architectures, the datasets, the declared weights or the suites.
 
     Args:
-        args: Parsed ``list`` arguments: ``what`` (archs, datasets or suites) and ``--format``
+        args: Parsed ``list`` arguments: ``what`` (archs, datasets, weights or suites), whether
+            a weights file is on the search path (``present``, see :mod:`bench.weights`) and ``--format``
             (``json`` also shows the fixed metadata of file-backed datasets).
 
     Returns:
@@ -56,6 +59,22 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows = [
             _dataset_row(n, dataset_description(n), full=args.format == "json")
             for n in dataset_names()
+        ]
+    elif args.what == "weights":
+        from bench.weights import find_weights
+
+        rows = [
+            {
+                "name": w.name,
+                "arch": w.arch,
+                "dataset": w.dataset,
+                "published": "; ".join(
+                    f"{m.metric} {m.value:g} ({m.split}; {m.source})" for m in w.published
+                ),
+                "present": find_weights(w, getattr(args, "weights_dir", None)) is not None,
+                "file": w.file,
+            }
+            for w in architectures.weights_entries()
         ]
     else:
         rows = []
@@ -148,9 +167,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"(its architectures: {', '.join(archs)})."
             )
         archs = [a for a in archs if a in args.archs]
-    _check_writable(args.results_dir, "--results-dir")
+    check_writable(args.results_dir, "--results-dir")
     if args.save_checkpoints is not None:
-        _check_writable(args.save_checkpoints, "--save-checkpoints")
+        check_writable(args.save_checkpoints, "--save-checkpoints")
     sweep = Sweep(
         suite,
         results_dir=args.results_dir,
@@ -160,6 +179,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         checkpoint_dir=args.save_checkpoints,
         timeout_per_arch=args.timeout_per_arch,
     )
+    if suite.archs == "all" and not args.archs:
+        archs = _buildable(archs, sweep.info.num_classes, suite.dataset)
     print(
         f"suite {suite.name}: {len(archs)} architectures on {suite.dataset} "
         f"({suite.setting}) on {sweep.device}; records -> {args.results_dir / 'records'}"
@@ -190,7 +211,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"folder) or `python run_bench.py merge DIR... --into DIR`."
         )
     else:
-        written = _write_leaderboard(args.results_dir, load_records(args.results_dir))
+        written = write_leaderboard(args.results_dir, load_records(args.results_dir))
         print(f"leaderboard: {', '.join(str(p) for p in written[:2])} (+{len(written) - 2} plots)")
     if summary.failed:
         print(f"\n{len(summary.failed)} of {len(archs)} architectures FAILED:", file=sys.stderr)
@@ -200,36 +221,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_writable(folder: Path, option: str) -> None:
-    """Creates ``folder`` if needed; a ConfigError naming ``option`` if it cannot be written."""
-    import tempfile
+def _buildable(archs: list[str], num_classes: int, dataset: str) -> list[str]:
+    """``archs`` without the entries that cannot be built with ``num_classes``.
 
-    from bench.errors import ConfigError
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise ConfigError(
-            f"{option} {folder} is not a writable folder ({exc.strerror}). Pass "
-            f"{option} pointing at a folder you can write to."
-        ) from None
-
-
-def _write_leaderboard(results_dir: Path, records: list, option: str = "--results-dir") -> list:
-    """Renders the report into ``results_dir`` with :func:`bench.reporting.write_report`.
-
-    Its ConfigError (a file it cannot write, no records) is prefixed with the option that named
-    the folder; the records are never touched.
+    For ``archs: all`` only: an entry a suite names is run, and its build error recorded.
     """
-    from bench.errors import ConfigError
-    from bench.reporting import write_report
+    import architectures
 
-    try:
-        return write_report(results_dir, records)
-    except ConfigError as exc:
-        raise ConfigError(f"{option} {results_dir}: {exc}") from None
+    small = [a for a in archs if architectures.get_info(a).min_num_classes > num_classes]
+    for a in small:
+        print(
+            f"not run: {a} needs at least {architectures.get_info(a).min_num_classes} classes "
+            f"(ArchInfo.min_num_classes); {dataset} has {num_classes} here"
+        )
+    return [a for a in archs if a not in small]
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -248,7 +253,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     """
     from bench.records import load_records
 
-    written = _write_leaderboard(args.results_dir, load_records(args.results_dir))
+    written = write_leaderboard(args.results_dir, load_records(args.results_dir))
     for path in written:
         print(path)
     return 0
@@ -277,7 +282,7 @@ def cmd_papers(args: argparse.Namespace) -> int:
     names = args.archs or architectures.names()
     for name in names:
         architectures.get_info(name)  # unknown names fail before any measuring
-    _check_writable(args.results_dir, "--results-dir")
+    check_writable(args.results_dir, "--results-dir")
     rows = measure(names, progress=not args.quiet)
     print(write_papers(args.results_dir, rows, argv=args.argv))
     print(render_papers(args.results_dir))
@@ -289,88 +294,6 @@ def cmd_papers(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    return 0
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    """Evaluates one architecture (``--checkpoint``, else seeded weights) and prints metrics.
-
-    With ``--suite`` the dataset, its options, resolution and eval split are the suite's, so a
-    checkpoint saved by ``run`` scores exactly the metrics of its run record.
-
-    Args:
-        args: Parsed ``eval`` arguments.
-
-    Returns:
-        0 (``--json`` also writes the metrics there).
-
-    Raises:
-        ValueError: Neither ``--dataset`` nor ``--suite``, or the two name different datasets.
-        ArchitectureError: An unknown ``--arch``.
-        CheckpointError: A checkpoint of another architecture or class count.
-    """
-    import torch
-
-    import architectures
-    from bench.checkpoint import load_into
-    from bench.data import build_dataset
-    from bench.devices import resolve_device
-    from bench.errors import ConfigError
-    from bench.evaluate import evaluate
-    from bench.models import build_model
-
-    device = resolve_device(args.device)
-    options: dict[str, object] = {}
-    split, root = args.split, args.data_root
-    if args.suite:
-        from bench.suites import load_suite
-
-        suite = load_suite(args.suite)
-        if args.dataset not in (None, suite.dataset):
-            raise ConfigError(
-                f"--dataset {args.dataset} contradicts suite {suite.name!r}, "
-                f"which uses {suite.dataset!r}; pass one of them."
-            )
-        args.dataset = suite.dataset
-        options = {**suite.dataset_options, "size": tuple(suite.resolution)}
-        split, root = split or suite.eval.split, root or suite.data_root
-    if args.dataset is None:
-        raise ConfigError("eval needs --dataset NAME or --suite NAME (see `list datasets`).")
-    if args.resolution:
-        options["size"] = tuple(args.resolution)
-    args.split = split or "val"
-    dataset, info = build_dataset(args.dataset, split=args.split, root=root, **options)
-    architectures.get_entry(args.arch)
-    torch.manual_seed(args.seed)  # a fresh model's numbers must not depend on the RNG state
-    model = build_model(args.arch, num_classes=info.num_classes)
-    if args.checkpoint:
-        load_into(model.model, args.checkpoint, arch=args.arch, num_classes=info.num_classes)
-    result = evaluate(
-        model,
-        dataset,
-        info,
-        device=device,
-        batch_size=args.batch_size,
-        progress=not args.quiet,
-    )
-    metrics = result.metrics.to_dict()
-    out = {
-        "arch": args.arch,
-        "dataset": args.dataset,
-        "split": args.split,
-        "checkpoint": str(args.checkpoint) if args.checkpoint else None,
-        "seed": None if args.checkpoint else args.seed,
-        "num_images": result.num_images,
-        "metrics": metrics,
-    }
-    for key in ("miou", "pixel_acc", "mean_acc", "fwiou", "mean_dice"):
-        v = metrics[key]
-        print(f"{key:>10}: {'n/a' if v is None else f'{100 * v:.2f} %'}")
-    if args.json:
-        from bench.fileio import write_json_atomic
-
-        write_json_atomic(args.json, out)
-        print(f"wrote {args.json}")
     return 0
 
 
@@ -636,12 +559,12 @@ def cmd_merge(args: argparse.Namespace) -> int:
     from bench.merge import merge_results
     from bench.records import load_records
 
-    _check_writable(args.into, "--into")
+    check_writable(args.into, "--into")
     report = merge_results(args.sources, args.into)
     for line in report.lines():
         print(line, file=sys.stderr if line.startswith("CONFLICT") else sys.stdout)
     if not args.no_leaderboard:
-        written = _write_leaderboard(args.into, load_records(args.into), "--into")
+        written = write_leaderboard(args.into, load_records(args.into), "--into")
         print(f"leaderboard: {', '.join(str(p) for p in written[:2])} (+{len(written) - 2} plots)")
     return 1 if report.conflicts else 0
 
@@ -661,7 +584,7 @@ def cmd_upgrade_records(args: argparse.Namespace) -> int:
     from bench.migrate import migrate_results
     from bench.provenance import command_line
 
-    _check_writable(args.results_dir, "--results-dir")
+    check_writable(args.results_dir, "--results-dir")
     report = migrate_results(args.results_dir, command_line(args.argv))
     print(
         f"{args.results_dir}: {len(report.upgraded)} record(s) upgraded, {report.current} "

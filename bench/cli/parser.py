@@ -92,9 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
         "list",
         help="list architectures, datasets or suites",
         description="List registered architectures (with paper, year, family), "
-        "datasets or built-in suites.",
+        "datasets, declared published weights (with their published figures and whether the "
+        "file is on the search path) or built-in suites.",
     )
-    p.add_argument("what", nargs="?", default="archs", choices=["archs", "datasets", "suites"])
+    p.add_argument(
+        "what", nargs="?", default="archs", choices=["archs", "datasets", "weights", "suites"]
+    )
     p.add_argument("--format", default="table", choices=["table", "json"])
     _add_plugin(p)
 
@@ -187,7 +190,37 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint",
         type=Path,
         default=None,
-        help="a checkpoint saved by the harness or a plain state_dict",
+        help="a checkpoint saved by the harness, a plain state_dict, or a dict holding one "
+        "under 'state_dict' or 'model'",
+    )
+    p.add_argument(
+        "--weights",
+        default=None,
+        metavar="NAME",
+        help="declared published weights (`list weights`), evaluated with their "
+        "preprocessing, class mapping, builder options and protocol",
+    )
+    p.add_argument(
+        "--like",
+        default=None,
+        metavar="NAME",
+        help="with --checkpoint FILE: evaluate your own file of the same family with the "
+        "metadata of weights NAME",
+    )
+    p.add_argument(
+        "--weights-dir",
+        default=None,
+        metavar="DIR",
+        help="folder searched first for weights files (then $SEMSEG_BENCH_WEIGHTS, "
+        "../shared/checkpoints, torch hub's cache; nothing is downloaded)",
+    )
+    p.add_argument(
+        "--arch-option",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="a builder option (repeatable), e.g. --arch-option q=8; overrides the suite's "
+        "arch_options and the weights' declared ones",
     )
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=16)
@@ -199,6 +232,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--json", type=Path, default=None, metavar="OUT", help="also write the metrics as JSON"
+    )
+    p.add_argument(
+        "--results-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="with published weights: write a run record (kind 'loaded') there and re-render "
+        "its leaderboard",
+    )
+    p.add_argument(
+        "--record-suite",
+        default="published",
+        metavar="NAME",
+        help="the results group the record is ranked in (default: published)",
     )
     p.add_argument("-q", "--quiet", action="store_true")
     _add_plugin(p)

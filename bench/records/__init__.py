@@ -17,6 +17,7 @@ from bench.records.schema import (
     Metrics,
     Normalised,
     Protocol,
+    PublishedFigure,
     RunFlags,
     RunRecord,
     Samples,
@@ -24,6 +25,7 @@ from bench.records.schema import (
     ThroughputPoint,
     TrainAugment,
     TrainInfo,
+    WeightsUsed,
 )
 from bench.records.store import (
     RECORDS_DIR,
@@ -55,6 +57,7 @@ __all__ = [
     "Metrics",
     "Normalised",
     "Protocol",
+    "PublishedFigure",
     "RunFlags",
     "RunRecord",
     "Samples",
@@ -62,6 +65,7 @@ __all__ = [
     "ThroughputPoint",
     "TrainAugment",
     "TrainInfo",
+    "WeightsUsed",
     "baseline_title",
     "created_stamp",
     "latest_ok",

@@ -1,4 +1,4 @@
-"""The run record, schema version 2: frozen dataclasses, one per section.
+"""The run record, schema version 3: frozen dataclasses, one per section.
 
 One JSON file per (suite, architecture, dataset, setting) run. This module is the schema: every
 field, its type and its bounds are declared here once, and :meth:`RunRecord.from_dict` is the one
@@ -9,8 +9,9 @@ regression checks, merge and the papers table read them with it). Metric fractio
 ==============  ==========================================================================
 section         content
 ==============  ==========================================================================
-(top level)     schema_version (2), run_id (``<suite>__<arch>__<dataset>__<UTC time>_<8 hex>``,
-                the file stem), created (UTC ISO-8601), kind (model | baseline), suite,
+(top level)     schema_version (3), run_id (``<suite>__<arch>__<dataset>__<UTC time>_<8 hex>``,
+                the file stem), created (UTC ISO-8601), kind (model | baseline | loaded:
+                published weights evaluated, not trained here), suite,
                 setting (the suite's settings key), arch, dataset, status (ok | error),
                 command (the command line that produced the record)
 arch_info       title, paper, year, family, reference, input_divisor and the paper's figures
@@ -19,7 +20,8 @@ protocol        the evaluation protocol as run: split, mode (whole | slide), sca
                 resolution, num_images; file-backed datasets add crop, stride, short_side,
                 label_resolution and train_augment (the training transforms)
 error           null, or type, message, traceback, stage
-metrics         miou, pixel_acc, mean_acc, fwiou, mean_dice, per-class IoU/accuracy/Dice
+metrics         miou, pixel_acc, mean_acc, fwiou, mean_dice, per-class IoU/accuracy/Dice, and
+                (schema 3, where recorded) the confusion matrix they come from
 complexity      params (the network as evaluated and timed), params_with_aux (every
                 registered parameter: auxiliary training heads included), trainable_params,
                 macs, gmacs, gflops (= 2 x gmacs), input_shape, counter and version, skipped
@@ -28,6 +30,8 @@ speed           device, dtype, latency_ms {p50, ...}, throughput, peak memory, e
                 threads, page faults, and normalised: latency relative to a reference network
                 timed interleaved in the same process (what ``check`` compares)
 train           steps, seconds, final_loss, loss_curve, batch_size, optimizer, lr, ...
+weights         (kind loaded) the published weights: name, the file loaded and its sha256,
+                where they came from, the preprocessing, the published figures
 env             versions, device, git commit, seed, threads, backend flags, and cpu: the CPU
                 precisely (vendor, family, model, stepping, vector extensions, torch's CPU
                 capability, oneDNN/MKL versions, kernel pins; see bench.devices.CpuInfo)
@@ -53,7 +57,7 @@ from bench.devices import CpuInfo, device_type
 from bench.records._codec import Context, dump, parse_dataclass
 from bench.records.upgrade import SCHEMA_VERSION, upgrade
 
-Kind = Literal["model", "baseline"]
+Kind = Literal["model", "baseline", "loaded"]
 Status = Literal["ok", "error"]
 DType = Literal["fp32", "fp16", "bf16"]
 Optimizer = Literal["adamw", "sgd"]
@@ -197,6 +201,7 @@ class Metrics(_Section):
     per_class_iou: dict[str, float | None] | None = _meta(**_FRACTION)
     per_class_acc: dict[str, float | None] | None = _meta(**_FRACTION)
     per_class_dice: dict[str, float | None] | None = _meta(**_FRACTION)
+    confusion_matrix: tuple[tuple[int, ...], ...] | None = _meta(**_COUNT)
 
 
 @dataclass(frozen=True)
@@ -335,6 +340,41 @@ class TrainInfo(_Section):
 
 
 @dataclass(frozen=True)
+class PublishedFigure(_Section):
+    """``weights.published[]``: a figure the authors published for the weights."""
+
+    key: ClassVar[str] = "weights.published[]"
+
+    metric: str = field(metadata=_NAME)
+    value: float = field(metadata={})
+    split: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class WeightsUsed(_Section):
+    """``weights``: the published weights a ``loaded`` record evaluated.
+
+    ``declared`` is False for a user's own file evaluated with a declaration's metadata
+    (``eval --checkpoint FILE --like NAME``); its sha256 is then the file's, not the declared.
+    """
+
+    key: ClassVar[str] = "weights"
+
+    name: str = field(metadata=_NAME)
+    file: str = field(metadata=_NAME)
+    sha256: str = field(metadata=_NAME)
+    declared: bool = True
+    repository: str = ""
+    commit: str = ""
+    path: str = ""
+    licence: str = ""
+    builder_options: dict[str, int | float | str | bool | None] = field(default_factory=dict)
+    preprocess: str = ""
+    published: tuple[PublishedFigure, ...] = ()
+
+
+@dataclass(frozen=True)
 class RunFlags(_Section):
     """``env.flags``: backend flags in force during the run."""
 
@@ -415,6 +455,7 @@ class RunRecord:
     complexity: Complexity | None = None
     speed: Speed | None = None
     train: TrainInfo | None = None
+    weights: WeightsUsed | None = None
     env: Env | None = None
     command: str = ""
     samples: Samples | None = None

@@ -18,6 +18,12 @@ Version 1 -> 2:
 * The constant-prediction baseline was titled "all background (baseline)" even where class 0
   is not a background (CamVid's class 0 is ``sky``); it is re-titled after its class 0.
 * ``amendments`` did not exist: empty.
+
+Version 2 -> 3:
+
+* ``kind`` may be ``loaded`` (published weights evaluated, not trained here) and the
+  ``weights`` section says which; older records have none (null).
+* ``metrics.confusion_matrix`` is new; older records did not keep it (null).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from typing import Any
 
 from bench.records._codec import Context
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The run-record schema version this harness writes (defined here once); older records are
 upgraded when read."""
 OLD_BASELINE_TITLE = "all background (baseline)"
@@ -70,7 +76,17 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_STEPS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
+def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(data)
+    out["schema_version"] = 3
+    out.setdefault("weights", None)
+    metrics = _section(out, "metrics")
+    if metrics is not None:
+        metrics.setdefault("confusion_matrix", None)
+    return out
+
+
+_STEPS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def upgrade(data: dict[str, Any], ctx: Context) -> dict[str, Any]:

@@ -27,6 +27,7 @@ so both renderers read the same rows; neither imports the other.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,8 @@ _COLUMNS: dict[str, tuple[str | None, str]] = {
     "year": ("arch_info.year", "Int64"),
     "family": ("arch_info.family", "text"),
     "kind": ("kind", "text"),
+    "weights": ("weights.name", "text"),  # kind "loaded": the published weights evaluated
+    "published_miou": (None, "float64"),  # their published mIoU (fraction), where declared
     "status": ("status", "text"),
     "error_type": ("error.type", "text"),  # error columns: failed runs only
     "error_stage": ("error.stage", "text"),
@@ -233,6 +236,12 @@ def _check_records(records: Any) -> None:
         )
 
 
+def _published_miou(record: RunRecord) -> float:
+    """The published mIoU of a ``loaded`` record's weights, as a fraction (NaN if none)."""
+    figures = record.weights.published if record.weights is not None else ()
+    return next((m.value / 100 for m in figures if m.metric == "miou"), math.nan)
+
+
 def _build(records: Sequence[RunRecord]) -> pd.DataFrame:
     """The frame of ``records``, one row each, in order.
 
@@ -256,6 +265,7 @@ def _build(records: Sequence[RunRecord]) -> pd.DataFrame:
     unsupported = [_unsupported(r) for r in records]
     frame["unsupported_ops"] = pd.array([u[0] for u in unsupported], dtype="Int64")
     frame["unsupported_heavy_ops"] = [u[1] for u in unsupported]
+    frame["published_miou"] = [_published_miou(r) for r in records]
     frame["device"] = device_labels(records)
     frame["device_name"] = _first_present(flat["speed.device_name"], flat["env.device_name"])
     frame["threads"] = flat["speed.threads"].fillna(flat["env.threads"])

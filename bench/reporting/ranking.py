@@ -133,6 +133,9 @@ def _ranking_table(table: _Table) -> list[str]:
             f"peak mem MiB @ {table.device}",
             f"efficiency % @ {where}",
         ]
+    loaded = any(r["kind"] == "loaded" for r in rows)
+    if loaded:  # published weights beside models trained here: say which row is which
+        headers += ["weights", "published mIoU %"]
     has_errors = any(not is_ok(r) for r in rows)
     if has_errors:
         headers.append("status")
@@ -151,6 +154,12 @@ def _ranking_table(table: _Table) -> list[str]:
         else:
             rank_text = NA
         line = _ranking_cells(row, rank_text, res, bs, timed)
+        if loaded:
+            trained = "baseline" if row["kind"] == "baseline" else "trained here"
+            line += [
+                f"published: `{row['weights']}`" if row["weights"] else trained,
+                pct(row["published_miou"]),
+            ]
         if has_errors:
             if is_ok(row):
                 line.append("ok")
