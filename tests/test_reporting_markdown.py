@@ -5,6 +5,7 @@ Every number below is a FIXTURE value chosen by hand for the test; none is a mea
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -85,12 +86,21 @@ def test_published_weights_rank_beside_models_trained_here() -> None:
     records = [loaded, run_record("fcn8s", miou=0.30)]
     rows = table_after(render_markdown(records), CPU_HEADING)
     assert [(r["architecture"], r["rank"], r["mIoU %"]) for r in rows] == [
-        ("ESPNET (`espnet`)", "1", "57.8"),
+        ("ESPNET (`espnet.camvid_skd_base`)", "1", "57.8"),
         ("FCN8S (`fcn8s`)", "2", "30.0"),
     ]
     assert [(r["weights"], r["published mIoU %"]) for r in rows] == [
-        ("published: `espnet.camvid_skd_base`", "57.8"),
+        ("published", "57.8"),
         ("trained here", NA),
+    ]
+    # Two published models of one architecture are two rows.
+    other = run_record("espnet", miou=0.60, created="2026-11-28T00:00:00Z").replace(
+        kind="loaded", weights=dataclasses.replace(weights, name="espnet.camvid_skd_kd")
+    )
+    rows = table_after(render_markdown([*records, other]), CPU_HEADING)
+    assert [r["architecture"] for r in rows][:2] == [
+        "ESPNET (`espnet.camvid_skd_kd`)",
+        "ESPNET (`espnet.camvid_skd_base`)",
     ]
     # Without a loaded record the table has neither column.
     plain = table_after(render_markdown([run_record("fcn8s")]), CPU_HEADING)

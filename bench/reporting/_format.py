@@ -59,8 +59,13 @@ def device_label(device: str | None, dtype: str | None) -> str:
 
 
 def arch_label(row: Row, *, with_device: bool = False) -> str:
-    """``Title (`arch`)``, marked *baseline*, with ``[device/dtype]`` when asked."""
-    title, arch = row["title"], row["arch"]
+    """``Title (`arch`)``, marked *baseline*, with ``[device/dtype]`` when asked.
+
+    Published weights are named instead of the architecture (``Title (`espnet.camvid_x`)``):
+    several of one architecture can share a table.
+    """
+    title = row["title"]
+    arch = row.get("weights") or row["arch"]
     label = f"{cell(title)} (`{arch}`)" if title != arch else f"`{arch}`"
     if row["kind"] == "baseline":
         label += " *baseline*"

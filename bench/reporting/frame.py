@@ -18,7 +18,8 @@ so both renderers read the same rows; neither imports the other.
   never shares a column, a table or a figure.
 * **De-duplication** (:func:`select_latest`): among ``status == "ok"`` records, only the newest
   (by ``created``, then ``run_id``) is kept per *combination* ``(suite, dataset, setting, arch,
-  device, dtype)``. An error record is kept only when no ok record exists for its ``(suite,
+  weights, device, dtype)`` (``weights``: the published weights of a ``loaded`` record, so
+  each published model of one architecture keeps its row). An error record is kept only when no ok record exists for its ``(suite,
   dataset, setting, arch, device)`` (and its dtype, when the failed run recorded one; devices
   compare by type, ``cuda:0`` ~ ``cuda``), so a re-run that succeeded hides the old failure; of
   several such errors only the newest is kept.
@@ -284,13 +285,15 @@ def _build(records: Sequence[RunRecord]) -> pd.DataFrame:
     frame["device_type"] = [r.device_type for r in records]
     frame["device_key"] = frame["device"].fillna("")
     frame["dtype_key"] = frame["dtype"].fillna("")
+    frame["weights_key"] = frame["weights"].fillna("")
     return frame
 
 
 def _select(frame: pd.DataFrame) -> pd.DataFrame:
     """The de-duplication rule of the module docstring, rows in :func:`select_latest` order."""
-    combination = [*GROUP, "arch", "device_key", "dtype_key"]
-    by_type = [*GROUP, "arch", "device_type"]
+    # Published weights of one architecture are different models: one row each.
+    combination = [*GROUP, "arch", "weights_key", "device_key", "dtype_key"]
+    by_type = [*GROUP, "arch", "weights_key", "device_type"]
     newest_last = frame.sort_values(["created_at", "run_id"], kind="stable")
     ok = newest_last[newest_last["status"] == "ok"].drop_duplicates(combination, keep="last")
     errors = newest_last[newest_last["status"] != "ok"]
@@ -318,7 +321,7 @@ def _select(frame: pd.DataFrame) -> pd.DataFrame:
     )
     order = order.sort_values(
         [*GROUP, "device_key", "untimed", "dtype_key", "failed", "no_miou", "neg_miou"]
-        + ["arch", "run_id"],
+        + ["arch", "weights_key", "run_id"],
         kind="stable",
     )
     return shown.loc[order.index].reset_index(drop=True)

@@ -157,7 +157,7 @@ def _ranking_table(table: _Table) -> list[str]:
         if loaded:
             trained = "baseline" if row["kind"] == "baseline" else "trained here"
             line += [
-                f"published: `{row['weights']}`" if row["weights"] else trained,
+                "published" if row["weights"] else trained,
                 pct(row["published_miou"]),
             ]
         if has_errors:
