@@ -351,6 +351,66 @@ def test_eval_arch_option_reaches_the_builder(published, tmp_path: Path) -> None
     assert code == 2 and "--arch-option 'width': expected KEY=VALUE" in err
 
 
+def test_eval_with_a_suite_honours_its_arch_options(published, tmp_path: Path) -> None:
+    suite = tmp_path / "wide.yaml"
+    suite.write_text(
+        "description: a suite giving tmp_wnet its width\n"
+        "dataset: synthetic\n"
+        "dataset_options: {num_samples: 4}\n"
+        "resolution: [16, 16]\n"
+        "archs: [tmp_wnet]\n"
+        "arch_options: {tmp_wnet: {width: 7}}\n"
+        "train: {steps: 0}\n"
+        "eval: {split: val, batch_size: 4}\n"
+        "speed: {enabled: false}\n"
+        "complexity: {input_size: [16, 16]}\n"
+    )
+    out = tmp_path / "s.json"
+    code, _, err = run_cli(["eval", "--arch", "tmp_wnet", "--suite", suite, "-q", "--json", out])
+    assert code == 0, err
+    assert json.loads(out.read_text())["arch_options"] == {"width": 7}
+    # The command line wins over the suite.
+    code, _, err = run_cli(
+        ["eval", "--arch", "tmp_wnet", "--suite", suite, "--arch-option", "width=3", "-q",
+         "--json", out]
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out.read_text())["arch_options"] == {"width": 3}
+
+
+def test_eval_results_dir_writes_a_loaded_record_the_leaderboard_ranks(
+    published, tmp_path: Path
+) -> None:
+    from bench.records import load_records
+
+    info, path, _ = published
+    results = tmp_path / "results"
+    argv = ["eval", "--arch", "tmp_wnet", "--weights", info.name, "--weights-dir",
+            tmp_path / "weights", "--dataset", "synthetic", "--resolution", "16", "16", "-q",
+            "--results-dir", results, "--json", tmp_path / "r.json"]  # fmt: skip
+    code, out, err = run_cli(argv)
+    assert code == 0, err
+    scored = json.loads((tmp_path / "r.json").read_text())
+    (record,) = load_records(results)
+    assert record.kind == "loaded" and record.suite == "published"
+    assert record.setting == "val-16x16-published"
+    assert record.weights is not None and record.weights.name == info.name
+    assert record.weights.sha256 == info.sha256 and record.weights.declared
+    assert record.weights.builder_options == {"width": 6}
+    assert [(m.metric, m.value) for m in record.weights.published] == [("miou", 12.3)]
+    assert record.metrics.miou == scored["metrics"]["miou"]
+    assert [list(r) for r in record.metrics.confusion_matrix] == scored["confusion_matrix"]
+    assert record.protocol.num_images == scored["num_images"]
+    assert record.command.startswith("python run_bench.py eval --arch tmp_wnet --weights")
+    assert record.complexity.input_shape == (1, 3, 16, 16)
+    board = (results / "LEADERBOARD.md").read_text()
+    assert f"W (`{info.name}`)" in board and "| published |" in board.replace("  ", " ")
+    # A model trained here gets its record from `run`, not from eval.
+    code, _, err = run_cli(["eval", "--arch", "tmp_wnet", "--dataset", "synthetic", "-q",
+                            "--resolution", "16", "16", "--results-dir", results])  # fmt: skip
+    assert code == 2 and "a model trained here gets its record from `run`" in err
+
+
 def test_arch_options_are_yaml_scalars() -> None:
     from bench.cli.evaluation import parse_arch_options
 

@@ -108,6 +108,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.results_dir is not None:  # before any work: a run is never lost to a bad folder
         from bench.cli.folders import check_writable
 
+        if weights is None:
+            raise ConfigError(
+                "--results-dir records published weights (--weights NAME, or --checkpoint FILE "
+                "--like NAME); a model trained here gets its record from `run`."
+            )
+
         check_writable(args.results_dir, "--results-dir")
     options: dict[str, object] = {}
     split, root = args.split, args.data_root
@@ -227,11 +233,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for m in weights.published:
             print(f"{'published':>10}: {m.metric} {m.value:g} % ({m.split}; {m.source})")
     if args.results_dir is not None:
-        if weights is None:
-            raise ConfigError(
-                "--results-dir records published weights (--weights NAME, or --checkpoint FILE "
-                "--like NAME); a model trained here gets its record from `run`."
-            )
         _write_loaded_record(args, model, weights_used, info, result, out, device)
     if args.json:
         from bench.fileio import write_json_atomic
