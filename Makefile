@@ -45,10 +45,5 @@ smoke-baseline: .setup-stamp  ## re-record results/baselines/smoke.json with the
 	$(SMOKE_RUN)
 	$(PY) run_bench.py baseline --suite smoke --results-dir $(SMOKE_DIR)
 
-CAMVID_ROOT ?= ../shared/datasets/camvid
-published: .setup-stamp  ## evaluate every declared CamVid weights file on the test split into results/
-	for w in $$($(PY) run_bench.py list weights --format json | $(PY) -c \
-		"import json, sys; print(' '.join(r['name'] for r in json.load(sys.stdin) if r['dataset'] == 'camvid'))"); do \
-		$(PY) run_bench.py eval --arch $${w%%.*} --weights $$w --dataset camvid --data-root $(CAMVID_ROOT) \
-			--split test --batch-size 4 --results-dir results --record-suite camvid_published -q || exit 1; \
-	done
+published: .setup-stamp  ## score every declared CamVid weights file on the test split into results/
+	$(PY) run_bench.py run --suite camvid_published --results-dir results

@@ -30,6 +30,24 @@ _NAME_RE = re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
+CAMVID_CLASSES = (
+    "sky",
+    "building",
+    "pole",
+    "road",
+    "pavement",
+    "tree",
+    "sign_symbol",
+    "fence",
+    "car",
+    "pedestrian",
+    "bicyclist",
+)
+"""The 11 classes of the SegNet release of CamVid, in its order, for weights trained on it.
+(``bench.data.camvid`` has the same list; this package cannot import the harness, and loading
+weights checks that the two agree.)"""
+
+
 def strip_module_prefix(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """The keys without a leading ``module.`` (files saved from a DataParallel wrapper).
 

@@ -133,6 +133,7 @@ from torch import nn
 
 from architectures._registry import ArchInfo, register
 from architectures._weights import (
+    CAMVID_CLASSES,
     Preprocess,
     PublishedMetric,
     WeightsInfo,
@@ -774,19 +775,7 @@ register_weights(
             licence="MIT (2022)",
         ),
         dataset="camvid",
-        class_names=(
-            "sky",
-            "building",
-            "pole",
-            "road",
-            "pavement",
-            "tree",
-            "sign_symbol",
-            "fence",
-            "car",
-            "pedestrian",
-            "bicyclist",
-        ),
+        class_names=CAMVID_CLASSES,
         # 12 outputs in SegNet order: the 11 classes, then void (dropped before the argmax).
         channels=(*range(11), None),
         # Their loader reads with OpenCV and converts BGR -> RGB before the network (utils.py),

@@ -95,6 +95,7 @@ from torch import nn
 
 from architectures._registry import ArchInfo, register
 from architectures._weights import (
+    CAMVID_CLASSES,
     Preprocess,
     PublishedMetric,
     WeightsInfo,
@@ -439,19 +440,6 @@ _SKD = WeightsSource(
     commit="f6e6565ddfb910d1aec477b34e58d79e097b339e",
     path="checkpoint/Camvid/",
     licence="MIT (Copyright (c) 2019)",
-)
-CAMVID_CLASSES = (
-    "sky",
-    "building",
-    "pole",
-    "road",
-    "pavement",
-    "tree",
-    "sign_symbol",
-    "fence",
-    "car",
-    "pedestrian",
-    "bicyclist",
 )
 _SKD_PREPROCESS = Preprocess(
     channel_order="BGR",

@@ -16,11 +16,13 @@ import architectures
 from architectures import WeightsInfo
 from bench.complexity import count_complexity
 from bench.data import DatasetInfo
+from bench.errors import ConfigError
 from bench.evaluate import EvalResult
 from bench.provenance import environment
 from bench.records import (
     SCHEMA_VERSION,
     Complexity,
+    ErrorInfo,
     Protocol,
     PublishedFigure,
     RunRecord,
@@ -30,6 +32,8 @@ from bench.records import (
     utc_now,
 )
 from bench.runner import arch_section, dataset_section, metrics_section
+from bench.suites import SuiteConfig
+from bench.weights import PublishedModel, load_published
 
 
 def preprocess_text(info: WeightsInfo) -> str:
@@ -65,6 +69,54 @@ def weights_section(
             for m in info.published
         ),
     )
+
+
+def prepare_published(
+    info: WeightsInfo,
+    data_info: DatasetInfo,
+    *,
+    checkpoint: str | Path | None = None,
+    weights_dir: str | Path | None = None,
+    arch_options: dict[str, Any] | None = None,
+) -> tuple[PublishedModel, WeightsUsed]:
+    """The published model ready for the dataset, and its record section.
+
+    Args:
+        info: The declaration.
+        data_info: The dataset it is scored on (its classes must be the declaration's).
+        checkpoint: A user's file to load instead of the declared one (``--like``).
+        weights_dir: A folder searched first for the declared file.
+        arch_options: Builder options over the declared ones.
+
+    Returns:
+        The wrapped model and the ``weights`` section.
+
+    Raises:
+        ConfigError: The dataset's classes are not the weights'.
+        MissingFileError, CheckpointError: See :func:`bench.weights.load_published`.
+    """
+    if tuple(info.class_names) != tuple(data_info.class_names):
+        raise ConfigError(
+            f"Weights {info.name!r} score classes {list(info.class_names)}; dataset "
+            f"{data_info.name!r} has {list(data_info.class_names)}."
+        )
+    options = dict(arch_options or {})
+    loaded = load_published(
+        info,
+        dataset_mean=data_info.mean,
+        dataset_std=data_info.std,
+        checkpoint=checkpoint,
+        weights_dir=weights_dir,
+        builder_options=options,
+    )
+    used = weights_section(
+        info,
+        loaded.path,
+        loaded.sha256,
+        declared=checkpoint is None,
+        options={**info.builder_options, **options},
+    )
+    return loaded.model, used
 
 
 def loaded_record(
@@ -128,3 +180,105 @@ def loaded_record(
         env=environment(device, 0, None),
         command=command,
     )
+
+
+def _failed_record(
+    info: WeightsInfo, exc: Exception, *, suite: str, dataset: str, setting: str, command: str
+) -> RunRecord:
+    """A ``loaded`` record of weights that could not be scored (the sweep goes on)."""
+    now = utc_now()
+    return RunRecord(
+        schema_version=SCHEMA_VERSION,
+        run_id=new_run_id(suite, info.arch, dataset, now),
+        created=created_stamp(now),
+        kind="loaded",
+        suite=suite,
+        setting=setting,
+        arch=info.arch,
+        dataset=dataset,
+        status="error",
+        arch_info=arch_section(architectures.get_info(info.arch)),
+        error=ErrorInfo(message=str(exc), type=type(exc).__name__, stage="load"),
+        weights=WeightsUsed(name=info.name, file=info.file, sha256=info.sha256),
+        command=command,
+    )
+
+
+def run_published(
+    suite: SuiteConfig,
+    *,
+    results_dir: Path,
+    device: str,
+    command: str,
+    weights_dir: str | Path | None = None,
+    progress: bool = True,
+) -> list[tuple[str, str | None]]:
+    """Scores every weights entry of ``suite`` on its eval split; one record each.
+
+    Weights that cannot be scored (file missing, wrong hash, keys that do not fit) get an error
+    record and the others still run.
+
+    Args:
+        suite: A suite with ``weights``.
+        results_dir: Where the records go.
+        device: Where the models run.
+        command: The command line, for the records.
+        weights_dir: A folder searched first for the files.
+        progress: Show progress bars.
+
+    Returns:
+        ``(weights name, None or the error message)`` in order.
+    """
+    from architectures import ArchitectureError
+    from bench.data import build_dataset
+    from bench.errors import BenchError
+    from bench.evaluate import evaluate
+    from bench.records import write_record
+
+    dataset, data_info = build_dataset(
+        suite.dataset,
+        split=suite.eval.split,
+        root=suite.data_root,
+        **{**suite.dataset_options, "size": tuple(suite.resolution)},
+    )
+    h, w = suite.resolution
+    setting = f"{suite.eval.split}-{h}x{w}-published"
+    outcomes: list[tuple[str, str | None]] = []
+    for name in suite.weights_names():
+        info = architectures.get_weights(name)
+        try:
+            model, used = prepare_published(
+                info,
+                data_info,
+                weights_dir=weights_dir,
+                arch_options=suite.arch_options.get(info.arch),
+            )
+            result = evaluate(
+                model,
+                dataset,
+                data_info,
+                device=device,
+                batch_size=suite.eval.batch_size,
+                progress=progress,
+                desc=f"eval {name}",
+            )
+            record = loaded_record(
+                model=model,
+                weights=used,
+                dataset=suite.dataset,
+                data_info=data_info,
+                split=suite.eval.split,
+                resolution=(h, w),
+                result=result,
+                device=device,
+                suite=suite.name,
+                command=command,
+            )
+            outcomes.append((name, None))
+        except (BenchError, ArchitectureError) as exc:
+            record = _failed_record(
+                info, exc, suite=suite.name, dataset=suite.dataset, setting=setting, command=command
+            )
+            outcomes.append((name, str(exc)))
+        write_record(results_dir, record)
+    return outcomes

@@ -95,6 +95,9 @@ class SuiteConfig:
         archs: ``"all"`` (every registered entry, plugins included) or a non-empty list.
         exclude: Names removed from ``archs``.
         arch_options: Builder keyword options per architecture name.
+        weights: Published weights to score instead of training (``"all"``: every declared
+            entry of the suite's dataset; see ``list weights``). Such a suite trains nothing
+            (``train.steps: 0``) and writes records of kind ``loaded``.
         seed: Seed of model initialisation and data order, in [0, 2**64 - 1].
         threads: torch CPU threads, >= 1, or ``None`` for torch's default.
         train: The training settings.
@@ -113,6 +116,7 @@ class SuiteConfig:
     archs: str | list[str] = "all"
     exclude: list[str] = field(default_factory=list)
     arch_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    weights: str | list[str] = field(default_factory=list)
     seed: int = 0
     threads: int | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -145,6 +149,18 @@ class SuiteConfig:
                 f"archs must be 'all' or a non-empty list of names; found {self.archs!r}. "
                 f"See `python run_bench.py list archs`."
             )
+        if self.weights != "all" and not (
+            isinstance(self.weights, list) and all(isinstance(w, str) for w in self.weights)
+        ):
+            raise ConfigError(
+                f"weights must be 'all' or a list of weights names; found {self.weights!r}. "
+                f"See `python run_bench.py list weights`."
+            )
+        if self.weights and self.train.steps > 0:
+            raise ConfigError(
+                f"A suite with weights scores published models and trains nothing; found "
+                f"train.steps: {self.train.steps}. Set train.steps: 0, or remove weights."
+            )
         require_int("seed", self.seed, minimum=0, maximum=_MAX_SEED, fix="Set e.g. seed: 0.")
         if self.threads is not None:
             require_int("threads", self.threads, minimum=1, fix="Use null for torch's default.")
@@ -158,6 +174,18 @@ class SuiteConfig:
             f"{self.speed.dtype}-seed{self.seed}-{self.fingerprint}"
         )
 
+    def weights_names(self) -> list[str]:
+        """The declared weights this suite scores, in declaration order.
+
+        Raises:
+            ArchitectureError: A name that is not declared (the message lists the declared).
+        """
+        import architectures
+
+        if self.weights == "all":
+            return [w.name for w in architectures.weights_entries() if w.dataset == self.dataset]
+        return [architectures.get_weights(name).name for name in self.weights]
+
     @property
     def fingerprint(self) -> str:
         """6 hex digits of a hash of every setting that changes results (not the arch list)."""
@@ -165,7 +193,7 @@ class SuiteConfig:
         import json
 
         data = dataclasses.asdict(self)
-        for key in ("name", "description", "archs", "exclude", "source"):
+        for key in ("name", "description", "archs", "exclude", "weights", "source"):
             data.pop(key)
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:6]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -299,8 +300,8 @@ def test_eval_weights_and_like_give_the_same_numbers(published, tmp_path: Path) 
     by_weights = json.loads((tmp_path / "w.json").read_text())
     assert by_weights["weights"] == info.name and by_weights["checkpoint_sha256"] == info.sha256
     assert (
-        "weights tmp_wnet.demo (BGR, 0-255 scale, their mean/std; whole image"
-        in out.splitlines()[0]
+        "weights tmp_wnet.demo (BGR, 0-255 values, mean [70.0, 80.0, 90.0], std [40.0, 45.0, "
+        "50.0]; whole image; logits resized bilinear align_corners=False;" in out.splitlines()[0]
     )
     assert "1 output channel(s) dropped" in out.splitlines()[0]
     copy = tmp_path / "mine.pt"
@@ -479,3 +480,77 @@ def test_every_declared_camvid_file_loads_strictly() -> None:
             architectures.get_weights(name), dataset_mean=(0.5,) * 3, dataset_std=(0.25,) * 3
         )
         assert loaded.sha256 == architectures.get_weights(name).sha256
+
+
+def test_a_weights_suite_scores_each_and_records_a_failure_without_stopping(
+    published, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench.records import load_records
+
+    info, _, _ = published
+    register_weights(_info(name="tmp_wnet.gone", file="gone.pth", class_names=info.class_names,
+                           channels=info.channels, builder_options={"width": 6}))  # fmt: skip
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "weights"))
+    suite = tmp_path / "pub.yaml"
+    suite.write_text(
+        "dataset: synthetic\n"
+        "dataset_options: {num_samples: 4}\n"
+        "resolution: [16, 16]\n"
+        "weights: [tmp_wnet.demo, tmp_wnet.gone]\n"
+        "train: {steps: 0}\n"
+        "eval: {split: val, batch_size: 4, num_samples: 0}\n"
+        "speed: {enabled: false}\n"
+        "complexity: {input_size: [16, 16]}\n"
+    )
+    results = tmp_path / "results"
+    code, out, err = run_cli(["run", "--suite", suite, "--results-dir", results, "-q"])
+    assert code == 1, err  # one of the two failed, and said so
+    assert "  tmp_wnet.demo: ok\n" in out
+    assert "  tmp_wnet.gone: error: Weights 'tmp_wnet.gone': file gone.pth" in out
+    records = {r.weights.name: r for r in load_records(results)}
+    assert records["tmp_wnet.demo"].status == "ok" and records["tmp_wnet.demo"].kind == "loaded"
+    assert (
+        records["tmp_wnet.demo"].setting
+        == records["tmp_wnet.gone"].setting
+        == ("val-16x16-published")
+    )
+    gone = records["tmp_wnet.gone"]
+    assert gone.status == "error" and gone.error.stage == "load"
+    assert gone.error.type == "MissingFileError"
+    assert (results / "LEADERBOARD.md").is_file()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("weights: [a.b]\ntrain: {steps: 5}\n", "trains nothing; found train.steps: 5"),
+        ("weights: everything\ntrain: {steps: 0}\n", "weights must be 'all' or a list of weights names"),
+    ],
+)
+def test_weights_suite_values_are_checked_when_it_loads(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    from bench.errors import ConfigError
+    from bench.suites import load_suite
+
+    path = tmp_path / "s.yaml"
+    path.write_text("dataset: synthetic\nresolution: [16, 16]\n" + text)
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        load_suite(str(path))
+
+
+def test_the_camvid_published_suite_names_every_declared_camvid_weights() -> None:
+    from bench.suites import load_suite
+
+    suite = load_suite("camvid_published")
+    assert suite.weights_names() == [
+        w.name for w in architectures.weights_entries() if w.dataset == "camvid"
+    ]
+    assert len(suite.weights_names()) == 9 and suite.eval.split == "test"
+
+
+def test_the_camvid_class_list_of_the_weights_is_the_datasets() -> None:
+    from architectures._weights import CAMVID_CLASSES
+    from bench.data.camvid import CLASS_NAMES
+
+    assert CAMVID_CLASSES == CLASS_NAMES

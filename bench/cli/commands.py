@@ -10,9 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from bench.cli.evaluation import cmd_eval
 from bench.cli.folders import check_writable, write_leaderboard
+
+if TYPE_CHECKING:
+    from bench.suites import SuiteConfig
 
 
 def load_plugins(paths: list[str]) -> None:
@@ -156,6 +160,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.suites import load_suite
 
     suite = load_suite(args.suite)
+    if suite.weights:
+        return _run_published(args, suite)
     archs = suite.arch_names(architectures.names())
     if args.archs:
         unknown = [a for a in args.archs if a not in archs]
@@ -219,6 +225,36 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"  {arch}: {msg}", file=sys.stderr)
         return 1
     return 0
+
+
+def _run_published(args: argparse.Namespace, suite: SuiteConfig) -> int:
+    """``run`` of a suite with ``weights``: score each published model; 1 if any failed."""
+    import torch
+
+    from bench.devices import resolve_device
+    from bench.loaded import run_published
+    from bench.provenance import command_line
+    from bench.records import load_records
+
+    check_writable(args.results_dir, "--results-dir")
+    if suite.threads is not None:
+        torch.set_num_threads(suite.threads)
+    names = suite.weights_names()
+    print(
+        f"suite {suite.name}: {len(names)} published weights on {suite.dataset} {suite.eval.split}"
+    )
+    outcomes = run_published(
+        suite,
+        results_dir=args.results_dir,
+        device=str(resolve_device(args.device)),
+        command=command_line(args.argv),
+        progress=not args.quiet,
+    )
+    for name, error in outcomes:
+        print(f"  {name}: {'ok' if error is None else 'error: ' + error.splitlines()[0]}")
+    for path in write_leaderboard(args.results_dir, load_records(args.results_dir)):
+        print(path)
+    return 1 if any(error is not None for _, error in outcomes) else 0
 
 
 def _buildable(archs: list[str], num_classes: int, dataset: str) -> list[str]:

@@ -147,43 +147,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     dataset, info = build_dataset(args.dataset, split=args.split, root=root, **options)
     sha256 = None
     if weights is not None:
-        from bench.loaded import weights_section
-        from bench.weights import load_published
+        from bench.loaded import prepare_published, preprocess_text
 
-        if tuple(weights.class_names) != tuple(info.class_names):
-            raise ConfigError(
-                f"Weights {weights.name!r} score classes {list(weights.class_names)}; dataset "
-                f"{args.dataset!r} has {list(info.class_names)}."
-            )
-        loaded = load_published(
+        model, weights_used = prepare_published(
             weights,
-            dataset_mean=info.mean,
-            dataset_std=info.std,
+            info,
             checkpoint=args.checkpoint,
             weights_dir=args.weights_dir,
-            builder_options=arch_options,
+            arch_options=arch_options,
         )
-        model, sha256 = loaded.model, loaded.sha256
-        weights_used = weights_section(
-            weights,
-            loaded.path,
-            loaded.sha256,
-            declared=args.checkpoint is None,
-            options={**weights.builder_options, **arch_options},
-        )
-        proto = weights.protocol
-        note = (
-            f"weights {weights.name} ({weights.preprocess.channel_order}, 0-"
-            f"{weights.preprocess.scale:g} scale, their mean/std; {proto.mode} image"
-            + (
-                f" resized to {proto.resolution[0]}x{proto.resolution[1]}"
-                if proto.resolution
-                else ""
-            )
-            + f"; logits {proto.interpolation}"
-            + (f" align_corners={proto.align_corners}" if proto.interpolation == "bilinear" else "")
-            + f"; {len(weights.channels) - info.num_classes} output channel(s) dropped)"
-        )
+        sha256 = weights_used.sha256
+        note = f"weights {weights.name} ({preprocess_text(weights)})"
     else:
         torch.manual_seed(args.seed)  # a fresh model's numbers must not depend on the RNG state
         model = build_model(args.arch, num_classes=info.num_classes, **arch_options)
