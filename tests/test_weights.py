@@ -524,7 +524,10 @@ def test_a_weights_suite_scores_each_and_records_a_failure_without_stopping(
     ("text", "expected"),
     [
         ("weights: [a.b]\ntrain: {steps: 5}\n", "trains nothing; found train.steps: 5"),
-        ("weights: everything\ntrain: {steps: 0}\n", "weights must be 'all' or a list of weights names"),
+        (
+            "weights: everything\ntrain: {steps: 0}\n",
+            "weights must be 'all' or a list of weights names",
+        ),
     ],
 )
 def test_weights_suite_values_are_checked_when_it_loads(
