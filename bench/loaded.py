@@ -242,7 +242,7 @@ def run_published(
         **{**suite.dataset_options, "size": tuple(suite.resolution)},
     )
     h, w = suite.resolution
-    setting = f"{suite.eval.split}-{h}x{w}-published"
+    setting = suite.setting
     outcomes: list[tuple[str, str | None]] = []
     for name in suite.weights_names():
         info = architectures.get_weights(name)

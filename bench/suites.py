@@ -167,8 +167,14 @@ class SuiteConfig:
 
     @property
     def setting(self) -> str:
-        """Short key of what a record depends on besides (suite, arch, dataset)."""
+        """Short key of what a record depends on besides (suite, arch, dataset).
+
+        A suite of published weights trains nothing: its key is the split and resolution
+        (``test-360x480-published``), as for ``eval --weights ... --results-dir``.
+        """
         h, w = self.resolution
+        if self.weights:
+            return f"{self.eval.split}-{h}x{w}-published"
         return (
             f"{h}x{w}-steps{self.train.steps}-bs{self.train.batch_size}-"
             f"{self.speed.dtype}-seed{self.seed}-{self.fingerprint}"

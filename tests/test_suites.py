@@ -283,7 +283,7 @@ def test_unknown_suite_name_suggests_close_matches():
         load_suite("smok")
     msg = str(exc.value)
     assert "Unknown suite 'smok'. Did you mean: smoke?" in msg
-    assert "Built-in suites: camvid, camvid_full, quick, smoke" in msg
+    assert "Built-in suites: camvid, camvid_full, camvid_published, quick, smoke" in msg
 
 
 def test_missing_suite_file_is_named(tmp_path):
@@ -365,6 +365,7 @@ def test_builtin_suite_setting_ids_are_stable():
     assert {name: load_suite(name).setting for name in available_suites()} == {
         "camvid": "180x240-steps120-bs8-fp32-seed0-ff77ee",
         "camvid_full": "360x480-steps2000-bs8-fp32-seed0-98c6d5",
+        "camvid_published": "test-360x480-published",  # weights: split and size alone
         "quick": "64x64-steps60-bs4-fp32-seed0-18fb5f",
         "smoke": "64x64-steps40-bs8-fp32-seed0-a7eb2e",
     }
