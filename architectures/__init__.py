@@ -30,7 +30,7 @@ from architectures._weights import (
 
 # Built-in entries (import order = listing order).
 from architectures import fcn, torchvision_refs  # noqa: E402,F401  isort: skip
-from architectures import segnet, enet  # noqa: E402,F401  isort: skip
+from architectures import segnet, enet, enet_ntkhoa95  # noqa: E402,F401  isort: skip
 from architectures import unet, fcdensenet  # noqa: E402,F401  isort: skip
 from architectures import linknet, refinenet, pspnet  # noqa: E402,F401  isort: skip
 from architectures import erfnet, bisenet, segformer, icnet  # noqa: E402,F401  isort: skip

@@ -37,8 +37,8 @@ from architectures.enet import (
     ENetOptions,
     InitialBlock,
     UpsamplingBottleneck,
-    ntkhoa95_state_dict,
 )
+from architectures.enet_ntkhoa95 import ntkhoa95_state_dict
 from bench.complexity import count_complexity, count_params
 from tests.factories import ROOT, meta_build
 from tests.hand_counts import bn_params, conv_bn_params, conv_params

@@ -202,3 +202,14 @@ def test_loads_no_torch(code: str, proof: str) -> None:
     modules = loaded_modules(code)
     assert proof in modules  # the child imported what the case is about
     assert [m for m in modules if m == "torch" or m.startswith("torch.")] == []
+
+
+def test_no_module_of_the_harness_or_the_architectures_is_over_700_lines() -> None:
+    """Issue 11: no room over 700 lines (split a module along its concerns instead)."""
+    long = {
+        str(path.relative_to(ROOT)): n
+        for folder in ("bench", "architectures")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > 700
+    }
+    assert long == {}
