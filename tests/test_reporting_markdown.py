@@ -102,6 +102,13 @@ def test_published_weights_rank_beside_models_trained_here() -> None:
         "ESPNET (`espnet.camvid_skd_kd`)",
         "ESPNET (`espnet.camvid_skd_base`)",
     ]
+    # The per-class figure names each published model too (its rows would be indistinct).
+    from bench.reporting.frame import per_class_iou_frame
+
+    assert list(per_class_iou_frame([*records, other]).index)[:2] == [
+        "ESPNET (espnet.camvid_skd_kd)",
+        "ESPNET (espnet.camvid_skd_base)",
+    ]
     # Without a loaded record the table has neither column.
     plain = table_after(render_markdown([run_record("fcn8s")]), CPU_HEADING)
     assert "weights" not in plain[0] and "published mIoU %" not in plain[0]

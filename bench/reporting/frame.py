@@ -504,7 +504,8 @@ def per_class_iou_frame(data: Sequence[RunRecord] | pd.DataFrame) -> pd.DataFram
     chosen, classes, with_device = per_class_rows(frame)
     labels = []
     for row in chosen:
-        label = f"{row['title']} ({row['arch']})" if row["title"] != row["arch"] else row["arch"]
+        name = row["weights"] or row["arch"]  # published weights: one row per weights file
+        label = f"{row['title']} ({name})" if row["title"] != name else name
         labels.append(label + (f" [{_with_device(row)}]" if with_device else ""))
     values = [
         [np.nan if (v := _per_class(r["record"]).get(c)) is None else v for c in classes]
