@@ -32,7 +32,7 @@ from bench.records import (
     utc_now,
 )
 from bench.runner import arch_section, dataset_section, metrics_section
-from bench.suites import SuiteConfig
+from bench.suites import SuiteConfig, published_setting
 from bench.weights import PublishedModel, load_published
 
 
@@ -167,7 +167,7 @@ def loaded_record(
         created=created_stamp(now),
         kind="loaded",
         suite=suite,
-        setting=f"{split}-{resolution[0]}x{resolution[1]}-published",
+        setting=published_setting(split, resolution),
         arch=arch,
         dataset=dataset,
         status="ok",

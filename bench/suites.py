@@ -32,6 +32,14 @@ SUITES_DIR = Path(__file__).resolve().parent / "suites"
 _MAX_SEED = 2**64 - 1
 
 
+def published_setting(split: str, resolution: tuple[int, int]) -> str:
+    """The setting id of published weights scored on ``split`` at ``(H, W)``.
+
+    Nothing is trained, so nothing else changes the result (``test-360x480-published``).
+    """
+    return f"{split}-{resolution[0]}x{resolution[1]}-published"
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     """How each trained model is evaluated (a suite's ``eval:`` section).
@@ -174,7 +182,7 @@ class SuiteConfig:
         """
         h, w = self.resolution
         if self.weights:
-            return f"{self.eval.split}-{h}x{w}-published"
+            return published_setting(self.eval.split, (h, w))
         return (
             f"{h}x{w}-steps{self.train.steps}-bs{self.train.batch_size}-"
             f"{self.speed.dtype}-seed{self.seed}-{self.fingerprint}"
