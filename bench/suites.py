@@ -32,12 +32,16 @@ SUITES_DIR = Path(__file__).resolve().parent / "suites"
 _MAX_SEED = 2**64 - 1
 
 
-def published_setting(split: str, resolution: tuple[int, int]) -> str:
+def published_setting(split: str, resolution: tuple[int, int], protocol: str = "standard") -> str:
     """The setting id of published weights scored on ``split`` at ``(H, W)``.
 
-    Nothing is trained, so nothing else changes the result (``test-360x480-published``).
+    Nothing is trained, so nothing else changes the result (``test-360x480-published``). Weights
+    scored under their authors' own protocol, where it differs from the dataset's (another label
+    resolution, void counted as a class), are a setting of their own
+    (``test-512x512-authors``): their numbers are not comparable with the standard rows.
     """
-    return f"{split}-{resolution[0]}x{resolution[1]}-published"
+    tag = "published" if protocol == "standard" else protocol
+    return f"{split}-{resolution[0]}x{resolution[1]}-{tag}"
 
 
 @dataclass(frozen=True)
