@@ -100,21 +100,45 @@ class Preprocess:
 
 @dataclass(frozen=True)
 class WeightsProtocol:
-    """The authors' evaluation: at what size the network sees the image, and how its logits
-    are brought back to the label's size.
+    """An evaluation protocol: at what size the network sees the image, how its logits are
+    brought to the labels, at what size the labels are scored and whether void is a class.
+
+    The harness's standard scoring (what its rankings compare) keeps the labels as loaded and
+    ignores void; a declaration's ``protocol`` is that, with the authors' input size and logits
+    interpolation. Authors who scored otherwise (labels resized to the network's size, void
+    averaged in as one more class) get an ``authors_protocol`` as well, so their own figure can
+    be reproduced beside the standard one.
 
     Attributes:
         resolution: ``(H, W)`` the image is resized to before the network (``None``: as
-            loaded). Logits are resized back to the loaded image's size.
+            loaded).
         interpolation: ``"bilinear"`` or ``"nearest"``, for the image and the logits.
         align_corners: ``align_corners`` of the bilinear resizes (ignored for nearest).
         mode: ``"whole"`` (one pass over the whole image).
+        labels: ``"as_loaded"``: the logits are resized to the labels, which are scored at the
+            size the dataset loads them. ``"resized"``: the labels are resized to
+            ``resolution`` and scored there, beside logits at that size.
+        label_interpolation: How ``"resized"`` labels are resized: ``"nearest"``, or
+            ``"bilinear"``: a linear resize of the label ids rounded to the nearest id (what
+            OpenCV's ``cv2.resize(label, size, cv2.INTER_NEAREST)`` does, since its third
+            positional argument is ``dst``, not the interpolation).
+        void: ``"ignored"``: void pixels are not scored. ``"class"``: void is scored as one more
+            class, predicted by the declaration's ``void_channel``, and the means run over
+            K + 1 classes.
     """
 
     resolution: tuple[int, int] | None = None
     interpolation: Literal["bilinear", "nearest"] = "bilinear"
     align_corners: bool = False
     mode: Literal["whole"] = "whole"
+    labels: Literal["as_loaded", "resized"] = "as_loaded"
+    label_interpolation: Literal["nearest", "bilinear"] = "nearest"
+    void: Literal["ignored", "class"] = "ignored"
+
+    @property
+    def is_standard(self) -> bool:
+        """Whether the labels are scored as loaded with void ignored (comparable rows)."""
+        return self.labels == "as_loaded" and self.void == "ignored"
 
 
 @dataclass(frozen=True)
@@ -146,10 +170,19 @@ class WeightsInfo:
         dataset: The registered dataset it was trained for (e.g. ``"camvid"``).
         class_names: The dataset classes, in the dataset's order.
         channels: For each output channel of the network, the dataset class id it scores, or
-            ``None`` for a channel that is not a class (e.g. void); those channels are dropped
-            before the argmax.
+            ``None`` for a channel that is not a class (e.g. void).
         preprocess: The authors' input preprocessing.
-        protocol: The authors' evaluation protocol.
+        protocol: How the harness scores the weights for its rankings: the dataset's standard
+            scoring (labels as loaded, void ignored) with the authors' input size and logits
+            interpolation.
+        extra_channels: What the ``None`` channels do under ``protocol``: ``"drop"``: removed
+            before the argmax; ``"miss"``: kept in the argmax, and a pixel whose highest score
+            is one of them is predicted as no class (a miss of its true class, a false
+            positive of none).
+        void_channel: The output channel that predicts the dataset's void label (one of the
+            ``None`` channels), for a protocol that scores void as a class.
+        authors_protocol: The authors' own scoring where it is not the standard one (labels
+            resized, void counted); ``None`` when ``protocol`` is already theirs.
         builder_options: Keyword options for the builder (e.g. ``{"p": 2, "q": 8}``).
         convert_keys: Renames the file's keys to the model's (e.g. strips ``module.``), or
             ``None``.
@@ -169,6 +202,9 @@ class WeightsInfo:
     channels: tuple[int | None, ...]
     preprocess: Preprocess = field(default_factory=Preprocess)
     protocol: WeightsProtocol = field(default_factory=WeightsProtocol)
+    extra_channels: Literal["drop", "miss"] = "drop"
+    void_channel: int | None = None
+    authors_protocol: WeightsProtocol | None = None
     builder_options: Mapping[str, Any] = field(default_factory=dict)
     convert_keys: KeyConversion | None = None
     published: tuple[PublishedMetric, ...] = ()
@@ -178,6 +214,28 @@ class WeightsInfo:
     def arch(self) -> str:
         """The architecture the weights load into (the name's first part)."""
         return self.name.split(".", 1)[0]
+
+    def protocols(self) -> dict[str, WeightsProtocol]:
+        """``{"standard": protocol}``, plus ``"authors"`` when the authors scored otherwise."""
+        out = {"standard": self.protocol}
+        if self.authors_protocol is not None:
+            out["authors"] = self.authors_protocol
+        return out
+
+    def protocol_named(self, name: str) -> WeightsProtocol:
+        """The protocol called ``name`` (``"standard"`` or ``"authors"``).
+
+        Raises:
+            ArchitectureError: No such protocol is declared for these weights.
+        """
+        known = self.protocols()
+        if name not in known:
+            raise ArchitectureError(
+                f"Weights {self.name!r} declare the protocols {sorted(known)}; got {name!r}. "
+                f"'authors' exists only where the authors scored differently from the "
+                f"dataset's standard protocol."
+            )
+        return known[name]
 
     @property
     def num_outputs(self) -> int:
@@ -226,6 +284,56 @@ class WeightsInfo:
         for metric in self.published:
             if not isinstance(metric, PublishedMetric):
                 raise self._fail("published", "PublishedMetric items", metric, "")
+        self._check_scoring()
+
+    def _check_scoring(self) -> None:
+        if self.extra_channels not in ("drop", "miss"):
+            raise self._fail("extra_channels", "'drop' or 'miss'", self.extra_channels, "")
+        v = self.void_channel
+        if v is not None and not (
+            isinstance(v, int) and 0 <= v < len(self.channels) and self.channels[v] is None
+        ):
+            raise self._fail(
+                "void_channel",
+                f"the index of a None channel in 0..{len(self.channels) - 1}",
+                v,
+                "Name the output channel that predicts void (its channels entry is None).",
+            )
+        if not self.protocol.is_standard:
+            raise self._fail(
+                "protocol",
+                "the standard scoring (labels 'as_loaded', void 'ignored')",
+                self.protocol,
+                "Declare the authors' other scoring as authors_protocol; `protocol` is what "
+                "the rankings compare.",
+            )
+        for name, proto in self.protocols().items():
+            where = "protocol" if name == "standard" else "authors_protocol"
+            if proto.labels not in ("as_loaded", "resized") or proto.void not in (
+                "ignored",
+                "class",
+            ):
+                raise self._fail(
+                    where, "labels 'as_loaded'/'resized' and void 'ignored'/'class'", proto, ""
+                )
+            if proto.labels == "resized" and proto.resolution is None:
+                raise self._fail(
+                    where, "a resolution to resize the labels to", proto, "Give resolution=(H, W)."
+                )
+            if proto.void == "class" and v is None:
+                raise self._fail(
+                    where,
+                    "a protocol that scores void only with a void_channel",
+                    proto,
+                    "Declare void_channel, the output channel that predicts void.",
+                )
+        if self.authors_protocol is not None and self.authors_protocol == self.protocol:
+            raise self._fail(
+                "authors_protocol",
+                "a protocol other than `protocol` (or None)",
+                self.authors_protocol,
+                "Leave it None when the authors scored the standard way.",
+            )
 
 
 _WEIGHTS: dict[str, WeightsInfo] = {}

@@ -189,14 +189,27 @@ register_weights(
         ),
         dataset="camvid",
         class_names=CAMVID_CLASSES,
-        # 12 outputs in SegNet order: the 11 classes, then void (dropped before the argmax).
+        # 12 outputs in SegNet order: the 11 classes, then void (dropped before the argmax
+        # under the standard protocol; scored as a class under theirs).
         channels=(*range(11), None),
+        void_channel=11,
         # Their loader reads with OpenCV and converts BGR -> RGB before the network (utils.py),
         # so the network sees RGB; 0-255 values, no mean/std.
         preprocess=Preprocess(channel_order="RGB", scale=255.0),
-        # The standard CamVid protocol (the whole 360x480 image). Their own resizes every image
-        # to 512x512 and averages 12 classes, void included (README, "ENet (ntkhoa95)").
+        # The standard CamVid protocol (the whole 360x480 image, void ignored).
         protocol=WeightsProtocol(resolution=None),
+        # Theirs (utils.py `loader`, train.py's evaluation): image and label both resized to
+        # 512x512 with `cv2.resize(x, (h, w), cv2.INTER_NEAREST)`, whose third positional
+        # argument is `dst`, so both are resized bilinearly (the label ids too, rounded); the
+        # confusion matrix has 12 classes, void included, and their mIoU averages all 12.
+        authors_protocol=WeightsProtocol(
+            resolution=(512, 512),
+            interpolation="bilinear",
+            align_corners=False,
+            labels="resized",
+            label_interpolation="bilinear",
+            void="class",
+        ),
         builder_options=dict(NTKHOA95_OPTIONS),
         convert_keys=ntkhoa95_state_dict,
         published=(

@@ -24,7 +24,8 @@ class EvalResult:
 
     Attributes:
         metrics: Metrics of the dataset-level confusion matrix.
-        matrix: The ``(K, K)`` int64 confusion matrix (rows = ground truth).
+        matrix: The ``(K, K)`` int64 confusion matrix (rows = ground truth; ``(K + 1, K + 1)``
+            with a "no class" channel, its last row empty).
         num_images: Images evaluated.
         sample_preds: ``(S, H, W)`` uint8 predictions of the first S images, or ``None``.
     """
@@ -71,6 +72,7 @@ def evaluate(
     constant_class: int | None = None,
     progress: bool = True,
     desc: str = "eval",
+    no_class_channel: bool = False,
 ) -> EvalResult:
     """Evaluation over a dataset, scored with one confusion matrix at the labels' resolution.
 
@@ -93,6 +95,10 @@ def evaluate(
         constant_class: The class predicted everywhere when ``model`` is ``None``.
         progress: Whether to show a progress bar.
         desc: The progress bar's label.
+        no_class_channel: The model has one more channel than ``labels`` has classes, meaning
+            "no class": a pixel predicted there is a miss of its true class. The matrix is then
+            ``(K + 1, K + 1)`` and only the K classes are scored (see
+            :func:`bench.metrics.compute_metrics`).
 
     Returns:
         The metrics, the confusion matrix and the kept predictions.
@@ -102,7 +108,7 @@ def evaluate(
             match the labels, or a label is invalid (see :class:`bench.metrics.ConfusionMatrix`).
     """
     protocol = getattr(dataset, "protocol", None)
-    num_classes = labels.num_classes
+    num_classes = labels.num_classes + (1 if no_class_channel else 0)
     if model is None and constant_class is None:
         raise ConfigError("evaluate() needs a model or a constant_class.")
     if model is not None:
@@ -134,7 +140,7 @@ def evaluate(
         n += masks.shape[0]
     samples = np.stack(kept) if kept else None
     return EvalResult(
-        metrics=cm.compute(labels.class_names),
+        metrics=cm.compute(labels.class_names, no_class=no_class_channel),
         matrix=cm.matrix.cpu().numpy(),
         num_images=n,
         sample_preds=samples,

@@ -7,10 +7,12 @@ figure beside the measured one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import Dataset
 
 import architectures
 from architectures import WeightsInfo
@@ -26,31 +28,51 @@ from bench.records import (
     Protocol,
     PublishedFigure,
     RunRecord,
+    Speed,
     WeightsUsed,
     created_stamp,
     new_run_id,
     utc_now,
 )
-from bench.runner import arch_section, dataset_section, metrics_section
+from bench.runner import arch_section, dataset_section, metrics_section, speed_section
+from bench.speed.config import SpeedConfig
 from bench.suites import SuiteConfig, published_setting
-from bench.weights import PublishedModel, load_published
+from bench.weights import PublishedModel, ScoredLabels, Scoring, load_published, scoring_for
 
 
-def preprocess_text(info: WeightsInfo) -> str:
-    """One line: the authors' input preprocessing and protocol, as applied."""
-    p, proto = info.preprocess, info.protocol
+def preprocess_text(info: WeightsInfo, protocol_name: str = "standard") -> str:
+    """One line: the authors' input preprocessing and the protocol, as applied."""
+    p, proto = info.preprocess, info.protocol_named(protocol_name)
     size = f" at {proto.resolution[0]}x{proto.resolution[1]}" if proto.resolution else ""
     corners = f" align_corners={proto.align_corners}" if proto.interpolation == "bilinear" else ""
-    dropped = sum(c is None for c in info.channels)
+    scoring = scoring_for(info, proto, ignore_index=255)
+    extra = sum(c is None for c in info.channels) - (1 if proto.void == "class" else 0)
+    if extra == 0:
+        channels = "every output channel is scored"
+    elif scoring.no_class_channel:
+        channels = f"{extra} non-class output channel(s) counted as misses"
+    else:
+        channels = f"{extra} output channel(s) dropped before the argmax"
+    if proto.labels == "resized":
+        labels = f"labels resized {proto.label_interpolation} to {size.removeprefix(' at ')}"
+    else:
+        labels = "labels as loaded"
+    void = "void scored as a class" if proto.void == "class" else "void ignored"
     return (
-        f"{p.channel_order}, 0-{p.scale:g} values, mean {list(p.mean)}, std {list(p.std)}; "
-        f"{proto.mode} image{size}; logits resized {proto.interpolation}{corners}; "
-        f"{dropped} output channel(s) dropped before the argmax"
+        f"{protocol_name} protocol: {p.channel_order}, 0-{p.scale:g} values, mean "
+        f"{list(p.mean)}, std {list(p.std)}; {proto.mode} image{size}; logits resized "
+        f"{proto.interpolation}{corners}; {channels}; {labels}; {void}"
     )
 
 
 def weights_section(
-    info: WeightsInfo, path: Path, sha256: str, *, declared: bool, options: dict[str, Any]
+    info: WeightsInfo,
+    path: Path,
+    sha256: str,
+    *,
+    declared: bool,
+    options: dict[str, Any],
+    protocol_name: str = "standard",
 ) -> WeightsUsed:
     """The record's ``weights`` section."""
     return WeightsUsed(
@@ -63,12 +85,59 @@ def weights_section(
         path=info.source.path,
         licence=info.source.licence,
         builder_options=dict(options),
-        preprocess=preprocess_text(info),
+        preprocess=preprocess_text(info, protocol_name),
         published=tuple(
             PublishedFigure(metric=m.metric, value=m.value, split=m.split, source=m.source)
             for m in info.published
         ),
     )
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Published weights ready to score on a dataset.
+
+    Attributes:
+        model: The wrapped network.
+        weights: Its record section.
+        scoring: The label space it is scored in.
+        protocol_name: ``"standard"`` or ``"authors"``.
+    """
+
+    model: PublishedModel
+    weights: WeightsUsed
+    scoring: Scoring
+    protocol_name: str
+
+    def resolution(self, loaded: tuple[int, int]) -> tuple[int, int]:
+        """``(H, W)`` the labels are scored at, for labels loaded at ``loaded``."""
+        proto = self.scoring.protocol
+        return tuple(proto.resolution) if proto.labels == "resized" else tuple(loaded)
+
+    def evaluate(
+        self,
+        dataset: Dataset,
+        *,
+        device: str | torch.device,
+        batch_size: int,
+        progress: bool,
+        desc: str,
+    ) -> EvalResult:
+        """Scores the model on ``dataset`` under the protocol (labels converted if it says so)."""
+        from bench.evaluate import evaluate
+
+        proto = self.scoring.protocol
+        scored = dataset if proto.is_standard else ScoredLabels(dataset, self.scoring)
+        return evaluate(
+            self.model,
+            scored,
+            self.scoring,
+            device=device,
+            batch_size=batch_size,
+            progress=progress,
+            desc=desc,
+            no_class_channel=self.scoring.no_class_channel,
+        )
 
 
 def prepare_published(
@@ -78,8 +147,9 @@ def prepare_published(
     checkpoint: str | Path | None = None,
     weights_dir: str | Path | None = None,
     arch_options: dict[str, Any] | None = None,
-) -> tuple[PublishedModel, WeightsUsed]:
-    """The published model ready for the dataset, and its record section.
+    protocol_name: str = "standard",
+) -> Prepared:
+    """The published model ready for the dataset, its record section and its label space.
 
     Args:
         info: The declaration.
@@ -87,12 +157,15 @@ def prepare_published(
         checkpoint: A user's file to load instead of the declared one (``--like``).
         weights_dir: A folder searched first for the declared file.
         arch_options: Builder options over the declared ones.
+        protocol_name: ``"standard"`` (the rankings' scoring) or ``"authors"`` (theirs, where
+            the declaration has one).
 
     Returns:
-        The wrapped model and the ``weights`` section.
+        The model, the ``weights`` section and the scoring.
 
     Raises:
         ConfigError: The dataset's classes are not the weights'.
+        ArchitectureError: No such protocol is declared.
         MissingFileError, CheckpointError: See :func:`bench.weights.load_published`.
     """
     if tuple(info.class_names) != tuple(data_info.class_names):
@@ -100,6 +173,7 @@ def prepare_published(
             f"Weights {info.name!r} score classes {list(info.class_names)}; dataset "
             f"{data_info.name!r} has {list(data_info.class_names)}."
         )
+    protocol = info.protocol_named(protocol_name)
     options = dict(arch_options or {})
     loaded = load_published(
         info,
@@ -108,6 +182,7 @@ def prepare_published(
         checkpoint=checkpoint,
         weights_dir=weights_dir,
         builder_options=options,
+        protocol=protocol,
     )
     used = weights_section(
         info,
@@ -115,51 +190,61 @@ def prepare_published(
         loaded.sha256,
         declared=checkpoint is None,
         options={**info.builder_options, **options},
+        protocol_name=protocol_name,
     )
-    return loaded.model, used
+    scoring = scoring_for(info, protocol, ignore_index=data_info.ignore_index)
+    return Prepared(loaded.model, used, scoring, protocol_name)
 
 
 def loaded_record(
     *,
-    model: torch.nn.Module,
-    weights: WeightsUsed,
+    prepared: Prepared,
     dataset: str,
     data_info: DatasetInfo,
     split: str,
-    resolution: tuple[int, int],
+    loaded_size: tuple[int, int],
     result: EvalResult,
     device: str,
     suite: str,
     command: str,
+    speed: Speed | None = None,
 ) -> RunRecord:
     """A ``loaded`` run record: metrics, complexity at the evaluated size, provenance.
 
     Args:
-        model: The evaluated model (the published-weights wrapper).
-        weights: Its ``weights`` section.
+        prepared: The scored weights (model, ``weights`` section, scoring).
         dataset: The dataset's registry name.
         data_info: Its metadata.
         split: The split scored.
-        resolution: ``(H, W)`` of the evaluated images (complexity is counted there).
+        loaded_size: ``(H, W)`` of the images as loaded (the model's input; complexity is
+            counted there).
         result: The evaluation.
         device: Where it ran.
         suite: The record's suite name (the results group it is ranked in).
         command: The command line that made it.
+        speed: The speed section, if it was timed.
 
     Returns:
         The record (validated by :meth:`RunRecord.from_dict` when written).
     """
-    arch = weights.name.split(".", 1)[0]
+    arch = prepared.weights.name.split(".", 1)[0]
     now = utc_now()
-    shape = (1, 3, *resolution)
-    report = count_complexity(model.cpu(), shape)
+    report = count_complexity(prepared.model.cpu(), (1, 3, *loaded_size))
+    scored = prepared.resolution(loaded_size)
+    proto = prepared.scoring.protocol
+    label_size = (
+        f"resized {scored[0]}x{scored[1]} ({proto.label_interpolation})"
+        if proto.labels == "resized"
+        else "native"
+    )
     protocol = Protocol(
         split=split,
         mode="whole",
         scales=(1.0,),
         flip=False,
-        resolution=tuple(resolution),
+        resolution=scored,
         num_images=result.num_images,
+        label_resolution=label_size,
     )
     return RunRecord(
         schema_version=SCHEMA_VERSION,
@@ -167,7 +252,7 @@ def loaded_record(
         created=created_stamp(now),
         kind="loaded",
         suite=suite,
-        setting=published_setting(split, resolution),
+        setting=published_setting(split, scored, prepared.protocol_name),
         arch=arch,
         dataset=dataset,
         status="ok",
@@ -176,9 +261,34 @@ def loaded_record(
         protocol=protocol,
         metrics=metrics_section(result),
         complexity=Complexity.from_dict(report.to_dict()),
-        weights=weights,
+        speed=speed,
+        weights=prepared.weights,
         env=environment(device, 0, None),
         command=command,
+    )
+
+
+def published_speed(
+    model: torch.nn.Module,
+    size: tuple[int, int],
+    config: SpeedConfig,
+    *,
+    device: str,
+    matmul_gflops_per_s: float | None,
+) -> Speed:
+    """Times published weights like a trained model (latency, throughput, memory, normalised).
+
+    The model is the published-weights wrapper, so the time includes the authors' input
+    conversion and resizes, as a user of the weights would run it.
+    """
+    gmacs = count_complexity(model.cpu(), (1, 3, *size)).gmacs
+    return speed_section(
+        model,
+        (3, *size),
+        config,
+        gmacs=gmacs,
+        device=device,
+        matmul_gflops_per_s=matmul_gflops_per_s,
     )
 
 
@@ -213,10 +323,12 @@ def run_published(
     weights_dir: str | Path | None = None,
     progress: bool = True,
 ) -> list[tuple[str, str | None]]:
-    """Scores every weights entry of ``suite`` on its eval split; one record each.
+    """Scores every weights entry of ``suite`` on its eval split; one record per protocol.
 
-    Weights that cannot be scored (file missing, wrong hash, keys that do not fit) get an error
-    record and the others still run.
+    Each entry is scored under its standard protocol and, where its authors scored otherwise,
+    under theirs too (a setting of its own). Weights that cannot be scored (file missing, wrong
+    hash, keys that do not fit) get an error record and the others still run. With the suite's
+    ``speed`` enabled each model is also timed at the suite's resolution.
 
     Args:
         suite: A suite with ``weights``.
@@ -227,12 +339,12 @@ def run_published(
         progress: Show progress bars.
 
     Returns:
-        ``(weights name, None or the error message)`` in order.
+        ``(weights name and protocol, None or the error message)`` in order.
     """
     from architectures import ArchitectureError
+    from bench import speed as sp
     from bench.data import build_dataset
     from bench.errors import BenchError
-    from bench.evaluate import evaluate
     from bench.records import write_record
 
     dataset, data_info = build_dataset(
@@ -241,44 +353,63 @@ def run_published(
         root=suite.data_root,
         **{**suite.dataset_options, "size": tuple(suite.resolution)},
     )
-    h, w = suite.resolution
-    setting = suite.setting
+    size = tuple(suite.resolution)
+    matmul = None
+    if suite.speed.enabled and suite.speed.dtype == "fp32":
+        matmul = sp.matmul_rate(device)
     outcomes: list[tuple[str, str | None]] = []
     for name in suite.weights_names():
         info = architectures.get_weights(name)
-        try:
-            model, used = prepare_published(
-                info,
-                data_info,
-                weights_dir=weights_dir,
-                arch_options=suite.arch_options.get(info.arch),
-            )
-            result = evaluate(
-                model,
-                dataset,
-                data_info,
-                device=device,
-                batch_size=suite.eval.batch_size,
-                progress=progress,
-                desc=f"eval {name}",
-            )
-            record = loaded_record(
-                model=model,
-                weights=used,
-                dataset=suite.dataset,
-                data_info=data_info,
-                split=suite.eval.split,
-                resolution=(h, w),
-                result=result,
-                device=device,
-                suite=suite.name,
-                command=command,
-            )
-            outcomes.append((name, None))
-        except (BenchError, ArchitectureError) as exc:
-            record = _failed_record(
-                info, exc, suite=suite.name, dataset=suite.dataset, setting=setting, command=command
-            )
-            outcomes.append((name, str(exc)))
-        write_record(results_dir, record)
+        for protocol_name, proto in info.protocols().items():
+            label = name if protocol_name == "standard" else f"{name} ({protocol_name} protocol)"
+            scored = tuple(proto.resolution) if proto.labels == "resized" else size
+            try:
+                prepared = prepare_published(
+                    info,
+                    data_info,
+                    weights_dir=weights_dir,
+                    arch_options=suite.arch_options.get(info.arch),
+                    protocol_name=protocol_name,
+                )
+                result = prepared.evaluate(
+                    dataset,
+                    device=device,
+                    batch_size=suite.eval.batch_size,
+                    progress=progress,
+                    desc=f"eval {label}",
+                )
+                timed = None
+                if suite.speed.enabled and protocol_name == "standard":
+                    timed = published_speed(
+                        prepared.model,
+                        size,
+                        suite.speed,
+                        device=device,
+                        matmul_gflops_per_s=matmul,
+                    )
+                record = loaded_record(
+                    prepared=prepared,
+                    dataset=suite.dataset,
+                    data_info=data_info,
+                    split=suite.eval.split,
+                    loaded_size=size,
+                    result=result,
+                    device=device,
+                    suite=suite.name,
+                    command=command,
+                    speed=timed,
+                )
+                outcomes.append((label, None))
+            except (BenchError, ArchitectureError) as exc:
+                setting = published_setting(suite.eval.split, scored, protocol_name)
+                record = _failed_record(
+                    info,
+                    exc,
+                    suite=suite.name,
+                    dataset=suite.dataset,
+                    setting=setting,
+                    command=command,
+                )
+                outcomes.append((label, str(exc)))
+            write_record(results_dir, record)
     return outcomes

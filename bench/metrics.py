@@ -216,16 +216,20 @@ class ConfusionMatrix:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.all_reduce(self.matrix)
 
-    def compute(self, class_names: Sequence[str] | None = None) -> SegMetrics:
+    def compute(
+        self, class_names: Sequence[str] | None = None, *, no_class: bool = False
+    ) -> SegMetrics:
         """The metrics of the matrix so far (see :func:`compute_metrics`).
 
         Args:
             class_names: K names for the per-class dicts (default ``"0".."K-1"``).
+            no_class: Whether the last class is "no class" (misses; see
+                :func:`compute_metrics`).
 
         Returns:
             The metrics.
         """
-        return compute_metrics(self.matrix.cpu().numpy(), class_names)
+        return compute_metrics(self.matrix.cpu().numpy(), class_names, no_class=no_class)
 
 
 @dataclass(frozen=True)
@@ -265,13 +269,23 @@ def _nanmean(x: np.ndarray) -> float:
 
 
 def compute_metrics(
-    matrix: np.ndarray | torch.Tensor, class_names: Sequence[str] | None = None
+    matrix: np.ndarray | torch.Tensor,
+    class_names: Sequence[str] | None = None,
+    *,
+    no_class: bool = False,
 ) -> SegMetrics:
     """Turn a confusion matrix (rows = ground truth, columns = prediction) into metrics.
 
+    With ``no_class`` the matrix is ``(K + 1, K + 1)`` and its last column counts pixels
+    predicted as no class at all (a published model's non-class channel scored as a miss): they
+    are misses of their true class (in its ground-truth total, never its true positives) and
+    false positives of none. The last row (ground truth "no class") must be empty; only the K
+    classes are scored.
+
     Args:
-        matrix: ``(K, K)`` non-negative counts.
+        matrix: ``(K, K)`` non-negative counts (``(K + 1, K + 1)`` with ``no_class``).
         class_names: K names for the per-class dicts (default ``"0".."K-1"``).
+        no_class: Whether the last row and column are "no class".
 
     Returns:
         The metrics; undefined values are NaN.
@@ -282,14 +296,19 @@ def compute_metrics(
     cm = matrix.cpu().numpy() if isinstance(matrix, torch.Tensor) else np.asarray(matrix)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
         raise ConfigError(f"Confusion matrix must be square (K, K); got shape {cm.shape}.")
-    k = cm.shape[0]
+    k = cm.shape[0] - (1 if no_class else 0)
     names = [str(i) for i in range(k)] if class_names is None else list(class_names)
     if len(names) != k:
         raise ConfigError(f"Got {len(names)} class names for a {k}-class confusion matrix.")
-    cm = cm.astype(np.float64)
-    tp = np.diag(cm)
-    gt = cm.sum(axis=1)  # pixels per ground-truth class
-    pr = cm.sum(axis=0)  # pixels per predicted class
+    if no_class and cm[k].sum() > 0:
+        raise ConfigError(
+            f"The 'no class' row of a {k + 1}x{k + 1} confusion matrix counts "
+            f"{int(cm[k].sum())} pixels; no ground-truth pixel can be 'no class'."
+        )
+    cm = cm.astype(np.float64)[:k]  # rows: the K classes (with no_class, K + 1 columns)
+    tp = np.diag(cm[:, :k])
+    gt = cm.sum(axis=1)  # pixels per ground-truth class (misses included)
+    pr = cm[:, :k].sum(axis=0)  # pixels per predicted class
     total = cm.sum()
     union = gt + pr - tp
     with np.errstate(divide="ignore", invalid="ignore"):

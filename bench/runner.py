@@ -123,6 +123,49 @@ class SweepInterrupted(KeyboardInterrupt):
         self.summary = summary
 
 
+def speed_section(
+    model: Any,
+    shape: tuple[int, int, int],
+    config: sp.SpeedConfig,
+    *,
+    gmacs: float,
+    device: str,
+    matmul_gflops_per_s: float | None,
+) -> Speed:
+    """The record's ``speed``: :func:`bench.speed.measure_speed`, plus the normalised latency.
+
+    Args:
+        model: The model to time.
+        shape: ``(C, H, W)`` of one input.
+        config: The suite's ``speed`` section.
+        gmacs: GMACs per image (for the efficiency figures).
+        device: Where it runs.
+        matmul_gflops_per_s: The device's dense GEMM rate (fp32 runs), or ``None``.
+
+    Returns:
+        The section.
+    """
+    measured = sp.measure_speed(
+        model,
+        shape,
+        config,
+        gmacs_per_image=gmacs,
+        device=device,
+        matmul_gflops_per_s=matmul_gflops_per_s,
+    )
+    # Interleaved with a reference network: the figure regression checks compare. Same config
+    # (dtype, memory format, warm-up); its own rounds and duration.
+    normalised = sp.measure_relative_latency(
+        model,
+        shape,
+        config,
+        device=device,
+        rounds=NORMALISED_ROUNDS,
+        min_time_s=NORMALISED_MIN_TIME_S,
+    )
+    return Speed.from_dict({**measured.to_dict(), "normalised": normalised.to_dict()})
+
+
 def arch_section(info: architectures.ArchInfo) -> ArchSection:
     """The record's ``arch_info``: every ArchInfo field the section has, JSON-shaped."""
     shared = {f.name for f in dataclasses.fields(ArchSection)} & set(info.__dataclass_fields__)
@@ -392,25 +435,14 @@ class Sweep:
             gmacs = report.gmacs
         else:
             gmacs = cx.count_complexity(model, (1, channels, h, w)).gmacs
-        measured = sp.measure_speed(
+        return speed_section(
             model,
             (channels, h, w),
             s.speed,
-            gmacs_per_image=gmacs,
+            gmacs=gmacs,
             device=self.device,
             matmul_gflops_per_s=self.matmul_gflops if s.speed.dtype == "fp32" else None,
         )
-        # Interleaved with a reference network: the figure regression checks compare. Same
-        # config (dtype, memory format, warm-up); its own rounds and duration.
-        normalised = sp.measure_relative_latency(
-            model,
-            (channels, h, w),
-            s.speed,
-            device=self.device,
-            rounds=NORMALISED_ROUNDS,
-            min_time_s=NORMALISED_MIN_TIME_S,
-        )
-        return Speed.from_dict({**measured.to_dict(), "normalised": normalised.to_dict()})
 
     def _enter(self, stage: str) -> str:
         """Tells ``stage_hook`` (the parent process, if any) that ``stage`` starts; returns it."""

@@ -445,7 +445,9 @@ def test_eval_fresh_model_writes_metrics_and_is_seeded(tmp_path):
     for key in ("miou", "pixel_acc", "mean_acc", "fwiou", "mean_dice"):
         assert 0.0 <= first["metrics"][key] <= 1.0
     assert first["protocol"] == {
+        "name": "standard",
         "resolution": [32, 32],
+        "loaded_resolution": [32, 32],
         "note": "harness normalisation (dataset mean/std)",
     }
     assert first["device"] == "cpu" and first["checkpoint_sha256"] is None

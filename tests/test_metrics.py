@@ -145,6 +145,24 @@ def test_class_in_gt_never_predicted_has_iou_zero() -> None:
     assert m.fwiou == pytest.approx(1 / 3 * 1 / 3)
 
 
+def test_no_class_column_counts_misses_of_the_true_class() -> None:
+    """Two classes and a "no class" prediction (a published model's non-class channel kept in
+    the argmax). Class 0: 5 right, 1 taken for class 1, 2 predicted as no class; class 1: 3
+    right, 1 no class. IoU_0 = 5 / (8 + 5 - 5) = 5/8 (its misses are in its ground-truth
+    total), IoU_1 = 3 / (4 + 4 - 3) = 3/5 (no class is nobody's false positive); pixel accuracy
+    8 / 12; mean accuracy (5/8 + 3/4) / 2."""
+    cm = np.array([[5, 1, 2], [0, 3, 1], [0, 0, 0]])
+    m = compute_metrics(cm, ["a", "b"], no_class=True)
+    assert m.per_class_iou == pytest.approx({"a": 5 / 8, "b": 3 / 5})
+    assert m.miou == pytest.approx((5 / 8 + 3 / 5) / 2)
+    assert m.pixel_acc == pytest.approx(8 / 12)
+    assert m.mean_acc == pytest.approx((5 / 8 + 3 / 4) / 2)
+    # The same matrix without the column would score the misses as nothing at all.
+    assert compute_metrics(cm[:2, :2], ["a", "b"]).pixel_acc == pytest.approx(8 / 9)
+    with pytest.raises(ConfigError, match="'no class' row of a 3x3 confusion matrix counts 4"):
+        compute_metrics(np.array([[5, 1, 2], [0, 3, 1], [1, 0, 3]]), ["a", "b"], no_class=True)
+
+
 def test_single_class() -> None:
     cm = ConfusionMatrix(1)
     cm.update(t([[0, 0], [0, 0]], torch.uint8), t([[0, 255], [0, 0]], torch.uint8))

@@ -8,6 +8,7 @@ preprocessing written out directly, hashes with hashlib).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -33,7 +34,14 @@ from architectures import (
 )
 from bench.data import build_dataset
 from bench.errors import CheckpointError, MissingFileError
-from bench.weights import ENV_VAR, PublishedModel, load_published, locate, search_path
+from bench.weights import (
+    ENV_VAR,
+    PublishedModel,
+    load_published,
+    locate,
+    scoring_for,
+    search_path,
+)
 from tests.factories import run_cli
 
 SOURCE = WeightsSource("someone/net", "0123abc", "ckpt/net.pth", "MIT")
@@ -72,6 +80,36 @@ def _info(**fields: object) -> WeightsInfo:
 def test_bad_declarations_fail_where_they_are_made(fields: dict, expected: str) -> None:
     with pytest.raises(architectures.ArchitectureError, match=expected.replace("(", r"\(")):
         _info(**fields)
+
+
+AUTHORS = WeightsProtocol(resolution=(6, 8), labels="resized", void="class")
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"channels": (0, 1, 2, None), "void_channel": 1}, "void_channel must be the index of a None channel in 0..3; got 1"),
+        ({"channels": (0, 1, 2, None), "void_channel": 4}, "void_channel must be the index of a None channel"),
+        ({"extra_channels": "keep"}, "extra_channels must be 'drop' or 'miss'"),
+        ({"protocol": WeightsProtocol(void="class")}, "protocol must be the standard scoring"),
+        ({"channels": (0, 1, 2, None), "authors_protocol": AUTHORS}, "authors_protocol must be a protocol that scores void only with a void_channel"),
+        ({"authors_protocol": WeightsProtocol(labels="resized")}, "authors_protocol must be a resolution to resize the labels to"),
+        ({"authors_protocol": WeightsProtocol()}, "authors_protocol must be a protocol other than `protocol`"),
+    ],
+)  # fmt: skip
+def test_bad_scoring_declarations_fail_where_they_are_made(fields: dict, expected: str) -> None:
+    with pytest.raises(architectures.ArchitectureError, match=re.escape(expected)):
+        _info(**fields)
+
+
+def test_protocols_are_named_standard_and_authors() -> None:
+    info = _info(channels=(0, 1, 2, None), void_channel=3, authors_protocol=AUTHORS)
+    assert info.protocols() == {"standard": WeightsProtocol(), "authors": AUTHORS}
+    assert info.protocol_named("authors") is AUTHORS
+    with pytest.raises(
+        architectures.ArchitectureError, match="declare the protocols \\['standard'\\]"
+    ):
+        _info().protocol_named("authors")
 
 
 def test_arch_and_outputs_come_from_the_declaration() -> None:
@@ -180,6 +218,47 @@ def test_output_channels_are_mapped_to_the_dataset_classes() -> None:
     assert out.shape == (1, 3, 4, 4)
     for cls, channel in ((0, 2), (1, 3), (2, 0)):
         torch.testing.assert_close(out[:, cls], logits[:, channel])
+
+
+def test_non_class_channels_counted_as_misses_become_one_no_class_channel() -> None:
+    # Channels 1 and 4 are not classes; with "miss" their maximum is a last, "no class" channel.
+    info = _info(channels=(2, None, 0, 1, None), extra_channels="miss")
+    x = torch.randn(1, 3, 4, 4)
+    logits = Capture(5)(x)[0]
+    out = PublishedModel(Capture(5), info, (0.0,) * 3, (1.0,) * 3)(x)
+    assert out.shape == (1, 4, 4, 4)
+    for cls, channel in ((0, 2), (1, 3), (2, 0)):
+        torch.testing.assert_close(out[:, cls], logits[:, channel])
+    torch.testing.assert_close(out[:, 3], torch.maximum(logits[:, 1], logits[:, 4]))
+    scoring = scoring_for(info, info.protocol, ignore_index=255)
+    assert scoring.no_class_channel and scoring.class_names == ("a", "b", "c")
+
+
+def test_void_scored_as_a_class_keeps_its_channel_last() -> None:
+    info = _info(channels=(None, 0, 1, 2), void_channel=0, authors_protocol=AUTHORS)
+    x = torch.randn(1, 3, 6, 8)
+    logits = Capture(4)(x)[0]
+    out = PublishedModel(Capture(4), info, (0.0,) * 3, (1.0,) * 3, AUTHORS)(x)
+    torch.testing.assert_close(out, logits[:, [1, 2, 3, 0]])
+    scoring = scoring_for(info, AUTHORS, ignore_index=255)
+    assert scoring.class_names == ("a", "b", "c", "void") and scoring.num_classes == 4
+    assert not scoring.no_class_channel
+
+
+def test_authors_label_resize_blends_ids_like_opencv() -> None:
+    """A 1x2 label [class 0, void] made 1x4. Void is id 3 (K) as in the label files; a linear
+    resize with half-pixel centres samples x = 0, 0.25, 0.75, 1 of the source: ids 0, 0.75,
+    2.25, 3, rounded to 0, 1, 2, 3. Two of four pixels get a class that is in neither source
+    pixel: the artefact of the authors' resize, reproduced as declared."""
+    mask = torch.tensor([[0, 255]])
+    resized = WeightsProtocol(resolution=(1, 4), labels="resized", label_interpolation="bilinear")
+    info = _info(channels=(0, 1, 2, None), void_channel=3)
+    void_class = dataclasses.replace(resized, void="class")
+    assert scoring_for(info, void_class, ignore_index=255).labels(mask).tolist() == [[0, 1, 2, 3]]
+    # Void ignored: the blended ids stay, void pixels stay ignored.
+    assert scoring_for(info, resized, ignore_index=255).labels(mask).tolist() == [[0, 1, 2, 255]]
+    nearest = dataclasses.replace(void_class, label_interpolation="nearest")
+    assert scoring_for(info, nearest, ignore_index=255).labels(mask).tolist() == [[0, 0, 3, 3]]
 
 
 @pytest.mark.parametrize("align_corners", [True, False])
@@ -300,10 +379,14 @@ def test_eval_weights_and_like_give_the_same_numbers(published, tmp_path: Path) 
     by_weights = json.loads((tmp_path / "w.json").read_text())
     assert by_weights["weights"] == info.name and by_weights["checkpoint_sha256"] == info.sha256
     assert (
-        "weights tmp_wnet.demo (BGR, 0-255 values, mean [70.0, 80.0, 90.0], std [40.0, 45.0, "
-        "50.0]; whole image; logits resized bilinear align_corners=False;" in out.splitlines()[0]
+        "weights tmp_wnet.demo (standard protocol: BGR, 0-255 values, mean [70.0, 80.0, 90.0], "
+        "std [40.0, 45.0, 50.0]; whole image; logits resized bilinear align_corners=False;"
+        in out.splitlines()[0]
     )
-    assert "1 output channel(s) dropped" in out.splitlines()[0]
+    assert (
+        "1 output channel(s) dropped before the argmax; labels as loaded; void ignored)"
+        in (out.splitlines()[0])
+    )
     copy = tmp_path / "mine.pt"
     shutil.copy(path, copy)
     code, out, err = run_cli(
@@ -324,6 +407,83 @@ def test_eval_weights_and_like_give_the_same_numbers(published, tmp_path: Path) 
     by_like = json.loads((tmp_path / "l.json").read_text())
     assert by_like["metrics"] == by_weights["metrics"]
     assert by_like["checkpoint"] == str(copy) and by_like["checkpoint_sha256"] == info.sha256
+
+
+def test_eval_counts_a_miss_channel_and_scores_the_authors_protocol(
+    published, tmp_path: Path
+) -> None:
+    """The fixture's file declared twice more: its void channel counted as a miss, and an
+    authors' protocol (labels resized to 8x8, void a class). The expected numbers come from the
+    network run here on the authors' inputs and a NumPy confusion matrix."""
+    info, _, net = published
+    mine = dataclasses.replace(info, name="tmp_wnet.miss", extra_channels="miss", void_channel=8,
+                               authors_protocol=WeightsProtocol(resolution=(8, 8), labels="resized",
+                                                                label_interpolation="nearest",
+                                                                void="class"))  # fmt: skip
+    register_weights(mine)
+    data, data_info = build_dataset("synthetic", split="val", size=(16, 16))  # eval's dataset
+    images = torch.stack([data[i][0] for i in range(len(data))])
+    masks = torch.stack([data[i][1] for i in range(len(data))]).long()
+    mean = torch.tensor(data_info.mean).view(1, 3, 1, 1)
+    std = torch.tensor(data_info.std).view(1, 3, 1, 1)
+
+    def authors(x: torch.Tensor) -> torch.Tensor:
+        raw = (x * std + mean) * 255.0
+        bgr = raw.flip(1)
+        return (bgr - torch.tensor([70.0, 80.0, 90.0]).view(1, 3, 1, 1)) / torch.tensor(
+            [40.0, 45.0, 50.0]
+        ).view(1, 3, 1, 1)
+
+    def miou(cm: torch.Tensor, k: int) -> float:
+        tp = cm.diag()[:k].double()
+        union = cm[:k].sum(1) + cm[:, :k].sum(0)[:k] - tp
+        iou = tp / union
+        return float(iou[~iou.isnan()].mean())
+
+    def run(*argv: object) -> dict:
+        out = tmp_path / "m.json"
+        code, _, err = run_cli(["eval", "--arch", "tmp_wnet", "--weights", "tmp_wnet.miss",
+                                "--weights-dir", tmp_path / "weights", "--dataset", "synthetic",
+                                "--resolution", "16", "16", "--split", "val", "-q", "--json", out,
+                                *argv])  # fmt: skip
+        assert code == 0, err
+        return json.loads(out.read_text())
+
+    with torch.no_grad():
+        pred = net(authors(images)).argmax(1)  # 0..7 classes, 8 = void: a miss
+    keep = masks != data_info.ignore_index
+    cm = torch.bincount(9 * masks[keep] + pred[keep], minlength=81).view(9, 9)
+    got = run()
+    assert got["metrics"]["miou"] == pytest.approx(miou(cm, 8), abs=1e-12)
+    assert len(got["confusion_matrix"]) == 9 and got["confusion_matrix"][8] == [0] * 9
+    assert [row[:9] for row in got["confusion_matrix"]] == cm.tolist()
+
+    # Theirs: the image and the labels resized to 8x8 (nearest), void scored as class 8.
+    small = F.interpolate(images, size=(8, 8), mode="bilinear", align_corners=False)
+    labels = torch.where(masks == data_info.ignore_index, 8, masks)[:, None].float()
+    labels = F.interpolate(labels, size=(8, 8), mode="nearest")[:, 0].long()
+    with torch.no_grad():
+        pred = net(authors(small)).argmax(1)
+    cm = torch.bincount(9 * labels.flatten() + pred.flatten(), minlength=81).view(9, 9)
+    got = run("--protocol", "authors")
+    assert got["protocol"]["resolution"] == [8, 8] and got["protocol"]["name"] == "authors"
+    assert got["class_names"][-1] == "void" and len(got["per_class"]) == 9
+    assert got["metrics"]["miou"] == pytest.approx(miou(cm, 9), abs=1e-12)
+    assert got["confusion_matrix"] == cm.tolist()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--protocol", "authors", "--weights", "tmp_wnet.demo", "--dataset", "synthetic"],
+         "Weights 'tmp_wnet.demo' declare the protocols ['standard']; got 'authors'"),
+        (["--protocol", "authors", "--dataset", "synthetic"],
+         "--protocol authors scores published weights their authors' way; pass --weights"),
+    ],
+)  # fmt: skip
+def test_eval_protocol_errors(published, argv: list[str], expected: str) -> None:
+    code, out, err = run_cli(["eval", "--arch", "tmp_wnet", *argv])
+    assert code == 2 and expected in err
 
 
 @pytest.mark.parametrize(
@@ -466,6 +626,25 @@ def test_published_espnet_reproduces_its_published_miou(
         like = _eval_camvid(tmp_path, "l", "--arch", arch, "--checkpoint", copy, "--like", weights)
         assert like["metrics"] == got["metrics"]
         assert like["checkpoint_sha256"] == info.sha256
+
+
+@pytest.mark.realdata
+@needs_camvid_weights
+def test_enet_ntkhoa95_under_its_authors_protocol_matches_an_independent_evaluation(
+    tmp_path: Path,
+) -> None:
+    """Their protocol (image and label ids resized bilinearly to 512x512, void a 12th class,
+    the mean over 12). Independent evaluation (not the harness's loaders, resizes or metrics):
+    PIL ``Image.resize((512, 512), BILINEAR)`` of each test PNG (RGB, and the mode-L label,
+    which PIL rounds like OpenCV), the network on the 0-255 RGB floats, a NumPy bincount
+    confusion matrix over 12 classes: mIoU 15.776, pixel accuracy 53.208 (Intel Xeon, AVX512).
+    The README's 58.6 is not reached under either protocol (see README, "ENet")."""
+    got = _eval_camvid(tmp_path, "a", "--arch", "enet", "--weights", "enet.camvid_ntkhoa95",
+                       "--protocol", "authors")  # fmt: skip
+    assert got["protocol"]["resolution"] == [512, 512] and got["num_images"] == 233
+    assert len(got["per_class"]) == 12 and got["per_class"][-1]["class"] == "void"
+    assert abs(100 * got["metrics"]["miou"] - 15.776) <= 0.05
+    assert abs(100 * got["metrics"]["pixel_acc"] - 53.208) <= 0.05
 
 
 @pytest.mark.realdata

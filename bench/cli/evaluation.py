@@ -144,20 +144,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.resolution:
         options["size"] = tuple(args.resolution)
     args.split = split or "val"
+    if args.protocol != "standard" and weights is None:
+        raise ConfigError(
+            f"--protocol {args.protocol} scores published weights their authors' way; pass "
+            f"--weights NAME (or --checkpoint FILE --like NAME)."
+        )
+    if weights is not None:
+        weights.protocol_named(args.protocol)  # an undeclared protocol fails before the data
     dataset, info = build_dataset(args.dataset, split=args.split, root=root, **options)
-    sha256 = None
+    sha256 = prepared = None
+    scored_in: Any = info
     if weights is not None:
         from bench.loaded import prepare_published, preprocess_text
 
-        model, weights_used = prepare_published(
+        prepared = prepare_published(
             weights,
             info,
             checkpoint=args.checkpoint,
             weights_dir=args.weights_dir,
             arch_options=arch_options,
+            protocol_name=args.protocol,
         )
-        sha256 = weights_used.sha256
-        note = f"weights {weights.name} ({preprocess_text(weights)})"
+        model, scored_in = prepared.model, prepared.scoring
+        sha256 = prepared.weights.sha256
+        note = f"weights {weights.name} ({preprocess_text(weights, args.protocol)})"
     else:
         torch.manual_seed(args.seed)  # a fresh model's numbers must not depend on the RNG state
         model = build_model(args.arch, num_classes=info.num_classes, **arch_options)
@@ -167,11 +177,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
             load_into(model.model, args.checkpoint, arch=args.arch, num_classes=info.num_classes)
             sha256 = sha256_of(Path(args.checkpoint))
         note = "harness normalisation (dataset mean/std)"
-    result = evaluate(
-        model, dataset, info, device=device, batch_size=args.batch_size, progress=not args.quiet
-    )
+    if prepared is not None:
+        result = prepared.evaluate(
+            dataset,
+            device=device,
+            batch_size=args.batch_size,
+            progress=not args.quiet,
+            desc=f"eval {weights.name}",
+        )
+    else:
+        result = evaluate(
+            model, dataset, info, device=device, batch_size=args.batch_size, progress=not args.quiet
+        )
     metrics = result.metrics.to_dict()
     sample = dataset[0][1] if len(dataset) else None
+    loaded_size = None if sample is None else tuple(sample.shape[-2:])
+    scored_size = loaded_size
+    if prepared is not None and loaded_size is not None:
+        scored_size = prepared.resolution(loaded_size)
     out = {
         "arch": args.arch,
         "arch_options": arch_options,
@@ -184,7 +207,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         "device": str(device),
         "num_images": result.num_images,
         "protocol": {
-            "resolution": None if sample is None else list(sample.shape[-2:]),
+            "name": args.protocol,
+            "resolution": None if scored_size is None else list(scored_size),
+            "loaded_resolution": None if loaded_size is None else list(loaded_size),
             "note": note,
         },
         "metrics": metrics,
@@ -194,9 +219,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 "iou": metrics["per_class_iou"][name],
                 "acc": metrics["per_class_acc"][name],
             }
-            for name in info.class_names
+            for name in scored_in.class_names
         ],
-        "class_names": list(info.class_names),
+        "class_names": list(scored_in.class_names),
         "confusion_matrix": result.matrix.tolist(),
     }
     print(_protocol_line(out))
@@ -207,7 +232,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for m in weights.published:
             print(f"{'published':>10}: {m.metric} {m.value:g} % ({m.split}; {m.source})")
     if args.results_dir is not None:
-        _write_loaded_record(args, model, weights_used, info, result, out, device)
+        _write_loaded_record(args, prepared, info, result, loaded_size, device)
     if args.json:
         from bench.fileio import write_json_atomic
 
@@ -218,11 +243,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _write_loaded_record(
     args: argparse.Namespace,
-    model: Any,
-    weights_used: Any,
+    prepared: Any,
     info: Any,
     result: Any,
-    out: dict[str, Any],
+    loaded_size: tuple[int, int],
     device: Any,
 ) -> None:
     """Writes the ``loaded`` run record into ``--results-dir`` and re-renders its leaderboard."""
@@ -232,12 +256,11 @@ def _write_loaded_record(
     from bench.records import load_records, write_record
 
     record = loaded_record(
-        model=model,
-        weights=weights_used,
+        prepared=prepared,
         dataset=args.dataset,
         data_info=info,
         split=args.split,
-        resolution=tuple(out["protocol"]["resolution"]),
+        loaded_size=loaded_size,
         result=result,
         device=str(device),
         suite=args.record_suite,

@@ -208,6 +208,15 @@ def build_parser() -> argparse.ArgumentParser:
         "metadata of weights NAME",
     )
     p.add_argument(
+        "--protocol",
+        choices=("standard", "authors"),
+        default="standard",
+        help="with published weights: 'standard' scores the dataset's way (labels as loaded, "
+        "void ignored: the rankings' numbers); 'authors' their own way where it differs "
+        "(e.g. labels resized, void averaged in as a class; `list weights` shows which have "
+        "one)",
+    )
+    p.add_argument(
         "--weights-dir",
         default=None,
         metavar="DIR",
