@@ -89,10 +89,9 @@ def test_published_weights_rank_beside_models_trained_here() -> None:
         ("ESPNET (`espnet.camvid_skd_base`)", "1", "57.8"),
         ("FCN8S (`fcn8s`)", "2", "30.0"),
     ]
-    assert [(r["weights"], r["published mIoU %"]) for r in rows] == [
-        ("published", "57.8"),
-        ("trained here", NA),
-    ]
+    assert [
+        (r["weights"], r["published mIoU %"], r["measured - published (points)"]) for r in rows
+    ] == [("published", "57.8", "+0.03"), ("trained here", NA, NA)]
     # Two published models of one architecture are two rows.
     other = run_record("espnet", miou=0.60, created="2026-11-28T00:00:00Z").replace(
         kind="loaded", weights=dataclasses.replace(weights, name="espnet.camvid_skd_kd")
@@ -112,6 +111,65 @@ def test_published_weights_rank_beside_models_trained_here() -> None:
     # Without a loaded record the table has neither column.
     plain = table_after(render_markdown([run_record("fcn8s")]), CPU_HEADING)
     assert "weights" not in plain[0] and "published mIoU %" not in plain[0]
+
+
+def test_published_groups_are_titled_and_listed_against_their_figures() -> None:
+    """A group of loaded records only is titled by what it holds, an authors'-protocol setting
+    says it is not comparable, and "Published figures vs measured" lists each with its figure."""
+    from bench.records import PublishedFigure, WeightsUsed
+
+    def loaded(name: str, miou: float, setting: str, figure: float) -> RunRecord:
+        weights = WeightsUsed(
+            name=name,
+            file="f.pth",
+            sha256="ab" * 32,
+            published=(PublishedFigure("miou", figure, "test", f"README, {name}"),),
+        )
+        record = run_record(name.split(".")[0], miou=miou, dtype=None)
+        return record.replace(kind="loaded", weights=weights, setting=setting, suite="pub")
+
+    records = [
+        loaded("espnet.camvid_a", 0.5783, "test-360x480-published", 57.8),
+        loaded("enet.camvid_b", 0.1780, "test-360x480-published", 58.6),
+        loaded("enet.camvid_b", 0.15776, "test-512x512-authors", 58.6),
+    ]
+    markdown = render_markdown(records)
+    # The fixture's dataset has no title: its name stands in.
+    assert records[0].dataset_info.title == "" and records[0].protocol.split == "val"
+    title, split = "synthetic", "val"
+    assert (
+        f"## {title} {split}: published checkpoints (suite `pub`, setting "
+        "`test-360x480-published`)" in markdown.splitlines()
+    )
+    assert (
+        f"## {title} {split}: published checkpoints, their authors' own protocol (not "
+        "comparable with the standard rows) (suite `pub`, setting `test-512x512-authors`)"
+        in markdown.splitlines()
+    )
+    rows = table_after(markdown, "## Published figures vs measured")
+    assert [
+        (
+            r["weights"],
+            r["protocol (setting)"],
+            r["published mIoU %"],
+            r["measured mIoU %"],
+            r["measured - published (points)"],
+            r["where the figure is published"],
+            r["file sha256"],
+        )
+        for r in rows
+    ] == [
+        ("ENET (`enet.camvid_b`)", "standard (`test-360x480-published`)", "58.6", "17.80",
+         "-40.80", "test; README, enet.camvid_b", "`abababababab`"),
+        ("ENET (`enet.camvid_b`)", "authors' (`test-512x512-authors`)", "58.6", "15.78",
+         "-42.82", "test; README, enet.camvid_b", "`abababababab`"),
+        ("ESPNET (`espnet.camvid_a`)", "standard (`test-360x480-published`)", "57.8", "57.83",
+         "+0.03", "test; README, espnet.camvid_a", "`abababababab`"),
+    ]  # fmt: skip
+    # Models trained here keep the plain heading and get no such section.
+    plain = render_markdown([run_record("fcn8s")])
+    assert "## Published figures vs measured" not in plain
+    assert any(line.startswith("## ") and "(setting `" in line for line in plain.splitlines())
 
 
 def test_error_row_only_without_ok_record() -> None:

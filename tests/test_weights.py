@@ -736,3 +736,66 @@ def test_the_camvid_class_list_of_the_weights_is_the_datasets() -> None:
     from bench.data.camvid import CLASS_NAMES
 
     assert CAMVID_CLASSES == CLASS_NAMES
+
+
+def test_list_weights_json_names_each_entry_with_its_figure_protocols_and_presence(
+    published, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    info, _, _ = published
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "weights"))
+    code, out, err = run_cli(["list", "weights", "--format", "json"])
+    assert code == 0, err
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rows[info.name] == {
+        "name": "tmp_wnet.demo",
+        "arch": "tmp_wnet",
+        "dataset": "synthetic",
+        "published": "miou 12.3 (val; a made-up figure for the test)",
+        "protocols": "standard",
+        "present": True,
+        "file": "demo/tmp_wnet.pth",
+    }
+    assert rows["enet.camvid_ntkhoa95"]["protocols"] == "standard, authors"
+    assert rows["espnet.camvid_skd_base"]["protocols"] == "standard"
+    assert len([n for n in rows if n.startswith(("espnet.", "espnet_c."))]) == 8
+
+
+def test_a_weights_suite_times_the_models_and_adds_the_authors_protocol(
+    published, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench.records import load_records
+
+    info, _, _ = published
+    authors = WeightsProtocol(resolution=(8, 8), labels="resized", void="class")
+    register_weights(dataclasses.replace(info, name="tmp_wnet.two", void_channel=8,
+                                         authors_protocol=authors))  # fmt: skip
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "weights"))
+    suite = tmp_path / "pub.yaml"
+    suite.write_text(
+        "dataset: synthetic\n"
+        "dataset_options: {num_samples: 4}\n"
+        "resolution: [16, 16]\n"
+        "weights: [tmp_wnet.two]\n"
+        "train: {steps: 0}\n"
+        "eval: {split: val, batch_size: 4, num_samples: 0}\n"
+        "speed: {enabled: true, warmup: 1, min_iters: 2, max_iters: 3, min_time_s: 0.01, "
+        "max_batch: 2}\n"
+        "complexity: {input_size: [16, 16]}\n"
+    )
+    results = tmp_path / "results"
+    code, out, err = run_cli(["run", "--suite", suite, "--results-dir", results, "-q"])
+    assert code == 0, err
+    assert "  tmp_wnet.two: ok\n  tmp_wnet.two (authors protocol): ok\n" in out
+    records = {r.setting: r for r in load_records(results)}
+    assert set(records) == {"val-16x16-published", "val-8x8-authors"}
+    standard, theirs = records["val-16x16-published"], records["val-8x8-authors"]
+    # The standard row is timed (cost columns); the authors' row is the same network.
+    assert standard.speed is not None and standard.speed.latency_ms.p50 > 0
+    assert standard.speed.normalised is not None
+    assert theirs.speed is None
+    assert list(theirs.metrics.per_class_iou)[-1] == "void"
+    assert len(theirs.metrics.per_class_iou) == 9 and len(standard.metrics.per_class_iou) == 8
+    assert theirs.protocol.resolution == (8, 8)
+    assert theirs.protocol.label_resolution == "resized 8x8 (nearest)"
+    assert "authors protocol:" in theirs.weights.preprocess
+    assert "void scored as a class" in theirs.weights.preprocess

@@ -75,6 +75,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                 "published": "; ".join(
                     f"{m.metric} {m.value:g} ({m.split}; {m.source})" for m in w.published
                 ),
+                "protocols": ", ".join(w.protocols()),
                 "present": find_weights(w, getattr(args, "weights_dir", None)) is not None,
                 "file": w.file,
             }

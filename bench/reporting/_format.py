@@ -44,6 +44,13 @@ def pct(value: Any) -> str:
     return fmt(value, 1, 100.0)
 
 
+def signed_points(measured: Any, published: Any) -> str:
+    """``measured - published`` (fractions) in percentage points, signed, two decimals."""
+    if missing(measured) or missing(published):
+        return NA
+    return f"{100.0 * (float(measured) - float(published)):+.2f}"
+
+
 def paper_link(paper: str | None) -> str:
     """An arXiv id as a link to its abstract; other text as a safe cell."""
     if not paper:

@@ -269,10 +269,11 @@ def _build(records: Sequence[RunRecord]) -> pd.DataFrame:
     frame["published_miou"] = [_published_miou(r) for r in records]
     frame["device"] = device_labels(records)
     frame["device_name"] = _first_present(flat["speed.device_name"], flat["env.device_name"])
-    frame["threads"] = flat["speed.threads"].fillna(flat["env.threads"])
-    frame["matmul_gflops_per_s"] = flat["speed.matmul_gflops_per_s"].fillna(
-        flat["env.matmul_gflops_per_s"]
-    )
+    # Both sides numeric first: filling a float column from an all-None (object) one is
+    # deprecated in pandas.
+    for column in ("threads", "matmul_gflops_per_s"):
+        speed = pd.to_numeric(flat[f"speed.{column}"], errors="coerce")
+        frame[column] = speed.fillna(pd.to_numeric(flat[f"env.{column}"], errors="coerce"))
     frame = frame[list(FRAME_COLUMNS)].copy()
     for column, (_, dtype) in _COLUMNS.items():
         if dtype == "text":  # None, not NaN, for a missing text: the renderers test its truth

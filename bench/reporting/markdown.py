@@ -30,6 +30,7 @@ from bench.errors import ConfigError
 from bench.records import RunRecord
 from bench.reporting._format import NA, Row, arch_label, cell, fmt, is_ok, md_table, missing
 from bench.reporting.frame import GROUP, known_cpu, report_frame
+from bench.reporting.published import group_title, published_section
 from bench.reporting.ranking import DISAGREE_MARK, UNSUPPORTED_MARK, group_tables
 
 __all__ = ["NA", "render_markdown"]
@@ -255,7 +256,8 @@ def render_markdown(records: Sequence[RunRecord]) -> str:
     Sections: a header stating units and conventions; the environment taken from the records;
     per ``(suite, dataset, setting)`` one ranking table per speed device/dtype (ranked by mIoU,
     baselines marked, failed runs at the bottom) with its evaluation protocol, and a per-class
-    IoU table; finally a "paper vs measured" table. Rendering is deterministic: the same records
+    IoU table; finally a "paper vs measured" table and, where published weights were evaluated,
+    "published figures vs measured" (:mod:`bench.reporting.published`). Rendering is deterministic: the same records
     always give byte-identical text.
 
     Args:
@@ -278,8 +280,10 @@ def render_markdown(records: Sequence[RunRecord]) -> str:
     known = any(known_cpu(r["record"]) for r in rows)
     lines = _header(len(records), len(rows), known_cpus=known) + _environment_section(rows)
     for (suite, dataset, setting), members in frame.groupby(GROUP, sort=True):
-        lines += [f"## {suite} / {dataset} (setting `{setting}`)", "", *group_tables(members)]
+        title = group_title(suite, dataset, setting, members.to_dict("records"))
+        lines += [title, "", *group_tables(members)]
     lines += _paper_section(rows)
+    lines += published_section(rows)
     while lines and lines[-1] == "":
         lines.pop()
     return "\n".join(lines) + "\n"

@@ -33,6 +33,7 @@ from bench.reporting._format import (
     missing,
     paper_link,
     pct,
+    signed_points,
     uniform,
 )
 from bench.reporting.frame import per_class_rows, rank_order
@@ -135,7 +136,7 @@ def _ranking_table(table: _Table) -> list[str]:
         ]
     loaded = any(r["kind"] == "loaded" for r in rows)
     if loaded:  # published weights beside models trained here: say which row is which
-        headers += ["weights", "published mIoU %"]
+        headers += ["weights", "published mIoU %", "measured - published (points)"]
     has_errors = any(not is_ok(r) for r in rows)
     if has_errors:
         headers.append("status")
@@ -159,6 +160,7 @@ def _ranking_table(table: _Table) -> list[str]:
             line += [
                 "published" if row["weights"] else trained,
                 pct(row["published_miou"]),
+                signed_points(row["miou"], row["published_miou"]),
             ]
         if has_errors:
             if is_ok(row):
