@@ -295,7 +295,10 @@ class ScoredLabels(Dataset):
     def __init__(self, dataset: Dataset, scoring: Scoring) -> None:
         self.dataset = dataset
         self.scoring = scoring
-        self.protocol = getattr(dataset, "protocol", None)
+        # Resized here: the dataset's own inference protocol (which may resize the images to
+        # its eval size, e.g. a suite's resolution) must not resize them back.
+        resized = scoring.protocol.labels == "resized"
+        self.protocol = None if resized else getattr(dataset, "protocol", None)
 
     def __len__(self) -> int:
         """The wrapped dataset's length."""

@@ -261,6 +261,31 @@ def test_authors_label_resize_blends_ids_like_opencv() -> None:
     assert scoring_for(info, nearest, ignore_index=255).labels(mask).tolist() == [[0, 0, 3, 3]]
 
 
+def test_scored_labels_resize_the_image_and_drop_the_datasets_resizing_protocol() -> None:
+    """A file dataset's inference protocol resizes images to its eval size; a protocol that
+    resizes the labels gets its images at that size here, and that protocol must not resize
+    them back (the suite then scored ENet's authors' protocol at 17.1 instead of 15.8)."""
+    from bench.data.transforms import EvalProtocol
+    from bench.weights import ScoredLabels
+
+    class Folder(torch.utils.data.Dataset):
+        protocol = EvalProtocol(size=(6, 10))
+
+        def __len__(self) -> int:
+            return 1
+
+        def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+            return torch.ones(3, 6, 10), torch.zeros(6, 10, dtype=torch.long)
+
+    info = _info(channels=(0, 1, 2, None), void_channel=3)
+    resized = scoring_for(info, AUTHORS, ignore_index=255)
+    image, mask = ScoredLabels(Folder(), resized)[0]
+    assert image.shape == (3, 6, 8) and mask.shape == (6, 8)
+    assert ScoredLabels(Folder(), resized).protocol is None
+    as_loaded = scoring_for(info, WeightsProtocol(), ignore_index=255)
+    assert ScoredLabels(Folder(), as_loaded).protocol is Folder.protocol
+
+
 @pytest.mark.parametrize("align_corners", [True, False])
 def test_protocol_resolution_and_logit_resize(align_corners: bool) -> None:
     info = _info(protocol=WeightsProtocol(resolution=(4, 6), align_corners=align_corners))
@@ -799,3 +824,13 @@ def test_a_weights_suite_times_the_models_and_adds_the_authors_protocol(
     assert theirs.protocol.label_resolution == "resized 8x8 (nearest)"
     assert "authors protocol:" in theirs.weights.preprocess
     assert "void scored as a class" in theirs.weights.preprocess
+    # The suite scores as `eval --protocol authors` does (the dataset's own inference protocol,
+    # which resizes to the suite's size, must not undo the authors' resize).
+    out = tmp_path / "a.json"
+    code, _, err = run_cli(["eval", "--arch", "tmp_wnet", "--weights", "tmp_wnet.two", "--suite",
+                            suite, "--resolution", "16", "16", "--protocol", "authors", "-q",
+                            "--json", out])  # fmt: skip
+    assert code == 0, err
+    by_eval = json.loads(out.read_text())
+    assert by_eval["metrics"]["miou"] == theirs.metrics.miou
+    assert by_eval["confusion_matrix"] == [list(r) for r in theirs.metrics.confusion_matrix]
