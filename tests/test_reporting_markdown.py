@@ -73,6 +73,39 @@ def test_equal_miou_shares_a_rank() -> None:
     ]
 
 
+def test_a_trained_row_within_noise_of_the_baseline_is_not_learned_not_ranked() -> None:
+    """Two seed spreads (2 x 2.59 points) above the 20.0 baseline is 25.18: 25.2 is ranked,
+    25.1 and 12.0 (below the baseline) are "not learned"; published weights never are."""
+    from bench.records import WeightsUsed
+    from bench.reporting.ranking import SEED_SPREAD
+
+    assert SEED_SPREAD == 0.0259
+    base = run_record("background", kind="baseline", miou=0.20, params=None, dtype=None,
+                      paper=None)  # fmt: skip
+    weights = WeightsUsed(name="c.pub", file="f.pth", sha256="0" * 64)
+    records = [
+        base,
+        run_record("a", miou=0.252),
+        run_record("b", miou=0.251),
+        run_record("d", miou=0.12),
+        run_record("c", miou=0.21).replace(kind="loaded", weights=weights),
+    ]
+    markdown = render_markdown(records)
+    rows = table_after(markdown, CPU_HEADING)
+    assert [(r["architecture"].split(" (")[0], r["rank"]) for r in rows] == [
+        ("A", "1"),
+        ("B", "not learned"),
+        ("C", "2"),
+        ("BACKGROUND", "baseline"),
+        ("D", "not learned"),
+    ]
+    assert "- **Not learned** (rank `not learned`): a model trained here whose mIoU is less than " \
+        "5.2 points above" in markdown  # fmt: skip
+    # Without a baseline in the table nothing is marked.
+    rows = table_after(render_markdown(records[1:]), CPU_HEADING)
+    assert [r["rank"] for r in rows] == ["1", "2", "3", "4"]
+
+
 def test_published_weights_rank_beside_models_trained_here() -> None:
     from bench.records import PublishedFigure, WeightsUsed
 

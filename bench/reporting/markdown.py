@@ -31,7 +31,13 @@ from bench.records import RunRecord
 from bench.reporting._format import NA, Row, arch_label, cell, fmt, is_ok, md_table, missing
 from bench.reporting.frame import GROUP, known_cpu, report_frame
 from bench.reporting.published import group_title, published_section
-from bench.reporting.ranking import DISAGREE_MARK, UNSUPPORTED_MARK, group_tables
+from bench.reporting.ranking import (
+    DISAGREE_MARK,
+    NOT_LEARNED,
+    SEED_SPREAD,
+    UNSUPPORTED_MARK,
+    group_tables,
+)
 
 __all__ = ["NA", "render_markdown"]
 
@@ -246,6 +252,12 @@ def _header(n_records: int, n_shown: int, *, known_cpus: bool) -> list[str]:
         "bottom) only when no ok record exists for it.",
         "- **Baselines** (rank `baseline`, marked *baseline*) are trivial reference predictors, "
         "not ranked.",
+        f"- **Not learned** (rank `{NOT_LEARNED}`): a model trained here whose mIoU is less than "
+        f"{200 * SEED_SPREAD:.1f} points above its table's all-background baseline, two seed "
+        f"spreads ({100 * SEED_SPREAD:.1f} points: the standard deviation of short runs' mIoU "
+        "over seeds 0-2, measured on five `quick` entries). Its number is within noise of "
+        "predicting background everywhere, so it says nothing about the architecture at this "
+        "budget and is not ranked.",
         "",
     ]
 

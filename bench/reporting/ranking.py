@@ -44,6 +44,28 @@ UNSUPPORTED_MARK = "‡"
 """Marks GFLOPs where the counter skipped a compute-heavy operator (an undercount)."""
 
 
+SEED_SPREAD = 0.0259
+"""Seed spread of a short from-scratch run's mIoU (fraction): the root mean square of the sample
+standard deviations over seeds 0, 1, 2 of five ``quick`` entries (64x64 synthetic, 60 steps):
+BiSeNet 1.87, ENet 2.78, ERFNet 2.07, LinkNet 3.99, SegFormer-B0 1.47 points; measured with
+``run --suite <quick with seed: N, speed off> --archs enet,erfnet,linknet,bisenet_r18,
+segformer_b0`` on an AVX512 CPU (2026-12-06)."""
+NOT_LEARNED = "not learned"
+"""Rank text of a trained row within noise of its table's all-background baseline."""
+
+
+def not_learned(row: Row, baseline_miou: float | None) -> bool:
+    """Whether a model trained here is within noise of the baseline.
+
+    Within noise: less than two seed spreads (:data:`SEED_SPREAD`) above it. Such a row is not
+    ranked (its number says nothing about the architecture at this budget). Published weights
+    and rows without a baseline never are.
+    """
+    if row["kind"] != "model" or baseline_miou is None or missing(row["miou"]):
+        return False
+    return float(row["miou"]) < baseline_miou + 2 * SEED_SPREAD
+
+
 @dataclass(frozen=True, eq=False)
 class _Table:
     device: str | None
@@ -142,10 +164,14 @@ def _ranking_table(table: _Table) -> list[str]:
         headers.append("status")
 
     cells: list[list[str]] = []
+    baselines = [r["miou"] for r in rows if r["kind"] == "baseline" and not missing(r["miou"])]
+    baseline = float(max(baselines)) if baselines else None
     rank, position, previous = 0, 0, None
     for row in rows:
         if row["kind"] == "baseline":
             rank_text = "baseline"
+        elif is_ok(row) and not_learned(row, baseline):
+            rank_text = NOT_LEARNED
         elif is_ok(row) and not missing(row["miou"]):
             position += 1
             if previous is None or row["miou"] != previous:
