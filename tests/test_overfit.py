@@ -1,0 +1,89 @@
+"""Every registered entry learns: it overfits one fixed batch (four 64x64 synthetic images, four
+classes) to at least 90% training-set mIoU within 150 AdamW steps (``tests/overfit.py``).
+
+Registry-parametrised like the contract test, so a new entry is checked the moment it is
+registered; ``slow`` (``make test-slow``: every entry is trained). An entry whose output cannot
+draw the shapes at 64x64 declares a lower bound in ``OVERFIT_BOUNDS`` with its reason, the way
+``tests/paper_gaps.py`` pins paper gaps, and must still reach it. The planted-defect tests (a
+frozen network, a wrong loss, a broken skip connection) show that the check fails for real
+defects; they train one small entry and run in the fast selection.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import architectures
+from tests.overfit import MAX_STEPS, TARGET, overfit
+
+OVERFIT_BOUNDS: dict[str, tuple[float, str]] = {}
+"""``{arch: (lowest batch mIoU it must reach, why it cannot reach TARGET at 64x64)}``."""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", architectures.names())
+def test_every_entry_overfits_one_batch(arch: str) -> None:
+    bound, reason = OVERFIT_BOUNDS.get(arch, (TARGET, ""))
+    result = overfit(arch, target=bound)
+    assert result.best_miou >= bound, (
+        f"{arch} reached {result.best_miou:.3f} batch mIoU in {MAX_STEPS} steps (needs {bound}"
+        f"{'; ' + reason if reason else ''}); curve {result.curve}"
+    )
+
+
+def test_declared_bounds_are_below_the_target_and_name_registered_entries() -> None:
+    for arch, (bound, reason) in OVERFIT_BOUNDS.items():
+        architectures.get_entry(arch)
+        assert 0 < bound < TARGET and reason
+
+
+# -- planted defects: the check must fail for them ----------------------------------------------
+
+SMALL = "linknet"  # ResNet-18 encoder, additive skips; reaches 0.93 batch mIoU at step 40 here
+SHORT = 60  # steps: the healthy entry passes well within them
+
+
+def test_the_healthy_small_entry_passes() -> None:
+    result = overfit(SMALL, max_steps=SHORT)
+    assert result.best_miou >= TARGET, result.curve
+
+
+def test_a_frozen_network_fails() -> None:
+    def freeze(model: nn.Module) -> None:
+        for p in model.parameters():
+            p.requires_grad_(False)
+
+    result = overfit(SMALL, prepare=freeze, max_steps=SHORT)
+    assert result.best_miou < TARGET, result.curve
+
+
+def test_a_wrong_loss_fails() -> None:
+    """The loss reads the masks of the images in the wrong order (a shuffled-label bug)."""
+    from tests.overfit import harness_loss
+
+    def shuffled(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, ignore: int):
+        return harness_loss(model, images, masks.roll(1, dims=0), ignore)
+
+    result = overfit(SMALL, loss_fn=shuffled, max_steps=SHORT)
+    assert result.best_miou < TARGET, result.curve
+
+
+def test_broken_skip_connections_fail() -> None:
+    """LinkNet's decoder adds the encoder's features of each level (its skips). Dropped, the
+    decoder must draw 64x64 shapes from the 2x2 bottleneck alone."""
+    from architectures.linknet import stem
+
+    def no_skips(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        b = self.backbone
+        e4 = b.layer4(b.layer3(b.layer2(b.layer1(stem(b, x)))))
+        d = self.decoder1(self.decoder2(self.decoder3(self.decoder4(e4))))
+        return self.final(d)
+
+    def break_skips(model: nn.Module) -> None:
+        inner = model.model  # PadCrop -> LinkNet
+        inner.forward = no_skips.__get__(inner)
+
+    result = overfit(SMALL, prepare=break_skips, max_steps=SHORT)
+    assert result.best_miou < TARGET, result.curve
