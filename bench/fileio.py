@@ -47,6 +47,26 @@ def _temporary_beside(path: Path) -> Iterator[tuple[IO[bytes], Path]]:
         raise
 
 
+def remove_leftover_temporaries(path: Path | str) -> list[Path]:
+    """Deletes the temporary files a killed writer of ``path`` left next to it.
+
+    Only safe while no other process writes ``path`` (the sweep holds the combination's lock).
+
+    Args:
+        path: The destination file whose temporaries (``.<name>.<hex>.tmp``) are removed.
+
+    Returns:
+        The files removed.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    leftovers = sorted(path.parent.glob(f".{path.name}.*.tmp"))
+    for leftover in leftovers:
+        leftover.unlink(missing_ok=True)
+    return leftovers
+
+
 def write_atomic(path: Path | str, write: Callable[[IO[bytes]], object]) -> Path:
     """Writes a file atomically: ``write(handle)`` fills a temporary file that replaces ``path``.
 

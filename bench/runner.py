@@ -22,7 +22,16 @@ Faults and scale:
   finished; the CLI prints it and the ``--resume`` command in one line (exit status 130).
 * **Resume** (``resume=True``): (architecture, dataset, setting) combinations that already have an
   ``ok`` record from the same device type (cpu / cuda) are skipped; the rest run. Records are
-  written atomically, so a killed sweep leaves complete records or none.
+  written atomically, so a killed sweep leaves complete records or none. A suite with
+  ``train.checkpoint_every: N`` saves each architecture's training state every N steps to
+  ``<results>/train_state/<suite>__<arch>__<dataset>__<setting>.pt`` (deleted once its ok
+  record is written); a resumed sweep continues such an architecture from that state and ends
+  bit-identical on the CPU to an uninterrupted run (:mod:`bench.train.state`); without
+  ``resume`` the state is discarded and training starts again.
+* **TensorBoard** (``tensorboard=True``, the default): each trained architecture's loss,
+  learning rate, throughput and final validation mIoU go to event files under
+  ``<results>/tensorboard/<suite>__<arch>__<dataset>__<setting>/`` (:mod:`bench.train.scalars`;
+  the ``tensorboard`` package is optional: without it the sweep says so once and goes on).
 * **Shards** (``shard=(i, n)``): the suite's combinations (the ``background`` baseline first,
   then the architectures in suite order) are dealt round-robin and shard ``i`` of ``n`` (1-based)
   runs every ``n``-th one, so ``n`` machines or job-array tasks given the same suite, ``--archs``
@@ -37,7 +46,7 @@ Faults and scale:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+import re
 import time
 import traceback
 from collections.abc import Callable
@@ -54,24 +63,30 @@ from bench import complexity as cx
 from bench import locks
 from bench import speed as sp
 from bench.checkpoint import save_checkpoint
-from bench.data import DatasetInfo, build_dataset
+from bench.data import build_dataset
 from bench.devices import device_type, resolve_device, run_flags
 from bench.errors import ConfigError
-from bench.evaluate import EvalResult, evaluate
+from bench.evaluate import evaluate
 from bench.fileio import write_npz_atomic
 from bench.isolation import run_in_child
 from bench.models import build_model
 from bench.plugins import plugin_files
 from bench.provenance import environment
+from bench.record_sections import (
+    arch_section,
+    dataset_section,
+    denormalised,
+    error_section,
+    metrics_section,
+    speed_section,
+)
 from bench.records import (
     RECORDS_DIR,
     SAMPLES_DIR,
     SCHEMA_VERSION,
     ArchSection,
     Complexity,
-    DatasetSection,
     ErrorInfo,
-    Metrics,
     Protocol,
     RunRecord,
     Samples,
@@ -87,14 +102,22 @@ from bench.records import (
 )
 from bench.shards import shard_items
 from bench.suites import SuiteConfig
-from bench.train import class_frequencies, enet_class_weights, require_one_batch, train
+from bench.train import (
+    MISSING_MESSAGE,
+    ScalarWriter,
+    check_amp,
+    class_frequencies,
+    enet_class_weights,
+    require_one_batch,
+    tensorboard_available,
+    tensorboard_writer,
+    train,
+)
+from bench.train.scalars import MIOU_TAG, PIXEL_ACC_TAG
 
 BASELINE_ARCH = "background"
+TRAIN_STATE_DIR, TENSORBOARD_DIR = "train_state", "tensorboard"  # inside the results folder
 CHILD_SETUP_ALLOWANCE_S = 300.0  # start-up of a --timeout-per-arch child, not counted in the limit
-# measure_relative_latency: at least 6 rounds (an even number: each order equally often) and
-# 2 s, so a fast model gets many rounds and a slow one (whose calls already average over many
-# time slices) costs about 12 of its calls.
-NORMALISED_ROUNDS, NORMALISED_MIN_TIME_S = 6, 2.0
 
 
 @dataclass
@@ -109,6 +132,7 @@ class SweepSummary:
     not_in_shard: list[str] = field(default_factory=list)  # combinations of other shards
     orphans_removed: list[str] = field(default_factory=list)  # samples of killed runs
     planned: list[str] = field(default_factory=list)  # this sweep's combinations, in order
+    resumed: list[tuple[str, int]] = field(default_factory=list)  # (arch, saved step) continued
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -121,91 +145,6 @@ class SweepInterrupted(KeyboardInterrupt):
     def __init__(self, summary: SweepSummary) -> None:
         super().__init__("sweep interrupted")
         self.summary = summary
-
-
-def speed_section(
-    model: Any,
-    shape: tuple[int, int, int],
-    config: sp.SpeedConfig,
-    *,
-    gmacs: float,
-    device: str,
-    matmul_gflops_per_s: float | None,
-) -> Speed:
-    """The record's ``speed``: :func:`bench.speed.measure_speed`, plus the normalised latency.
-
-    Args:
-        model: The model to time.
-        shape: ``(C, H, W)`` of one input.
-        config: The suite's ``speed`` section.
-        gmacs: GMACs per image (for the efficiency figures).
-        device: Where it runs.
-        matmul_gflops_per_s: The device's dense GEMM rate (fp32 runs), or ``None``.
-
-    Returns:
-        The section.
-    """
-    measured = sp.measure_speed(
-        model,
-        shape,
-        config,
-        gmacs_per_image=gmacs,
-        device=device,
-        matmul_gflops_per_s=matmul_gflops_per_s,
-    )
-    # Interleaved with a reference network: the figure regression checks compare. Same config
-    # (dtype, memory format, warm-up); its own rounds and duration.
-    normalised = sp.measure_relative_latency(
-        model,
-        shape,
-        config,
-        device=device,
-        rounds=NORMALISED_ROUNDS,
-        min_time_s=NORMALISED_MIN_TIME_S,
-    )
-    return Speed.from_dict({**measured.to_dict(), "normalised": normalised.to_dict()})
-
-
-def arch_section(info: architectures.ArchInfo) -> ArchSection:
-    """The record's ``arch_info``: every ArchInfo field the section has, JSON-shaped."""
-    shared = {f.name for f in dataclasses.fields(ArchSection)} & set(info.__dataclass_fields__)
-    values = {name: getattr(info, name) for name in shared}
-    values["aux_weights"] = dict(info.aux_weights)
-    if info.paper_resolution is not None:
-        values["paper_resolution"] = tuple(info.paper_resolution)
-    return ArchSection(**values)
-
-
-def dataset_section(info: DatasetInfo) -> DatasetSection:
-    """The record's ``dataset_info``."""
-    return DatasetSection(
-        title=info.title,
-        num_classes=info.num_classes,
-        class_names=tuple(info.class_names),
-        palette=tuple(tuple(c) for c in info.palette),
-        ignore_index=info.ignore_index,
-    )
-
-
-def metrics_section(ev: EvalResult) -> Metrics:
-    """The record's ``metrics``, with the confusion matrix they come from."""
-    return Metrics.from_dict({**ev.metrics.to_dict(), "confusion_matrix": ev.matrix.tolist()})
-
-
-def _denormalise(images: torch.Tensor, info: DatasetInfo) -> np.ndarray:
-    mean = torch.tensor(info.mean).view(1, 3, 1, 1)
-    std = torch.tensor(info.std).view(1, 3, 1, 1)
-    x = (images.cpu() * std + mean).clamp(0, 1) * 255
-    return x.round().to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (S, H, W, 3)
-
-
-def _error(exc: BaseException, stage: str) -> ErrorInfo:
-    return ErrorInfo(
-        type=type(exc).__name__,
-        message=str(exc),
-        traceback=traceback.format_exc(),
-        stage=stage,
-    )
 
 
 class Sweep:
@@ -223,6 +162,7 @@ class Sweep:
         log: Callable[[str], None] = print,
         timeout_per_arch: float | None = None,
         class_weights: torch.Tensor | None = None,
+        tensorboard: bool = True,
     ) -> None:
         """Builds the suite's datasets (and class weights) once for all architectures.
 
@@ -239,9 +179,11 @@ class Sweep:
             class_weights: Precomputed class weights (the child process of an isolated
                 architecture gets the parent's); computed from the training set when ``None``
                 and the suite asks for them.
+            tensorboard: Write TensorBoard event files of each training run (see the module);
+                without the ``tensorboard`` package this logs one line and is off.
 
         Raises:
-            ConfigError: a bad device or time limit.
+            ConfigError: a bad device or time limit, or a ``train.amp`` the device cannot run.
         """
         if timeout_per_arch is not None and not timeout_per_arch > 0:
             raise ConfigError(
@@ -256,6 +198,13 @@ class Sweep:
         self.checkpoint_dir = checkpoint_dir
         self.timeout_per_arch = timeout_per_arch
         self.stage_hook: Callable[[str], None] | None = None  # told each stage as it starts
+        self.resume = False  # set by run(): continue from saved training states
+        if suite.train.steps > 0:
+            check_amp(suite.train.amp, self.device)  # before any data or model
+        self.tensorboard = tensorboard and suite.train.steps > 0
+        if self.tensorboard and not tensorboard_available():
+            log(MISSING_MESSAGE)
+            self.tensorboard = False
         h, w = suite.resolution
         opts = {**suite.dataset_options, "size": (h, w)}
         self.train_set, self.info = build_dataset(
@@ -330,7 +279,7 @@ class Sweep:
         rel = f"{SAMPLES_DIR}/{self.suite.name}__{self.suite.dataset}__inputs.npz"
         write_npz_atomic(
             self.results_dir / rel,
-            image=_denormalise(torch.stack(images), self.info),
+            image=denormalised(torch.stack(images), self.info),
             label=torch.stack(labels).numpy().astype(np.uint8),
             indices=np.arange(n),
         )
@@ -352,6 +301,7 @@ class Sweep:
         s = self.suite
         record = self._base_record(arch, "model")
         stage = self._enter("build")
+        scalars = self._scalars(arch)
         try:
             entry = architectures.get_entry(arch)
             record = record.replace(arch_info=arch_section(entry.info))
@@ -367,7 +317,9 @@ class Sweep:
                 record = record.replace(complexity=Complexity.from_dict(report.to_dict()))
             stage = self._enter("train")
             if s.train.steps > 0:
-                record = record.replace(train=self._train(arch, model, entry, record.run_id))
+                record = record.replace(
+                    train=self._train(arch, model, entry, record.run_id, scalars)
+                )
             stage = self._enter("evaluate")
             ev = evaluate(
                 model,
@@ -380,6 +332,9 @@ class Sweep:
                 desc=f"eval {arch}",
             )
             record = record.replace(metrics=metrics_section(ev))
+            if scalars is not None:
+                scalars.add_scalar(MIOU_TAG, ev.metrics.miou, s.train.steps)
+                scalars.add_scalar(PIXEL_ACC_TAG, ev.metrics.pixel_acc, s.train.steps)
             if s.speed.enabled:
                 stage = self._enter("speed")
                 record = record.replace(speed=self._speed(model, report, entry.info.in_channels))
@@ -393,14 +348,37 @@ class Sweep:
                 )
                 record = record.replace(samples=Samples(file=rel, inputs_file=inputs_rel))
         except Exception as exc:  # noqa: BLE001 - one architecture's failure must not end the sweep
-            record = record.replace(status="error", error=_error(exc, stage))
+            record = record.replace(status="error", error=error_section(exc, stage))
         finally:
+            if scalars is not None:
+                scalars.close()
             if self.device.startswith("cuda"):
                 torch.cuda.empty_cache()
         return record
 
-    def _train(self, arch: str, model: Any, entry: Any, run_id: str) -> TrainInfo:
-        """Trains ``model`` as the suite says (saving a checkpoint if asked): the record's train."""
+    def key(self, arch: str) -> str:
+        """``<suite>__<arch>__<dataset>__<setting>``: names a combination's state and events."""
+        s = self.suite
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{s.name}__{arch}__{s.dataset}__{s.setting}")
+
+    def train_state_path(self, arch: str) -> Path:
+        """Where ``arch``'s saved training state lives (``train.checkpoint_every``)."""
+        return self.results_dir / TRAIN_STATE_DIR / f"{self.key(arch)}.pt"
+
+    def _scalars(self, arch: str) -> ScalarWriter | None:
+        """``arch``'s TensorBoard event files (None: off, or nothing is trained)."""
+        if not self.tensorboard:  # False as well when the suite trains nothing
+            return None
+        return tensorboard_writer(self.results_dir / TENSORBOARD_DIR / self.key(arch))
+
+    def _train(
+        self, arch: str, model: Any, entry: Any, run_id: str, scalars: ScalarWriter | None
+    ) -> TrainInfo:
+        """Trains ``model`` as the suite says (saving a checkpoint if asked): the record's train.
+
+        The training state goes to :meth:`train_state_path` every ``checkpoint_every`` steps; a
+        resumed sweep continues from it (:func:`bench.train.train`, ``resume``).
+        """
         s = self.suite
         result = train(
             model,
@@ -413,6 +391,10 @@ class Sweep:
             seed=s.seed,
             progress=self.progress,
             desc=f"train {arch}",
+            state_file=self.train_state_path(arch),
+            resume=self.resume,
+            run_name=self.key(arch),
+            scalars=scalars,
         )
         info = {**result.to_dict(), "class_weighting": s.train.class_weighting}
         if self.class_weights is not None:
@@ -474,6 +456,8 @@ class Sweep:
             inputs_rel=inputs_rel,
             matmul_gflops=self.matmul_gflops,
             class_weights=self.class_weights,
+            resume=self.resume,
+            tensorboard=self.tensorboard,
         )
         out = run_in_child(
             _child_main,
@@ -510,7 +494,8 @@ class Sweep:
 
         Args:
             archs: Registry names, run in this order after the ``background`` baseline.
-            resume: Skip the combinations that have an ok record (:meth:`done_combinations`).
+            resume: Skip the combinations that have an ok record (:meth:`done_combinations`),
+                and continue the others' training from their saved state, if any.
             shard: ``(i, n)``: run only the i-th of n round-robin slices (see the module).
 
         Returns:
@@ -520,6 +505,7 @@ class Sweep:
             SweepInterrupted: Ctrl-C; it carries the summary of what finished.
         """
         summary = SweepSummary()
+        self.resume = resume
         try:
             with run_flags(self.device, self.suite.threads):
                 return self._run(archs, resume, shard, summary)
@@ -596,6 +582,10 @@ class Sweep:
                 record = self.run_arch_isolated(arch, inputs_rel)
             summary.written.append(self._write(record))
             summary.finished.append(arch)
+            if record.ok:
+                self.train_state_path(arch).unlink(missing_ok=True)  # the record supersedes it
+            if record.train is not None and record.train.resumed_from_step is not None:
+                summary.resumed.append((arch, record.train.resumed_from_step))
         finally:
             locks.release(path, holder)
         if record.error is not None:
@@ -635,7 +625,9 @@ class Sweep:
                 self.log(f"[{i}/{len(archs)}] {arch}: ERROR in {summary.failed[-1][1]}")
             else:
                 miou = "n/a" if record.miou is None else f"{100 * record.miou:.1f}%"
-                self.log(f"[{i}/{len(archs)}] {arch}: mIoU {miou} ({took:.0f} s)")
+                step = record.train.resumed_from_step if record.train else None
+                resumed = "" if step is None else f", training resumed from step {step}"
+                self.log(f"[{i}/{len(archs)}] {arch}: mIoU {miou} ({took:.0f} s{resumed})")
         return summary
 
 
@@ -655,6 +647,8 @@ class _ChildJob:
     inputs_rel: str | None
     matmul_gflops: float | None
     class_weights: torch.Tensor | None
+    resume: bool
+    tensorboard: bool
 
 
 def _child_main(job: _ChildJob, conn: Any) -> None:
@@ -675,8 +669,10 @@ def _child_main(job: _ChildJob, conn: Any) -> None:
             checkpoint_dir=None if job.checkpoint_dir is None else Path(job.checkpoint_dir),
             log=lambda message: None,
             class_weights=job.class_weights,
+            tensorboard=job.tensorboard,
         )
         sweep.matmul_gflops = job.matmul_gflops
+        sweep.resume = job.resume
     except Exception:  # noqa: BLE001 - reported to the parent, which writes the error record
         conn.send(
             (

@@ -213,6 +213,9 @@ class SuiteConfig:
         data = dataclasses.asdict(self)
         for key in ("name", "description", "archs", "exclude", "weights", "source"):
             data.pop(key)
+        # Training fields added later enter the hash only when set (or never, when they change
+        # no result): the committed results keep their ids (bench.train.config).
+        data["train"] = self.train.hashed_values()
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:6]
 
@@ -285,6 +288,11 @@ def _type_ok(value: Any, hint: Any) -> bool:
     return isinstance(value, hint)
 
 
+def _is_choice(hint: Any, choice: str) -> bool:
+    """Whether ``hint`` is a ``Literal`` that allows ``choice``."""
+    return typing.get_origin(hint) is typing.Literal and choice in typing.get_args(hint)
+
+
 def _type_name(hint: Any) -> str:
     if typing.get_origin(hint) is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
@@ -311,10 +319,17 @@ def _build(cls: type, data: Any, where: str, source: str) -> Any:
             kwargs[key] = _build(_SECTIONS[key], value, key, source)
             continue
         hint = hints[key]
+        if value is False and _is_choice(hint, "off"):
+            value = "off"  # YAML 1.1 reads a bare `off` as false (train.amp: off)
         if not _type_ok(value, hint):
+            yaml_bool = (
+                " (YAML reads a bare on/off/yes/no as a bool; quote the value)"
+                if isinstance(value, bool) and typing.get_origin(hint) is typing.Literal
+                else ""
+            )
             raise ConfigError(
                 f"{source}: key {path!r} expects {_type_name(hint)}; found "
-                f"{type(value).__name__} {value!r}."
+                f"{type(value).__name__} {value!r}{yaml_bool}."
             )
         if hint is float and isinstance(value, int):
             value = float(value)

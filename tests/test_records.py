@@ -75,6 +75,41 @@ def test_from_dict_names_record_field_expectation_and_fix(mutate, expected):
     assert "Fix:" in message
 
 
+TRAIN = {"steps": 4, "final_loss": 1.5, "loss_curve": [2.0, 1.5], "optimizer": "adamw"}
+
+
+def test_train_fields_added_later_are_left_out_while_null_so_old_records_round_trip():
+    """``train.amp`` and ``train.resumed_from_step`` (``omit_none``): a record written before
+    them reads and writes back unchanged; one that has them keeps them."""
+    old = minimal_record(train=TRAIN).to_dict()
+    assert "amp" not in old["train"] and "resumed_from_step" not in old["train"]
+    assert old["train"]["class_weights"] is None  # the older optional fields stay null
+    assert RunRecord.from_dict(old).to_dict() == old
+    new = {**old, "train": {**old["train"], "amp": "bf16", "resumed_from_step": 3}}
+    rec = RunRecord.from_dict(new)
+    assert (rec.train.amp, rec.train.resumed_from_step) == ("bf16", 3)
+    assert rec.to_dict() == new
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("amp", "fp32", "field 'train.amp' should be 'off' or 'bf16' or 'fp16'; found 'fp32'"),
+        ("resumed_from_step", -1, "field 'train.resumed_from_step' should be an integer >= 0"),
+        ("amp", None, None),  # null is accepted (and left out when written)
+    ],
+)
+def test_train_fields_added_later_are_validated(field, value, expected):
+    data = minimal_record(train=TRAIN).to_dict()
+    data["train"][field] = value
+    if expected is None:
+        assert field not in RunRecord.from_dict(data).to_dict()["train"]
+        return
+    with pytest.raises(RecordError) as exc:
+        RunRecord.from_dict(data)
+    assert expected in str(exc.value)
+
+
 def test_from_dict_rejects_a_non_object():
     with pytest.raises(RecordError, match=r"run record: field 'record' should be an object"):
         RunRecord.from_dict(["fcn8s.json"])

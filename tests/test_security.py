@@ -52,5 +52,10 @@ def test_loads_are_safe_and_nothing_runs_a_shell():
             if owner == "subprocess":
                 value = kw.get("shell")
                 assert value is None or (isinstance(value, ast.Constant) and not value.value), where
-    # The scan saw the two loads there are (a harness checkpoint, a pretrained backbone).
-    assert torch_loads == {"bench/checkpoint.py", "architectures/_pretrained.py"}
+    # The scan saw the three loads there are (a harness checkpoint, a pretrained backbone, a
+    # saved training state).
+    assert torch_loads == {
+        "bench/checkpoint.py",
+        "architectures/_pretrained.py",
+        "bench/train/state.py",
+    }

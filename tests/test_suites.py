@@ -181,6 +181,10 @@ BAD_VALUES = [
     ("train.class_weight_samples", 0, "train: class_weight_samples must be an int >= 1; found 0"),
     ("train.precise_bn_batches", -1, "train: precise_bn_batches must be an int >= 0; found -1."),
     ("train.num_workers", -1, "train: num_workers must be an int >= 0; found -1."),
+    ("train.amp", "fp32", "key 'train.amp' expects one of 'off', 'bf16', 'fp16'; found str"),
+    # YAML 1.1 reads a bare `on` as true: the message says to quote it.
+    ("train.amp", True, "found bool True (YAML reads a bare on/off/yes/no as a bool; quote"),
+    ("train.checkpoint_every", -5, "train: checkpoint_every must be an int >= 0; found -5."),
     ("eval.batch_size", 0, "eval: batch_size must be an int >= 1; found 0."),
     ("eval.num_samples", -1, "eval: num_samples must be an int >= 0; found -1."),
     ("eval.split", "", "eval: split must be a non-empty string; found ''."),
@@ -369,6 +373,32 @@ def test_builtin_suite_setting_ids_are_stable():
         "quick": "64x64-steps60-bs4-fp32-seed0-18fb5f",
         "smoke": "64x64-steps40-bs8-fp32-seed0-a7eb2e",
     }
+
+
+@pytest.mark.parametrize(
+    ("train", "same_id"),
+    [
+        ("{amp: off}", True),  # YAML's bare `off` (a bool) is the choice 'off', the default
+        ("{amp: 'off', checkpoint_every: 0}", True),
+        ("{checkpoint_every: 7}", True),  # changes no result: never in the setting id
+        ("{amp: bf16}", False),  # changes the results: a setting of its own
+        ("{amp: bf16, checkpoint_every: 7}", False),
+    ],
+)
+def test_training_keys_added_later_leave_existing_setting_ids_alone(tmp_path, train, same_id):
+    """``train.amp`` (at its default) and ``train.checkpoint_every`` do not move the setting id
+    of a suite, so committed results (e.g. the built-in suites' ids above) keep theirs."""
+    base = "dataset: synthetic\nresolution: [64, 64]\narchs: [fcn8s]\n"
+    plain = load_suite(str(write_suite(tmp_path, base, "plain.yaml")))
+    other = load_suite(str(write_suite(tmp_path, f"{base}train: {train}\n", "plain2.yaml")))
+    assert other.train.amp in ("off", "bf16")
+    assert (other.setting == plain.setting) is same_id
+    assert other.setting.startswith("64x64-steps200-bs8-fp32-seed0-")
+    # The committed quick suite with these keys added keeps (or changes) its published id.
+    quick = load_suite("quick")
+    added = {"amp": other.train.amp, "checkpoint_every": other.train.checkpoint_every}
+    changed = dataclasses.replace(quick, train=dataclasses.replace(quick.train, **added))
+    assert (changed.setting == "64x64-steps60-bs4-fp32-seed0-18fb5f") is same_id
 
 
 def test_training_config_is_importable_from_suites_for_old_callers():

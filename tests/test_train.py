@@ -10,7 +10,6 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from bench import train as train_module
 from bench.data import build_dataset
 from bench.errors import ConfigError
 from bench.train import (
@@ -24,6 +23,7 @@ from bench.train import (
     summed_losses,
     train,
 )
+from bench.train import loop as train_loop
 from tests.factories import FakeClock
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -246,7 +246,7 @@ def test_train_result_fields(synthetic_train, monkeypatch):
     dataset, info = synthetic_train
     cfg = TrainConfig(steps=4, batch_size=2, optimizer="sgd", lr=0.05)
     clock = FakeClock()
-    monkeypatch.setattr(train_module, "time", clock)
+    monkeypatch.setattr(train_loop, "time", clock)
     model = tiny_net(info.num_classes)
     # Each forward pass takes 0.25 s of fake time: 4 steps, no precise BN, so 1.0 s.
     model.register_forward_pre_hook(lambda *_: setattr(clock, "now", clock.now + 0.25))
@@ -261,7 +261,9 @@ def test_train_result_fields(synthetic_train, monkeypatch):
         "optimizer",
         "lr",
         "precise_bn_batches",
+        "amp",  # resumed_from_step only when the run continued from a saved state
     }
+    assert d["amp"] == "off" and result.resumed_from_step is None
     assert (d["steps"], d["batch_size"], d["optimizer"], d["lr"]) == (4, 2, "sgd", 0.05)
     assert d["precise_bn_batches"] == 0  # not asked for
     # window = max(1, 4 // 20) = 1: one curve point per step, the last one is the final loss.

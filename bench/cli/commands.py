@@ -185,6 +185,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         checkpoint_dir=args.save_checkpoints,
         timeout_per_arch=args.timeout_per_arch,
+        tensorboard=args.tensorboard,
     )
     if suite.archs == "all" and not args.archs:
         archs = _buildable(archs, sweep.info.num_classes, suite.dataset)
@@ -207,6 +208,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(
             f"resumed: skipped {len(summary.skipped)} with ok records: {', '.join(summary.skipped)}"
         )
+    for arch, step in summary.resumed:
+        print(f"resumed: {arch} continued training from its saved state at step {step}")
     for arch, holder in summary.busy:
         print(f"not run: {arch} is being run into this folder by {holder}", file=sys.stderr)
     if args.shard:

@@ -126,7 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resume",
         action="store_true",
-        help="skip architectures that already have an ok record for this suite and setting",
+        help="skip architectures that already have an ok record for this suite and setting, "
+        "and continue the others' training from their saved state (train.checkpoint_every)",
+    )
+    p.add_argument(
+        "--no-tensorboard",
+        dest="tensorboard",
+        action="store_false",
+        help="write no TensorBoard event files (default: RESULTS_DIR/tensorboard/, "
+        "when the tensorboard package is installed)",
     )
     p.add_argument(
         "--save-checkpoints",

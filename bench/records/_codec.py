@@ -12,7 +12,10 @@ Field metadata (``dataclasses.field(metadata=...)``):
 * ``nonempty``: a string must not be empty;
 * ``hint``: a sentence added to the error message (e.g. "Metrics are fractions in [0, 1]");
 * ``required_hint``: the sentence for a missing required field (default "The field is
-  required.").
+  required.");
+* ``omit_none``: :func:`dump` leaves the key out while the value is None. For fields added to a
+  section without a schema version of their own (``train.amp``): records written before them
+  read back and write out unchanged, and records that have the value carry the key.
 
 A missing key takes the field's default (a field without a default is required); a key the
 dataclass does not declare is an error. Every error is a :class:`~bench.errors.RecordError`
@@ -214,9 +217,17 @@ def parse_dataclass(cls: type, data: Any, path: str, ctx: Context) -> Any:
 
 
 def dump(value: Any) -> Any:
-    """The JSON-ready form of a typed value: dataclasses become dicts, tuples lists."""
+    """The JSON-ready form of a typed value: dataclasses become dicts, tuples lists.
+
+    Every field of a dataclass is written (None as null), except ``omit_none`` fields whose
+    value is None (see the module docstring).
+    """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: dump(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init}
+        return {
+            f.name: dump(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.init and not (f.metadata.get("omit_none") and getattr(value, f.name) is None)
+        }
     if isinstance(value, tuple | list):
         return [dump(v) for v in value]
     if isinstance(value, Mapping):

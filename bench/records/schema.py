@@ -29,7 +29,9 @@ complexity      params (the network as evaluated and timed), params_with_aux (ev
 speed           device, dtype, latency_ms {p50, ...}, throughput, peak memory, efficiency,
                 threads, page faults, and normalised: latency relative to a reference network
                 timed interleaved in the same process (what ``check`` compares)
-train           steps, seconds, final_loss, loss_curve, batch_size, optimizer, lr, ...
+train           steps, seconds, final_loss, loss_curve, batch_size, optimizer, lr, ...; amp
+                (the training mixed precision) and resumed_from_step (the saved step a
+                killed run continued from) where recorded: left out, not null, otherwise
 weights         (kind loaded) the published weights: name, the file loaded and its sha256,
                 where they came from, the preprocessing, the published figures
 env             versions, device, git commit, seed, threads, backend flags, and cpu: the CPU
@@ -62,6 +64,7 @@ Status = Literal["ok", "error"]
 DType = Literal["fp32", "fp16", "bf16"]
 Optimizer = Literal["adamw", "sgd"]
 ClassWeighting = Literal["none", "enet"]
+TrainAmp = Literal["off", "bf16", "fp16"]
 InferenceMode = Literal["whole", "slide"]
 PeakMemKind = Literal["cuda_max_allocated", "cpu_rss_delta_sampled", "cpu_maxrss_delta"]
 FlopConvention = Literal["macs", "2*macs"]
@@ -323,7 +326,13 @@ class Speed(_Section):
 
 @dataclass(frozen=True)
 class TrainInfo(_Section):
-    """``train``: what training ran (a fixed number of optimiser steps)."""
+    """``train``: what training ran (a fixed number of optimiser steps).
+
+    ``amp`` (``off``: fp32) and ``resumed_from_step`` came after records were first committed
+    and are left out of the JSON while None (``omit_none``): older records, which have neither,
+    round-trip unchanged; ``amp`` is written by every run since, ``resumed_from_step`` only by
+    a run that continued from a saved training state.
+    """
 
     key: ClassVar[str] = "train"
 
@@ -337,6 +346,8 @@ class TrainInfo(_Section):
     precise_bn_batches: int | None = _meta(**_COUNT)
     class_weighting: ClassWeighting | None = None
     class_weights: tuple[float, ...] | None = _meta(**_NONNEG)
+    amp: TrainAmp | None = _meta(omit_none=True)
+    resumed_from_step: int | None = _meta(**_COUNT, omit_none=True)
 
 
 @dataclass(frozen=True)
@@ -502,7 +513,11 @@ class RunRecord:
             raise ctx.error("error.message", "a string (the record has status 'error')", None)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready record (every field present; null where it does not apply)."""
+        """The JSON-ready record.
+
+        Every field is present, null where it does not apply, except the few ``omit_none``
+        fields (``train.amp``, ``train.resumed_from_step``), which are left out while None.
+        """
         return dump(self)
 
     def replace(self, **changes: Any) -> RunRecord:

@@ -51,7 +51,7 @@ def measure_once(arch: str, size: int) -> dict[str, float | int]:
 
     from bench import speed as sp
     from bench.models import build_model
-    from bench.runner import NORMALISED_MIN_TIME_S, NORMALISED_ROUNDS
+    from bench.record_sections import NORMALISED_MIN_TIME_S, NORMALISED_ROUNDS
 
     torch.manual_seed(0)
     model = build_model(arch, num_classes=8).eval()

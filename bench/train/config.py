@@ -1,0 +1,190 @@
+"""The training settings (a suite's ``train:`` section) and what a training run reports.
+
+:class:`TrainConfig` feeds every suite's setting id (``bench.suites.SuiteConfig.fingerprint``
+hashes its fields). Fields added after the ids were first published say how they enter the
+hash through their metadata, so that the committed results keep their ids:
+
+* ``{"hash": "if_set"}``: hashed only when the value differs from the default (``amp``: a
+  suite that leaves it off keeps its id; one that turns it on gets a new id, as it should,
+  since its results differ);
+* ``{"hash": False}``: never hashed, because the value does not change any result
+  (``checkpoint_every``: a resumed run is bit-identical to an uninterrupted one).
+
+Fields without the key are always hashed.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Literal
+
+from bench.validation import require_choice, require_float, require_int
+
+Optimizer = Literal["adamw", "sgd"]
+ClassWeighting = Literal["none", "enet"]  # "enet": 1 / ln(1.02 + p_class), Paszke et al.
+Amp = Literal["off", "bf16", "fp16"]
+
+HASH_KEY = "hash"
+"""Field-metadata key saying how a field enters the setting id (see the module docstring)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training budget and recipe: a fixed number of optimiser steps (0 = the fresh model).
+
+    A suite's ``train:`` section builds it (``bench.suites``); the field names, their order and
+    defaults are part of every suite's setting id (a hash of the values), so they do not change;
+    new fields declare how they are hashed (module docstring). Every value is checked on
+    construction (:class:`~bench.errors.ConfigError` naming the field, the allowed range, the
+    value found and the fix), so a bad suite fails when it loads.
+
+    ``warmup_steps`` may exceed ``steps``: the rate then ramps linearly for the whole run and
+    ends at ``lr * steps / warmup_steps`` (see :func:`~bench.train.poly_lr_factor`). That is
+    well defined, and it keeps ``steps: 0`` (evaluate the fresh model) or a shortened copy of a
+    suite that sets a warm-up valid.
+
+    Attributes:
+        steps: Optimiser steps, >= 0.
+        batch_size: Images per step, >= 1.
+        optimizer: ``"adamw"`` or ``"sgd"``.
+        lr: Base learning rate, finite and > 0.
+        weight_decay: Finite, >= 0.
+        momentum: SGD momentum in [0, 1) (unused by AdamW).
+        poly_power: ``lr = base * (1 - step / steps) ** power`` after warm-up; finite, >= 0.
+        warmup_steps: Steps of linear warm-up, >= 0.
+        grad_clip: Maximum gradient norm; 0 = off; finite, >= 0.
+        class_weighting: ``"none"`` or ``"enet"`` (ENet's ``1 / ln(1.02 + p_class)``).
+        class_weight_samples: Training images used to estimate class frequencies, >= 1.
+        precise_bn_batches: After training, recompute BatchNorm statistics over N batches.
+        num_workers: DataLoader worker processes, >= 0.
+        amp: Mixed precision of the training forward pass and loss: ``"off"`` (fp32),
+            ``"bf16"`` (CPU or CUDA autocast) or ``"fp16"`` (CUDA autocast with a gradient
+            scaler; refused on the CPU, see :func:`~bench.train.check_amp`). Evaluation and
+            precise BN stay in fp32. Hashed only when not ``"off"``.
+        checkpoint_every: Save the full training state every N steps (and after the last one)
+            so that ``run --resume`` continues a killed run exactly; 0 = off. Not hashed: it
+            changes no result.
+    """
+
+    steps: int = 200
+    batch_size: int = 8
+    optimizer: Optimizer = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    poly_power: float = 0.9
+    warmup_steps: int = 0
+    grad_clip: float = 0.0
+    class_weighting: ClassWeighting = "none"
+    class_weight_samples: int = 200
+    precise_bn_batches: int = 0
+    num_workers: int = 0
+    amp: Amp = field(default="off", metadata={HASH_KEY: "if_set"})
+    checkpoint_every: int = field(default=0, metadata={HASH_KEY: False})
+
+    def __post_init__(self) -> None:
+        """Checks every value (see the class docstring for the ranges).
+
+        Raises:
+            ConfigError: A value is out of range or of the wrong type.
+        """
+        require_int("steps", self.steps, minimum=0, fix="Set the number of optimiser steps.")
+        require_int("batch_size", self.batch_size, minimum=1, fix="Set at least 1 image per step.")
+        require_choice("optimizer", self.optimizer, typing.get_args(Optimizer))
+        require_float(
+            "lr", self.lr, minimum=0.0, strict=True, fix="Set a learning rate, e.g. 0.001."
+        )
+        require_float("weight_decay", self.weight_decay, minimum=0.0, fix="Use 0 for none.")
+        require_float("momentum", self.momentum, minimum=0.0, below=1.0, fix="The usual is 0.9.")
+        require_float("poly_power", self.poly_power, minimum=0.0, fix="Use 0 for a constant lr.")
+        require_int("warmup_steps", self.warmup_steps, minimum=0, fix="Use 0 for no warm-up.")
+        require_float("grad_clip", self.grad_clip, minimum=0.0, fix="Use 0 for no clipping.")
+        require_choice("class_weighting", self.class_weighting, typing.get_args(ClassWeighting))
+        require_int(
+            "class_weight_samples",
+            self.class_weight_samples,
+            minimum=1,
+            fix="Set how many training images estimate the class frequencies.",
+        )
+        require_int("precise_bn_batches", self.precise_bn_batches, minimum=0, fix="0 = off.")
+        require_int("num_workers", self.num_workers, minimum=0, fix="0 = load in-process.")
+        require_choice(
+            "amp",
+            self.amp,
+            typing.get_args(Amp),
+            fix="Use off (fp32), bf16 (CPU or CUDA) or fp16 (CUDA only).",
+        )
+        require_int(
+            "checkpoint_every",
+            self.checkpoint_every,
+            minimum=0,
+            fix="Set the steps between saved training states, or 0 for none.",
+        )
+
+    def hashed_values(self) -> dict[str, object]:
+        """The values that enter the setting id, by field name (see the module docstring).
+
+        Returns:
+            Every field, less ``{"hash": False}`` fields and ``{"hash": "if_set"}`` fields at
+            their default, in field order.
+        """
+        out: dict[str, object] = {}
+        for f in fields(self):
+            rule = f.metadata.get(HASH_KEY, True)
+            value = getattr(self, f.name)
+            if rule is False or (rule == "if_set" and value == f.default):
+                continue
+            out[f.name] = value
+        return out
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run did: the ``train`` section of a run record.
+
+    Attributes:
+        steps: Optimiser steps taken (those of an earlier, interrupted process included).
+        seconds: Wall time of the loop (and precise BN), rounded to ms; a resumed run adds the
+            time of the steps it kept from the interrupted one.
+        final_loss: Loss of the last step.
+        loss_curve: Mean loss over each logged window (``steps // 20`` steps, at least 1).
+        batch_size: Images per step.
+        optimizer: The optimiser used.
+        lr: Base learning rate.
+        precise_bn_batches: Batches BatchNorm statistics were recomputed over (0 = not done).
+        amp: The mixed precision the forward passes ran in (``"off"``: fp32).
+        resumed_from_step: The step a saved training state resumed the run from, else None.
+    """
+
+    steps: int
+    seconds: float
+    final_loss: float
+    loss_curve: list[float]
+    batch_size: int
+    optimizer: Optimizer
+    lr: float
+    precise_bn_batches: int = 0
+    amp: Amp = "off"
+    resumed_from_step: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON-ready dict stored in a run record.
+
+        Returns:
+            The fields by name; ``resumed_from_step`` only when the run was resumed.
+        """
+        out: dict[str, object] = {
+            "steps": self.steps,
+            "seconds": self.seconds,
+            "final_loss": self.final_loss,
+            "loss_curve": self.loss_curve,
+            "batch_size": self.batch_size,
+            "optimizer": self.optimizer,
+            "lr": self.lr,
+            "precise_bn_batches": self.precise_bn_batches,
+            "amp": self.amp,
+        }
+        if self.resumed_from_step is not None:
+            out["resumed_from_step"] = self.resumed_from_step
+        return out

@@ -1,0 +1,132 @@
+"""The training losses, and the class weights some recipes give them.
+
+Cross-entropy with the dataset's ignore index, plus weighted auxiliary losses for architectures
+that return ``{"out": ..., <aux>: ...}`` in train mode (weights from ``ArchInfo.aux_weights``).
+Entries with ``ArchInfo.train_needs_targets`` (a detector wrapped for segmentation computes its
+own losses from the masks) are called as ``model(images, targets=masks, ignore_index=...)`` and
+the sum of the returned losses is minimised (:func:`summed_losses`); class weights do not apply
+to them. ``bench.models.build_model`` marks such models with ``train_needs_targets = True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from bench.errors import ConfigError
+
+
+def segmentation_loss(
+    out: torch.Tensor | Mapping[str, torch.Tensor],
+    target: torch.Tensor,
+    *,
+    ignore_index: int,
+    aux_weights: Mapping[str, float] | None = None,
+    class_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Cross-entropy on the main logits plus weighted cross-entropy on auxiliary logits.
+
+    Args:
+        out: Logits ``(N, K, H, W)``, or a dict with the main logits under ``"out"`` and
+            auxiliary logits under other keys.
+        target: Labels ``(N, H, W)``.
+        ignore_index: Label value that contributes no loss.
+        aux_weights: Weight of each auxiliary output's loss.
+        class_weights: Per-class weights ``(K,)`` of the cross-entropy, or ``None``.
+
+    Returns:
+        The scalar loss.
+
+    Raises:
+        ConfigError: The model returned an auxiliary output without a declared weight.
+    """
+    target = target.long()
+    if not isinstance(out, Mapping):
+        return F.cross_entropy(out, target, weight=class_weights, ignore_index=ignore_index)
+    aux_weights = dict(aux_weights or {})
+    unknown = sorted(set(out) - {"out"} - set(aux_weights))
+    if unknown:
+        raise ConfigError(
+            f"Model returned auxiliary outputs {unknown} without a loss weight; declare them in "
+            f"ArchInfo.aux_weights, e.g. aux_weights=(('{unknown[0]}', 0.4),)."
+        )
+    loss = F.cross_entropy(out["out"], target, weight=class_weights, ignore_index=ignore_index)
+    for key, weight in aux_weights.items():
+        if key in out:
+            loss = loss + weight * F.cross_entropy(
+                out[key], target, weight=class_weights, ignore_index=ignore_index
+            )
+    return loss
+
+
+def needs_targets(model: nn.Module) -> bool:
+    """Whether ``model`` computes its own training loss from the targets (see module docstring)."""
+    return bool(getattr(model, "train_needs_targets", False))
+
+
+def summed_losses(losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """The unweighted sum of a dict of scalar losses (torchvision detectors' training output).
+
+    Raises:
+        ConfigError: ``losses`` is not a non-empty dict of scalar tensors (the model breaks
+            the ``train_needs_targets`` contract).
+    """
+    if not isinstance(losses, Mapping) or not losses:
+        raise ConfigError(
+            f"A model with ArchInfo.train_needs_targets must return a non-empty dict of scalar "
+            f"losses in train mode when given targets; got {type(losses).__name__}."
+        )
+    bad = sorted(k for k, v in losses.items() if not isinstance(v, torch.Tensor) or v.dim() != 0)
+    if bad:
+        raise ConfigError(f"Training losses must be scalar tensors; not scalar: {bad}.")
+    return torch.stack(list(losses.values())).sum()
+
+
+def class_frequencies(
+    dataset: Dataset, num_classes: int, ignore_index: int, max_samples: int = 200
+) -> torch.Tensor:
+    """Fraction of (non-ignored) pixels per class over the first ``max_samples`` samples.
+
+    Args:
+        dataset: Yields ``(image, mask)`` pairs.
+        num_classes: Classes counted (label values ``0 .. num_classes - 1``).
+        ignore_index: Label value not counted.
+        max_samples: Samples read at most.
+
+    Returns:
+        ``(num_classes,)`` float64 fractions summing to 1.
+
+    Raises:
+        ConfigError: Every sampled pixel is ignored.
+    """
+    counts = torch.zeros(num_classes, dtype=torch.float64)
+    for i in range(min(max_samples, len(dataset))):
+        mask = dataset[i][1].long().flatten()
+        mask = mask[mask != ignore_index]
+        counts += torch.bincount(mask, minlength=num_classes)[:num_classes].double()
+    total = counts.sum()
+    if total == 0:
+        raise ConfigError(
+            "Cannot estimate class frequencies: every sampled pixel is ignored. Check the "
+            "training labels, or set train.class_weighting: none."
+        )
+    return counts / total
+
+
+def enet_class_weights(freq: torch.Tensor, c: float = 1.02) -> torch.Tensor:
+    """ENet's weighting ``w = 1 / ln(c + p_class)`` (Paszke et al., arXiv 1606.02147, Sec. 5.2).
+
+    Bounded to [1, 1/ln(c)] (about 50.5 for c = 1.02), unlike inverse frequency.
+
+    Args:
+        freq: Class frequencies (:func:`class_frequencies`).
+        c: The constant of the formula.
+
+    Returns:
+        float32 weights, one per class.
+    """
+    return (1.0 / torch.log(c + freq)).float()
