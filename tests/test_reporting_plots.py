@@ -226,3 +226,23 @@ def test_short_palette_falls_back_to_tab20_with_a_warning(tmp_path: Path) -> Non
         assert (
             plot_qualitative_grid(records, tmp_path, tmp_path / "grid.png") == tmp_path / "grid.png"
         )
+
+
+def test_published_weights_are_points_labelled_by_name_and_one_point_draws_no_tradeoff(
+    tmp_path: Path,
+) -> None:
+    from bench.records import WeightsUsed
+    from bench.reporting._figure import labels
+    from bench.reporting.plots import write_plots
+
+    def loaded(name: str, miou: float, p50: float) -> RunRecord:
+        weights = WeightsUsed(name=name, file="f.pth", sha256="0" * 64)
+        return run_record("espnet", miou=miou, p50=p50).replace(kind="loaded", weights=weights)
+
+    two = [loaded("espnet.a", 0.57, 60.0), loaded("espnet.b", 0.60, 200.0)]
+    written = {p.name for p in write_plots(two, tmp_path)}
+    assert any("miou_vs_latency" in n for n in written)
+    assert any("miou_vs_gflops" in n for n in written)
+    assert sorted(labels(leaderboard_frame(two))) == ["espnet.a", "espnet.b"]
+    written = {p.name for p in write_plots(two[:1], tmp_path / "one")}
+    assert not any("miou_vs" in n for n in written)

@@ -85,12 +85,14 @@ def one_group(frame: pd.DataFrame, caller: str) -> tuple[str, str, str]:
 def labels(rows: pd.DataFrame) -> list[str]:
     """Figure labels of frame rows.
 
-    The title, plus ``[device/dtype]`` when the rows span several devices.
+    The title (published weights: their name, as several share an architecture), plus
+    ``[device/dtype]`` when the rows span several devices.
     """
     with_device = rows[["device", "dtype"]].astype(str).drop_duplicates().shape[0] > 1
     out = []
     for row in rows.itertuples(index=False):
-        label = str(row.title)
+        weights = getattr(row, "weights", None)
+        label = str(weights) if isinstance(weights, str) and weights else str(row.title)
         if with_device:
             label += f" [{row.device}/{row.dtype}]" if isinstance(row.dtype, str) else ""
         out.append(label)

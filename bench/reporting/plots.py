@@ -41,6 +41,10 @@ _MAX_MARKER_AREA = 600.0
 _MIN_MARKER_AREA = 12.0
 
 
+SCORED_KINDS = ("model", "loaded")
+"""Rows drawn as points: models trained here and published weights scored here."""
+
+
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     """Indices of the Pareto-optimal points when minimising x and maximising y.
 
@@ -90,7 +94,7 @@ def _scatter(
     baseline_note: str,
 ) -> Path:
     ok = frame[frame["status"] == "ok"]
-    models = ok[(ok["kind"] == "model") & ok["miou"].notna() & (ok[x_column] > 0)]
+    models = ok[ok["kind"].isin(SCORED_KINDS) & ok["miou"].notna() & (ok[x_column] > 0)]
     if models.empty:
         raise ConfigError(
             f"{caller}: no ok model row has both mIoU and a positive {x_column!r}; nothing to "
@@ -203,7 +207,7 @@ def plot_miou_vs_latency(data: Data, out_path: Path, *, title: str | None = None
     caller = "plot_miou_vs_latency"
     frame = as_frame(data, caller)
     suite, dataset, setting = one_group(frame, caller)
-    timed = frame[(frame["status"] == "ok") & (frame["kind"] == "model")]
+    timed = frame[(frame["status"] == "ok") & frame["kind"].isin(SCORED_KINDS)]
     timed = timed[timed["latency_p50_ms"].notna()]
     devices = sorted(
         {(str(d), str(t)) for d, t in zip(timed["device"], timed["dtype"], strict=True)}
@@ -248,7 +252,7 @@ def plot_miou_vs_gflops(data: Data, out_path: Path, *, title: str | None = None)
     caller = "plot_miou_vs_gflops"
     frame = as_frame(data, caller)
     suite, dataset, setting = one_group(frame, caller)
-    counted = frame[(frame["status"] == "ok") & (frame["kind"] == "model")]
+    counted = frame[(frame["status"] == "ok") & frame["kind"].isin(SCORED_KINDS)]
     resolutions = sorted(set(counted.loc[counted["gflops"].notna(), "complexity_res"].astype(str)))
     if len(resolutions) > 1:
         raise ConfigError(
@@ -344,16 +348,21 @@ def write_plots(records: Sequence[RunRecord] | pd.DataFrame, results_dir: Path) 
     for (suite, dataset, setting), group in frame.groupby(GROUP, sort=True):
         prefix = f"{slug(suite)}__{slug(dataset)}__{slug(setting)}"
         ok = group[group["status"] == "ok"]
-        models = ok[(ok["kind"] == "model") & ok["miou"].notna()]
+        models = ok[ok["kind"].isin(SCORED_KINDS) & ok["miou"].notna()]
         baselines = ok["kind"] == "baseline"
 
+        # A scatter of one point ranks nothing: trade-off figures need two rows or more.
         timed = models[models["latency_p50_ms"] > 0]
+        if len(timed) < 2:
+            timed = timed.iloc[0:0]
         for device, dtype in sorted(set(zip(timed["device"], timed["dtype"], strict=True))):
             subset = ok[((ok["device"] == device) & (ok["dtype"] == dtype)) | baselines]
             path = plots_dir / f"{prefix}__miou_vs_latency_{slug(device)}-{slug(dtype)}.png"
             written.append(plot_miou_vs_latency(subset, path))
 
         counted = models[models["gflops"] > 0]
+        if len(counted) < 2:
+            counted = counted.iloc[0:0]
         for res in sorted(set(counted["complexity_res"].dropna())):
             subset = ok[(ok["complexity_res"] == res) | baselines]
             path = plots_dir / f"{prefix}__miou_vs_gflops_{slug(res)}.png"
