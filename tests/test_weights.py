@@ -686,6 +686,22 @@ def test_every_declared_camvid_file_loads_strictly() -> None:
         assert loaded.sha256 == architectures.get_weights(name).sha256
 
 
+def _weights_suite(tmp_path: Path, weights: str, speed: str) -> Path:
+    """A suite scoring ``weights`` on 4 synthetic images at 16x16, nothing trained."""
+    suite = tmp_path / "pub.yaml"
+    suite.write_text(
+        "dataset: synthetic\n"
+        "dataset_options: {num_samples: 4}\n"
+        "resolution: [16, 16]\n"
+        f"weights: {weights}\n"
+        "train: {steps: 0}\n"
+        "eval: {split: val, batch_size: 4, num_samples: 0}\n"
+        f"speed: {speed}\n"
+        "complexity: {input_size: [16, 16]}\n"
+    )
+    return suite
+
+
 def test_a_weights_suite_scores_each_and_records_a_failure_without_stopping(
     published, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -695,17 +711,7 @@ def test_a_weights_suite_scores_each_and_records_a_failure_without_stopping(
     register_weights(_info(name="tmp_wnet.gone", file="gone.pth", class_names=info.class_names,
                            channels=info.channels, builder_options={"width": 6}))  # fmt: skip
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "weights"))
-    suite = tmp_path / "pub.yaml"
-    suite.write_text(
-        "dataset: synthetic\n"
-        "dataset_options: {num_samples: 4}\n"
-        "resolution: [16, 16]\n"
-        "weights: [tmp_wnet.demo, tmp_wnet.gone]\n"
-        "train: {steps: 0}\n"
-        "eval: {split: val, batch_size: 4, num_samples: 0}\n"
-        "speed: {enabled: false}\n"
-        "complexity: {input_size: [16, 16]}\n"
-    )
+    suite = _weights_suite(tmp_path, "[tmp_wnet.demo, tmp_wnet.gone]", "{enabled: false}")
     results = tmp_path / "results"
     code, out, err = run_cli(["run", "--suite", suite, "--results-dir", results, "-q"])
     assert code == 1, err  # one of the two failed, and said so
@@ -795,18 +801,8 @@ def test_a_weights_suite_times_the_models_and_adds_the_authors_protocol(
     register_weights(dataclasses.replace(info, name="tmp_wnet.two", void_channel=8,
                                          authors_protocol=authors))  # fmt: skip
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "weights"))
-    suite = tmp_path / "pub.yaml"
-    suite.write_text(
-        "dataset: synthetic\n"
-        "dataset_options: {num_samples: 4}\n"
-        "resolution: [16, 16]\n"
-        "weights: [tmp_wnet.two]\n"
-        "train: {steps: 0}\n"
-        "eval: {split: val, batch_size: 4, num_samples: 0}\n"
-        "speed: {enabled: true, warmup: 1, min_iters: 2, max_iters: 3, min_time_s: 0.01, "
-        "max_batch: 2}\n"
-        "complexity: {input_size: [16, 16]}\n"
-    )
+    speed = "{enabled: true, warmup: 1, min_iters: 2, max_iters: 3, min_time_s: 0.01, max_batch: 2}"
+    suite = _weights_suite(tmp_path, "[tmp_wnet.two]", speed)
     results = tmp_path / "results"
     code, out, err = run_cli(["run", "--suite", suite, "--results-dir", results, "-q"])
     assert code == 0, err
