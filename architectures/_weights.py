@@ -114,10 +114,14 @@ class WeightsProtocol:
             loaded).
         interpolation: ``"bilinear"`` or ``"nearest"``, for the image and the logits.
         align_corners: ``align_corners`` of the bilinear resizes (ignored for nearest).
-        mode: ``"whole"`` (one pass over the whole image).
+        mode: ``"whole"`` (one pass over the whole image) or ``"slide"`` (``crop`` windows
+            every ``stride`` pixels over the image at ``resolution``, logits averaged where
+            they overlap, as mmsegmentation's slide inference).
         labels: ``"as_loaded"``: the logits are resized to the labels, which are scored at the
             size the dataset loads them. ``"resized"``: the labels are resized to
             ``resolution`` and scored there, beside logits at that size.
+        crop: The sliding window ``(H, W)`` (slide only).
+        stride: Its step ``(H, W)``, at most ``crop`` (slide only).
         label_interpolation: How ``"resized"`` labels are resized: ``"nearest"``, or
             ``"bilinear"``: a linear resize of the label ids rounded to the nearest id (what
             OpenCV's ``cv2.resize(label, size, cv2.INTER_NEAREST)`` does, since its third
@@ -130,7 +134,9 @@ class WeightsProtocol:
     resolution: tuple[int, int] | None = None
     interpolation: Literal["bilinear", "nearest"] = "bilinear"
     align_corners: bool = False
-    mode: Literal["whole"] = "whole"
+    mode: Literal["whole", "slide"] = "whole"
+    crop: tuple[int, int] | None = None
+    stride: tuple[int, int] | None = None
     labels: Literal["as_loaded", "resized"] = "as_loaded"
     label_interpolation: Literal["nearest", "bilinear"] = "nearest"
     void: Literal["ignored", "class"] = "ignored"
@@ -315,6 +321,23 @@ class WeightsInfo:
             ):
                 raise self._fail(
                     where, "labels 'as_loaded'/'resized' and void 'ignored'/'class'", proto, ""
+                )
+            sliding = proto.mode == "slide"
+            windows = proto.crop is not None and proto.stride is not None
+            if (
+                proto.mode not in ("whole", "slide")
+                or sliding != windows
+                or (
+                    windows
+                    and not all(0 < s <= c for s, c in zip(proto.stride, proto.crop, strict=True))
+                )
+            ):
+                raise self._fail(
+                    where,
+                    "mode 'whole' without windows, or 'slide' with a crop and a stride no "
+                    "larger than it",
+                    proto,
+                    "Give mode='slide', crop=(H, W), stride=(H, W), or neither window.",
                 )
             if proto.labels == "resized" and proto.resolution is None:
                 raise self._fail(

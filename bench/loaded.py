@@ -44,6 +44,10 @@ def preprocess_text(info: WeightsInfo, protocol_name: str = "standard") -> str:
     """One line: the authors' input preprocessing and the protocol, as applied."""
     p, proto = info.preprocess, info.protocol_named(protocol_name)
     size = f" at {proto.resolution[0]}x{proto.resolution[1]}" if proto.resolution else ""
+    if proto.mode == "slide" and proto.crop and proto.stride:
+        size += (
+            f", {proto.crop[0]}x{proto.crop[1]} windows every {proto.stride[0]}x{proto.stride[1]}"
+        )
     corners = f" align_corners={proto.align_corners}" if proto.interpolation == "bilinear" else ""
     scoring = scoring_for(info, proto, ignore_index=255)
     extra = sum(c is None for c in info.channels) - (1 if proto.void == "class" else 0)
@@ -127,7 +131,8 @@ class Prepared:
         from bench.evaluate import evaluate
 
         proto = self.scoring.protocol
-        scored = dataset if proto.is_standard else ScoredLabels(dataset, self.scoring)
+        plain = proto.is_standard and proto.mode == "whole"
+        scored = dataset if plain else ScoredLabels(dataset, self.scoring)
         return evaluate(
             self.model,
             scored,
@@ -239,7 +244,9 @@ def loaded_record(
     )
     protocol = Protocol(
         split=split,
-        mode="whole",
+        mode=proto.mode,
+        crop=proto.crop,
+        stride=proto.stride,
         scales=(1.0,),
         flip=False,
         resolution=scored,

@@ -186,7 +186,7 @@ class PublishedModel(nn.Module):
         proto = self.protocol
         size = x.shape[-2:]
         x = x.index_select(1, self.order) * self.gain + self.shift
-        if proto.resolution is not None:
+        if proto.resolution is not None and proto.mode == "whole":  # slide: resized before
             x = self._resize(x, proto.resolution)
         out = self.model(x)
         if isinstance(out, dict):
@@ -283,7 +283,7 @@ def scoring_for(info: WeightsInfo, protocol: WeightsProtocol, *, ignore_index: i
 class ScoredLabels(Dataset):
     """A dataset whose labels are turned into a :class:`Scoring`'s.
 
-    Where the protocol resizes the labels, the image is resized to the same size first (as the
+    A sliding protocol's windows become the dataset's inference protocol. Where the protocol resizes the labels, the image is resized to the same size first (as the
     authors' loader did; the model's own resize is then a no-op), so that logits and labels
     meet at the scored size.
 
@@ -297,8 +297,16 @@ class ScoredLabels(Dataset):
         self.scoring = scoring
         # Resized here: the dataset's own inference protocol (which may resize the images to
         # its eval size, e.g. a suite's resolution) must not resize them back.
-        resized = scoring.protocol.labels == "resized"
+        proto = scoring.protocol
+        resized = proto.labels == "resized"
         self.protocol = None if resized else getattr(dataset, "protocol", None)
+        if proto.mode == "slide":  # windows over the image at the protocol's resolution
+            from bench.data.transforms import EvalProtocol
+
+            size = None if resized else proto.resolution
+            self.protocol = EvalProtocol(
+                mode="slide", size=size, crop=proto.crop, stride=proto.stride
+            )
 
     def __len__(self) -> int:
         """The wrapped dataset's length."""

@@ -497,6 +497,43 @@ def test_eval_counts_a_miss_channel_and_scores_the_authors_protocol(
     assert got["confusion_matrix"] == cm.tolist()
 
 
+def test_a_sliding_protocol_scores_windows(published, tmp_path: Path) -> None:
+    """Non-overlapping 8x8 windows over the 16x16 images: the network run on each quarter by
+    hand, the quarters put back, argmax and a bincount confusion matrix give the same mIoU."""
+    info, _, net = published
+    slide = WeightsProtocol(mode="slide", crop=(8, 8), stride=(8, 8), resolution=(16, 16))
+    register_weights(dataclasses.replace(info, name="tmp_wnet.slide", authors_protocol=slide))
+    for bad in (WeightsProtocol(mode="slide"), dataclasses.replace(slide, stride=(9, 8))):
+        with pytest.raises(architectures.ArchitectureError, match="a crop and a stride no larger"):
+            _info(authors_protocol=bad)
+    data, data_info = build_dataset("synthetic", split="val", size=(16, 16))
+    images = torch.stack([data[i][0] for i in range(len(data))])
+    masks = torch.stack([data[i][1] for i in range(len(data))]).long()
+    raw = (images * torch.tensor(data_info.std).view(1, 3, 1, 1)
+           + torch.tensor(data_info.mean).view(1, 3, 1, 1)) * 255.0  # fmt: skip
+    x = (raw.flip(1) - torch.tensor([70.0, 80.0, 90.0]).view(1, 3, 1, 1)) / torch.tensor(
+        [40.0, 45.0, 50.0]
+    ).view(1, 3, 1, 1)
+    logits = torch.zeros(len(data), 9, 16, 16)
+    with torch.no_grad():
+        for i in (0, 8):
+            for j in (0, 8):
+                logits[:, :, i : i + 8, j : j + 8] = net(x[:, :, i : i + 8, j : j + 8])
+    pred = logits[:, :8].argmax(1)
+    keep = masks != data_info.ignore_index
+    cm = torch.bincount(8 * masks[keep] + pred[keep], minlength=64).view(8, 8).double()
+    iou = cm.diag() / (cm.sum(0) + cm.sum(1) - cm.diag())
+    out = tmp_path / "s.json"
+    code, _, err = run_cli(["eval", "--arch", "tmp_wnet", "--weights", "tmp_wnet.slide",
+                            "--weights-dir", tmp_path / "weights", "--dataset", "synthetic",
+                            "--resolution", "16", "16", "--protocol", "authors", "-q",
+                            "--json", out])  # fmt: skip
+    assert code == 0, err
+    got = json.loads(out.read_text())
+    assert got["metrics"]["miou"] == pytest.approx(float(iou[~iou.isnan()].mean()), abs=1e-12)
+    assert "8x8 windows every 8x8" in got["protocol"]["note"]
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
