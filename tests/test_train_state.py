@@ -50,6 +50,13 @@ def tiny_net(num_classes: int) -> nn.Module:
     )
 
 
+def run_train(model: nn.Module, dataset, cfg, info, **options):
+    """``train`` with this module's seed, no progress bar and the dataset's ignore index."""
+    return train(
+        model, dataset, cfg, ignore_index=info.ignore_index, seed=SEED, progress=False, **options
+    )
+
+
 def kill_at_forward(model: nn.Module, call: int) -> None:
     """Makes ``model``'s forward call number ``call`` (1-based) raise :class:`Killed`."""
     calls = [0]
@@ -90,28 +97,11 @@ def killed_then_resumed(
     doomed = tiny_net(info.num_classes)
     kill_at_forward(doomed, kill_call)
     with pytest.raises(Killed):
-        train(
-            doomed,
-            dataset,
-            cfg,
-            ignore_index=info.ignore_index,
-            seed=SEED,
-            progress=False,
-            state_file=path,
-        )
+        run_train(doomed, dataset, cfg, info, state_file=path)
     assert path.is_file()
     scramble_global_rngs()
     fresh = tiny_net(info.num_classes)
-    result = train(
-        fresh,
-        dataset,
-        cfg,
-        ignore_index=info.ignore_index,
-        seed=SEED,
-        progress=False,
-        state_file=path,
-        resume=True,
-    )
+    result = run_train(fresh, dataset, cfg, info, state_file=path, resume=True)
     return result, fresh.state_dict()
 
 
@@ -193,16 +183,7 @@ def test_the_state_file_is_weights_only_and_says_where_the_run_was(synthetic, tm
     model = tiny_net(info.num_classes)
     kill_at_forward(model, 8)  # dies in step 8: the last state saved is step 6's
     with pytest.raises(Killed):
-        train(
-            model,
-            dataset,
-            CFG,
-            ignore_index=info.ignore_index,
-            seed=SEED,
-            progress=False,
-            state_file=path,
-            run_name="suite/arch",
-        )
+        run_train(model, dataset, CFG, info, state_file=path, run_name="suite/arch")
     state = torch.load(path, map_location="cpu", weights_only=True)
     assert state["format"] == "semseg-bench-train-state/1"
     assert state["progress"]["step"] == 6
@@ -226,15 +207,7 @@ def test_a_state_of_another_run_is_refused_naming_what_differs(synthetic, tmp_pa
     model = tiny_net(info.num_classes)
     kill_at_forward(model, 5)
     with pytest.raises(Killed):
-        train(
-            model,
-            dataset,
-            CFG,
-            ignore_index=info.ignore_index,
-            seed=SEED,
-            progress=False,
-            state_file=path,
-        )
+        run_train(model, dataset, CFG, info, state_file=path)
     with pytest.raises(CheckpointError) as exc:
         train(
             tiny_net(info.num_classes),
@@ -277,15 +250,7 @@ def test_without_resume_a_saved_state_is_discarded(synthetic, uninterrupted, tmp
     leftover.write_bytes(b"half")
     cfg = dataclasses.replace(CFG, checkpoint_every=0)  # saves nothing, deletes the stale file
     model = tiny_net(info.num_classes)
-    result = train(
-        model,
-        dataset,
-        cfg,
-        ignore_index=info.ignore_index,
-        seed=SEED,
-        progress=False,
-        state_file=path,
-    )
+    result = run_train(model, dataset, cfg, info, state_file=path)
     assert list(tmp_path.iterdir()) == []  # neither the stale state nor the temporary file
     assert result.resumed_from_step is None
     assert result.final_loss == uninterrupted[0].final_loss  # checkpointing changes nothing
