@@ -1,4 +1,9 @@
-"""Evaluation: run a model over a split and accumulate one dataset-level confusion matrix."""
+"""Evaluation: run a model over a split and accumulate one dataset-level confusion matrix.
+
+Under torchrun every rank scores its share of the split's batches (the very batches of a
+1-process run, :func:`bench.distributed.rank_batches`) and the confusion matrices are summed
+over the ranks: integer counts, so the metrics equal a 1-process evaluation's exactly.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from bench import distributed
+from bench.distributed import Ranks
 from bench.errors import ConfigError
 from bench.inference import predict
 from bench.metrics import ConfusionMatrix, SegMetrics
@@ -73,6 +80,7 @@ def evaluate(
     progress: bool = True,
     desc: str = "eval",
     no_class_channel: bool = False,
+    ranks: Ranks | None = None,
 ) -> EvalResult:
     """Evaluation over a dataset, scored with one confusion matrix at the labels' resolution.
 
@@ -99,6 +107,10 @@ def evaluate(
             "no class": a pixel predicted there is a miss of its true class. The matrix is then
             ``(K + 1, K + 1)`` and only the K classes are scored (see
             :func:`bench.metrics.compute_metrics`).
+        ranks: This process's place in a torchrun job: every rank calls ``evaluate`` alike and
+            scores its share of the batches; the matrix (and ``num_images``) is the sum over
+            the ranks on every rank, and the kept predictions are gathered on rank 0 (None on
+            the others). None (or a plain run's ranks): all batches here.
 
     Returns:
         The metrics, the confusion matrix and the kept predictions.
@@ -114,7 +126,14 @@ def evaluate(
     if model is not None:
         model.to(device).eval()
     cm = ConfusionMatrix(num_classes, ignore_index=labels.ignore_index, device=device)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    ranks = ranks if ranks is not None and ranks.torchrun else None
+    if ranks is None:
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+        first = 0
+    else:
+        share = distributed.rank_batches(len(dataset), batch_size, ranks)
+        loader = DataLoader(dataset, batch_sampler=share)
+        first = share[0][0] if share else len(dataset)  # index of this rank's first image
     kept: list[np.ndarray] = []
     n = 0
     for images, masks in tqdm(loader, desc=desc, disable=not progress, leave=False, unit="batch"):
@@ -135,9 +154,14 @@ def evaluate(
                 )
             pred = logits.argmax(1).to(_pred_dtype(num_classes))  # (N, H, W)
         cm.update(pred, masks)
-        if len(kept) < num_samples:
-            kept.extend(pred[: num_samples - len(kept)].cpu().numpy().astype(np.uint8))
+        if first + n < num_samples:  # the first images of the split, wherever they are scored
+            kept.extend(pred[: num_samples - first - n].cpu().numpy().astype(np.uint8))
         n += masks.shape[0]
+    if ranks is not None:
+        cm.all_reduce()
+        n = len(dataset)  # the shares together
+        gathered = distributed.gather(ranks, kept)
+        kept = [] if gathered is None else [p for part in gathered for p in part]
     samples = np.stack(kept) if kept else None
     return EvalResult(
         metrics=cm.compute(labels.class_names, no_class=no_class_channel),

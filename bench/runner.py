@@ -41,6 +41,8 @@ Faults and scale:
   seeds are fixed per architecture, so a CPU suite with a fixed thread count reproduces its
   metrics exactly run to run on the same CPU kernels (``env.cpu.kernel_key``: vendor, family,
   model, torch's CPU capability); other kernels round differently.
+* **Several processes** (torchrun): every rank runs this sweep in step, rank 0 alone counts,
+  times and writes (``ranks``; :mod:`bench.distributed_sweep`).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ from bench import speed as sp
 from bench.checkpoint import save_checkpoint
 from bench.data import build_dataset
 from bench.devices import device_type, resolve_device, run_flags
+from bench.distributed import SINGLE
 from bench.errors import ConfigError
 from bench.evaluate import evaluate
 from bench.fileio import write_npz_atomic
@@ -199,6 +202,7 @@ class Sweep:
         self.timeout_per_arch = timeout_per_arch
         self.stage_hook: Callable[[str], None] | None = None  # told each stage as it starts
         self.resume = False  # set by run(): continue from saved training states
+        self.ranks = SINGLE  # a torchrun job's ranks (DistributedSweep): train, evaluate, count
         if suite.train.steps > 0:
             check_amp(suite.train.amp, self.device)  # before any data or model
         self.tensorboard = tensorboard and suite.train.steps > 0
@@ -310,7 +314,7 @@ class Sweep:
                 arch, num_classes=self.info.num_classes, **s.arch_options.get(arch, {})
             )
             report = None
-            if s.complexity.enabled:
+            if s.complexity.enabled and self.ranks.is_main:
                 stage = self._enter("complexity")
                 shape = (1, entry.info.in_channels, *s.complexity.input_size)
                 report = cx.count_complexity(model, shape)
@@ -330,12 +334,13 @@ class Sweep:
                 num_samples=s.eval.num_samples,
                 progress=self.progress,
                 desc=f"eval {arch}",
+                ranks=self.ranks,
             )
             record = record.replace(metrics=metrics_section(ev))
             if scalars is not None:
                 scalars.add_scalar(MIOU_TAG, ev.metrics.miou, s.train.steps)
                 scalars.add_scalar(PIXEL_ACC_TAG, ev.metrics.pixel_acc, s.train.steps)
-            if s.speed.enabled:
+            if s.speed.enabled and self.ranks.is_main:
                 stage = self._enter("speed")
                 record = record.replace(speed=self._speed(model, report, entry.info.in_channels))
             if ev.sample_preds is not None and inputs_rel:
@@ -395,6 +400,7 @@ class Sweep:
             resume=self.resume,
             run_name=self.key(arch),
             scalars=scalars,
+            ranks=self.ranks,
         )
         info = {**result.to_dict(), "class_weighting": s.train.class_weighting}
         if self.class_weights is not None:
@@ -607,7 +613,7 @@ class Sweep:
         if BASELINE_ARCH in mine and BASELINE_ARCH not in done:
             self._run_one(BASELINE_ARCH, None, summary)
         archs = [a for a in archs if a in mine]
-        if s.speed.enabled and any(a not in done for a in archs):
+        if s.speed.enabled and self.ranks.is_main and any(a not in done for a in archs):
             self.matmul_gflops = sp.matmul_rate(self.device)
         inputs_rel = self._write_inputs() if archs else None
         bar = tqdm(archs, desc=f"suite {s.name}", disable=not self.progress, unit="arch")

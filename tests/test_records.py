@@ -79,15 +79,18 @@ TRAIN = {"steps": 4, "final_loss": 1.5, "loss_curve": [2.0, 1.5], "optimizer": "
 
 
 def test_train_fields_added_later_are_left_out_while_null_so_old_records_round_trip():
-    """``train.amp`` and ``train.resumed_from_step`` (``omit_none``): a record written before
-    them reads and writes back unchanged; one that has them keeps them."""
+    """``train.amp``, ``train.resumed_from_step``, ``train.world_size`` and ``train.sync_bn``
+    (``omit_none``): a record written before them reads and writes back unchanged; one that has
+    them keeps them."""
     old = minimal_record(train=TRAIN).to_dict()
-    assert "amp" not in old["train"] and "resumed_from_step" not in old["train"]
+    added = ("amp", "resumed_from_step", "world_size", "sync_bn")
+    assert [key for key in added if key in old["train"]] == []
     assert old["train"]["class_weights"] is None  # the older optional fields stay null
     assert RunRecord.from_dict(old).to_dict() == old
-    new = {**old, "train": {**old["train"], "amp": "bf16", "resumed_from_step": 3}}
+    values = {"amp": "bf16", "resumed_from_step": 3, "world_size": 2, "sync_bn": True}
+    new = {**old, "train": {**old["train"], **values}}
     rec = RunRecord.from_dict(new)
-    assert (rec.train.amp, rec.train.resumed_from_step) == ("bf16", 3)
+    assert tuple(getattr(rec.train, key) for key in added) == ("bf16", 3, 2, True)
     assert rec.to_dict() == new
 
 
@@ -97,6 +100,9 @@ def test_train_fields_added_later_are_left_out_while_null_so_old_records_round_t
         ("amp", "fp32", "field 'train.amp' should be 'off' or 'bf16' or 'fp16'; found 'fp32'"),
         ("resumed_from_step", -1, "field 'train.resumed_from_step' should be an integer >= 0"),
         ("amp", None, None),  # null is accepted (and left out when written)
+        ("world_size", 0, "field 'train.world_size' should be an integer >= 1; found 0"),
+        ("sync_bn", "yes", "field 'train.sync_bn' should be true or false; found 'yes'"),
+        ("world_size", None, None),
     ],
 )
 def test_train_fields_added_later_are_validated(field, value, expected):

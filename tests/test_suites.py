@@ -383,11 +383,14 @@ def test_builtin_suite_setting_ids_are_stable():
         ("{checkpoint_every: 7}", True),  # changes no result: never in the setting id
         ("{amp: bf16}", False),  # changes the results: a setting of its own
         ("{amp: bf16, checkpoint_every: 7}", False),
+        ("{sync_bn: false}", True),  # the default: each torchrun process normalises its share
+        ("{sync_bn: true}", False),  # BatchNorm over the global batch: a setting of its own
     ],
 )
 def test_training_keys_added_later_leave_existing_setting_ids_alone(tmp_path, train, same_id):
-    """``train.amp`` (at its default) and ``train.checkpoint_every`` do not move the setting id
-    of a suite, so committed results (e.g. the built-in suites' ids above) keep theirs."""
+    """``train.amp`` and ``train.sync_bn`` (at their defaults) and ``train.checkpoint_every`` do
+    not move the setting id of a suite, so committed results (e.g. the built-in suites' ids
+    above) keep theirs."""
     base = "dataset: synthetic\nresolution: [64, 64]\narchs: [fcn8s]\n"
     plain = load_suite(str(write_suite(tmp_path, base, "plain.yaml")))
     other = load_suite(str(write_suite(tmp_path, f"{base}train: {train}\n", "plain2.yaml")))
@@ -396,7 +399,11 @@ def test_training_keys_added_later_leave_existing_setting_ids_alone(tmp_path, tr
     assert other.setting.startswith("64x64-steps200-bs8-fp32-seed0-")
     # The committed quick suite with these keys added keeps (or changes) its published id.
     quick = load_suite("quick")
-    added = {"amp": other.train.amp, "checkpoint_every": other.train.checkpoint_every}
+    added = {
+        "amp": other.train.amp,
+        "checkpoint_every": other.train.checkpoint_every,
+        "sync_bn": other.train.sync_bn,
+    }
     changed = dataclasses.replace(quick, train=dataclasses.replace(quick.train, **added))
     assert (changed.setting == "64x64-steps60-bs4-fp32-seed0-18fb5f") is same_id
 

@@ -7,6 +7,7 @@ ties them together and turns a user's error into one line and exit status 2.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from bench.cli.commands import COMMANDS, load_plugins
@@ -42,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
             load_plugins(args.plugin)
         return COMMANDS[args.command](args)
     except (BenchError, ArchitectureError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank refuses alike
+            print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\ninterrupted: {args.command} stopped before it finished.", file=sys.stderr)

@@ -16,6 +16,7 @@ from bench.cli.evaluation import cmd_eval
 from bench.cli.folders import check_writable, write_leaderboard
 
 if TYPE_CHECKING:
+    from bench.distributed_sweep import TorchrunJob
     from bench.suites import SuiteConfig
 
 
@@ -140,6 +141,9 @@ def _dataset_row(name: str, description: str, *, full: bool) -> dict[str, object
 def cmd_run(args: argparse.Namespace) -> int:
     """Runs a suite's sweep into ``--results-dir``, then renders the leaderboard.
 
+    Under torchrun (``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK`` set) every process runs the
+    sweep together (:mod:`bench.distributed_sweep`); rank 0 alone prints and writes.
+
     Args:
         args: Parsed ``run`` arguments. With ``--shard i/n`` only that shard's combinations run
             and no leaderboard is rendered (the message says how, once every shard is done).
@@ -149,18 +153,32 @@ def cmd_run(args: argparse.Namespace) -> int:
         interrupted (the message names what finished and the ``--resume`` command).
 
     Raises:
-        ConfigError: A bad suite, an ``--archs`` name not in the suite, or a folder that cannot
-            be written.
+        ConfigError: A bad suite, an ``--archs`` name not in the suite, a folder that cannot
+            be written, or an option a torchrun job cannot run.
         ArchitectureError: An unknown ``--archs`` name (with close matches).
     """
+    from bench.distributed_sweep import torchrun_job
+    from bench.suites import load_suite
+
+    suite = load_suite(args.suite)
+    job = torchrun_job(
+        suite, device=args.device, timeout_per_arch=args.timeout_per_arch, shard=args.shard
+    )
+    if job is None:
+        return _run_suite(args, suite, None)
+    with job:
+        return _run_suite(args, suite, job)
+
+
+def _run_suite(args: argparse.Namespace, suite: SuiteConfig, job: TorchrunJob | None) -> int:
+    """:func:`cmd_run` once the suite is loaded (and the torchrun job, if any, started)."""
     import architectures
+    from bench.distributed_sweep import DistributedSweep
     from bench.errors import ConfigError
     from bench.provenance import command_line
     from bench.records import load_records
     from bench.runner import Sweep, SweepInterrupted
-    from bench.suites import load_suite
 
-    suite = load_suite(args.suite)
     if suite.weights:
         return _run_published(args, suite)
     archs = suite.arch_names(architectures.names())
@@ -177,16 +195,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_writable(args.results_dir, "--results-dir")
     if args.save_checkpoints is not None:
         check_writable(args.save_checkpoints, "--save-checkpoints")
-    sweep = Sweep(
-        suite,
+    options = dict(
         results_dir=args.results_dir,
-        device=args.device,
+        device=args.device if job is None else job.device,
         command=command_line(args.argv),
         progress=not args.quiet,
         checkpoint_dir=args.save_checkpoints,
         timeout_per_arch=args.timeout_per_arch,
         tensorboard=args.tensorboard,
     )
+    if job is None:
+        sweep = Sweep(suite, **options)
+    else:
+        sweep = DistributedSweep(suite, ranks=job.ranks, **options)
     if suite.archs == "all" and not args.archs:
         archs = _buildable(archs, sweep.info.num_classes, suite.dataset)
     print(
@@ -220,7 +241,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"`python run_bench.py leaderboard --results-dir {args.results_dir}` (one shared "
             f"folder) or `python run_bench.py merge DIR... --into DIR`."
         )
-    else:
+    elif job is None or job.ranks.is_main:
         written = write_leaderboard(args.results_dir, load_records(args.results_dir))
         print(f"leaderboard: {', '.join(str(p) for p in written[:2])} (+{len(written) - 2} plots)")
     if summary.failed:

@@ -328,10 +328,13 @@ class Speed(_Section):
 class TrainInfo(_Section):
     """``train``: what training ran (a fixed number of optimiser steps).
 
-    ``amp`` (``off``: fp32) and ``resumed_from_step`` came after records were first committed
-    and are left out of the JSON while None (``omit_none``): older records, which have neither,
-    round-trip unchanged; ``amp`` is written by every run since, ``resumed_from_step`` only by
-    a run that continued from a saved training state.
+    ``amp`` (``off``: fp32), ``resumed_from_step``, ``world_size`` and ``sync_bn`` came after
+    records were first committed and are left out of the JSON while None (``omit_none``): older
+    records, which have none of them, round-trip unchanged; ``amp`` is written by every run
+    since, ``resumed_from_step`` only by a run that continued from a saved training state,
+    ``world_size`` only by a torchrun job (the number of processes that trained together; a
+    plain one-process run leaves it out) and ``sync_bn`` only when such a job synchronised its
+    BatchNorm statistics (``true``).
     """
 
     key: ClassVar[str] = "train"
@@ -348,6 +351,8 @@ class TrainInfo(_Section):
     class_weights: tuple[float, ...] | None = _meta(**_NONNEG)
     amp: TrainAmp | None = _meta(omit_none=True)
     resumed_from_step: int | None = _meta(**_COUNT, omit_none=True)
+    world_size: int | None = _meta(**_POSITIVE, omit_none=True)
+    sync_bn: bool | None = _meta(omit_none=True)
 
 
 @dataclass(frozen=True)

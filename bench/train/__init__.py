@@ -9,7 +9,9 @@ that drive it nor the data loaders (``pyproject.toml``'s import contracts). Its 
 * :mod:`bench.train.loop`: :func:`train`, the optimiser and schedule, precise BN;
 * :mod:`bench.train.precision`: ``train.amp`` (autocast, fp16 loss scaling);
 * :mod:`bench.train.state`: the saved training state and exact resume;
-* :mod:`bench.train.scalars`: TensorBoard event files (optional dependency).
+* :mod:`bench.train.scalars`: TensorBoard event files (optional dependency);
+* :mod:`bench.train.parallel`: data-parallel training under torchrun (the batch split, DDP,
+  SyncBN, per-rank seeds).
 
 Every public name is importable from ``bench.train`` itself.
 """
@@ -29,6 +31,17 @@ from bench.train.losses import (
     segmentation_loss,
     summed_losses,
 )
+from bench.train.parallel import (
+    RankBatchSampler,
+    average_bn_statistics,
+    check_parallel,
+    from_sync_bn,
+    mean_over_ranks,
+    rank_loader,
+    rank_seed,
+    to_sync_bn,
+    wrap_ddp,
+)
 from bench.train.precision import autocast, check_amp, grad_scaler
 from bench.train.scalars import (
     MISSING_MESSAGE,
@@ -45,19 +58,26 @@ __all__ = [
     "ClassWeighting",
     "Optimizer",
     "Progress",
+    "RankBatchSampler",
     "RunIdentity",
     "ScalarWriter",
     "TrainConfig",
     "TrainResult",
     "autocast",
+    "average_bn_statistics",
     "check_amp",
+    "check_parallel",
     "class_frequencies",
     "enet_class_weights",
+    "from_sync_bn",
     "grad_scaler",
     "load_state",
     "make_optimizer",
+    "mean_over_ranks",
     "needs_targets",
     "poly_lr_factor",
+    "rank_loader",
+    "rank_seed",
     "recompute_bn_stats",
     "require_one_batch",
     "save_state",
@@ -65,5 +85,7 @@ __all__ = [
     "summed_losses",
     "tensorboard_available",
     "tensorboard_writer",
+    "to_sync_bn",
     "train",
+    "wrap_ddp",
 ]

@@ -10,6 +10,8 @@ hash through their metadata, so that the committed results keep their ids:
 * ``{"hash": False}``: never hashed, because the value does not change any result
   (``checkpoint_every``: a resumed run is bit-identical to an uninterrupted one).
 
+``sync_bn`` is hashed like ``amp``: left off, a suite keeps its id.
+
 Fields without the key are always hashed.
 """
 
@@ -19,7 +21,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
-from bench.validation import require_choice, require_float, require_int
+from bench.validation import require_bool, require_choice, require_float, require_int
 
 Optimizer = Literal["adamw", "sgd"]
 ClassWeighting = Literal["none", "enet"]  # "enet": 1 / ln(1.02 + p_class), Paszke et al.
@@ -65,6 +67,9 @@ class TrainConfig:
         checkpoint_every: Save the full training state every N steps (and after the last one)
             so that ``run --resume`` continues a killed run exactly; 0 = off. Not hashed: it
             changes no result.
+        sync_bn: Under torchrun, BatchNorm statistics over the global batch
+            (``torch.nn.SyncBatchNorm``, CUDA only) instead of each process's share; a plain
+            run has one process and is unaffected. Hashed only when true.
     """
 
     steps: int = 200
@@ -82,6 +87,7 @@ class TrainConfig:
     num_workers: int = 0
     amp: Amp = field(default="off", metadata={HASH_KEY: "if_set"})
     checkpoint_every: int = field(default=0, metadata={HASH_KEY: False})
+    sync_bn: bool = field(default=False, metadata={HASH_KEY: "if_set"})
 
     def __post_init__(self) -> None:
         """Checks every value (see the class docstring for the ranges).
@@ -121,6 +127,7 @@ class TrainConfig:
             minimum=0,
             fix="Set the steps between saved training states, or 0 for none.",
         )
+        require_bool("sync_bn", self.sync_bn)
 
     def hashed_values(self) -> dict[str, object]:
         """The values that enter the setting id, by field name (see the module docstring).
@@ -155,6 +162,10 @@ class TrainResult:
         precise_bn_batches: Batches BatchNorm statistics were recomputed over (0 = not done).
         amp: The mixed precision the forward passes ran in (``"off"``: fp32).
         resumed_from_step: The step a saved training state resumed the run from, else None.
+        world_size: Processes that trained it together (a torchrun job, even of one process);
+            None for a plain one-process run.
+        sync_bn: True when BatchNorm statistics were synchronised over the processes
+            (``train.sync_bn`` under torchrun), else None.
     """
 
     steps: int
@@ -167,12 +178,15 @@ class TrainResult:
     precise_bn_batches: int = 0
     amp: Amp = "off"
     resumed_from_step: int | None = None
+    world_size: int | None = None
+    sync_bn: bool | None = None
 
     def to_dict(self) -> dict[str, object]:
         """The JSON-ready dict stored in a run record.
 
         Returns:
-            The fields by name; ``resumed_from_step`` only when the run was resumed.
+            The fields by name; ``resumed_from_step``, ``world_size`` and ``sync_bn`` only when
+            they are not None.
         """
         out: dict[str, object] = {
             "steps": self.steps,
@@ -185,6 +199,7 @@ class TrainResult:
             "precise_bn_batches": self.precise_bn_batches,
             "amp": self.amp,
         }
-        if self.resumed_from_step is not None:
-            out["resumed_from_step"] = self.resumed_from_step
+        for name in ("resumed_from_step", "world_size", "sync_bn"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
         return out

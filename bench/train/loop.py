@@ -14,6 +14,9 @@ At scale (each optional, none changes a default run):
   uninterrupted one (:mod:`bench.train.state`).
 * **TensorBoard** scalars (loss, learning rate, throughput) to a writer the caller opens
   (:mod:`bench.train.scalars`).
+* **Several processes** (torchrun, ``ranks``): DDP over the process group, each rank taking its
+  slice of every global batch of ``train.batch_size``, optional SyncBN; rank 0 alone saves the
+  state, and every rank resumes from it (:mod:`bench.train.parallel`).
 """
 
 from __future__ import annotations
@@ -28,8 +31,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from bench import distributed
+from bench.distributed import Ranks
 from bench.errors import ConfigError
 from bench.fileio import remove_leftover_temporaries
+from bench.train import parallel
 from bench.train.config import TrainConfig, TrainResult
 from bench.train.losses import needs_targets, segmentation_loss, summed_losses
 from bench.train.precision import autocast, check_amp, grad_scaler
@@ -40,6 +46,7 @@ from bench.train.state import (
     RunIdentity,
     load_state,
     restore_state,
+    rng_states,
     save_state,
 )
 
@@ -121,6 +128,7 @@ def train(
     resume: bool = False,
     run_name: str = "",
     scalars: ScalarWriter | None = None,
+    ranks: Ranks | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``cfg.steps`` optimiser steps; deterministic for a given seed.
 
@@ -143,30 +151,42 @@ def train(
             training settings is refused (``checkpoint_every`` may differ).
         scalars: Where the loss, learning rate and throughput of each step go (a TensorBoard
             ``SummaryWriter``; see :mod:`bench.train.scalars`), or None.
+        ranks: This process's place in a torchrun job (its process group started): every
+            rank calls ``train`` alike and trains one DDP model on its slice of each global
+            batch (:mod:`bench.train.parallel`); rank 0 alone writes ``state_file``. None (or a
+            plain run's ranks): one process, as without torchrun.
 
     Returns:
         What the run did (:class:`TrainResult`).
 
     Raises:
         ConfigError: The training set holds fewer images than one batch, ``cfg.amp`` cannot
-            run on ``device``, or the model's output breaks the loss contract (see
-            :func:`segmentation_loss`).
+            run on ``device``, the model's output breaks the loss contract (see
+            :func:`segmentation_loss`), or the job cannot split the batch or run SyncBN (see
+            :func:`~bench.train.parallel.check_parallel`).
         CheckpointError: ``state_file`` is unreadable or belongs to another run.
         FloatingPointError: the loss became NaN or infinite (the message names the step).
     """
     check_amp(cfg.amp, device)
-    torch.manual_seed(seed)
+    ranks = ranks if ranks is not None and ranks.torchrun else None
+    if ranks is not None:
+        parallel.check_parallel(cfg, ranks.world_size, device)
+    torch.manual_seed(seed if ranks is None else parallel.rank_seed(seed, ranks))
     generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(
-        dataset,
-        batch_size=cfg.batch_size,
-        shuffle=True,
-        drop_last=True,
-        generator=generator,
-        num_workers=cfg.num_workers,
-    )
+    if ranks is not None:
+        loader = parallel.rank_loader(dataset, cfg, generator, ranks)
+    else:
+        loader = DataLoader(
+            dataset,
+            batch_size=cfg.batch_size,
+            shuffle=True,
+            drop_last=True,
+            generator=generator,
+            num_workers=cfg.num_workers,
+        )
     require_one_batch(len(dataset), cfg)
     model.to(device).train()
+    swaps = parallel.to_sync_bn(model) if ranks is not None and cfg.sync_bn else []
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: poly_lr_factor(s, cfg.steps, cfg.poly_power, cfg.warmup_steps)
@@ -176,16 +196,23 @@ def train(
         class_weights = class_weights.to(device)
     stream = BatchStream(loader, generator)
     parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
-    identity = RunIdentity(run_name, cfg, seed, torch.device(device).type)
+    world = None if ranks is None else ranks.world_size
+    identity = RunIdentity(run_name, cfg, seed, torch.device(device).type, world)
     prog, resumed_from = Progress(), None
     path = None if state_file is None else Path(state_file)
-    if path is not None:
+    main = ranks is None or ranks.is_main  # rank 0 alone writes the state file
+    if path is not None and main:
         remove_leftover_temporaries(path)  # of a save cut short by a kill
-    if path is not None and resume and path.is_file():
-        prog = restore_state(load_state(path, identity), stream=stream, **parts)
+    found = path is not None and resume and path.is_file()
+    if ranks is not None:
+        found = distributed.broadcast(ranks, found)  # rank 0 decides; every rank reads it
+    if path is not None and found:
+        rank = 0 if ranks is None else ranks.rank
+        prog = restore_state(load_state(path, identity), stream=stream, rank=rank, **parts)
         resumed_from = prog.step
-    elif path is not None and not resume:
+    elif path is not None and not resume and main:
         path.unlink(missing_ok=True)
+    net = model if ranks is None else parallel.wrap_ddp(model, device)
     window = max(1, cfg.steps // 20)
     seconds_before = prog.seconds
     start = window_start = time.perf_counter()
@@ -206,16 +233,17 @@ def train(
         lr = scheduler.get_last_lr()[0]
         with autocast(cfg.amp, device):
             if own_loss:
-                loss = summed_losses(model(images, targets=masks, ignore_index=ignore_index))
+                loss = summed_losses(net(images, targets=masks, ignore_index=ignore_index))
             else:
                 loss = segmentation_loss(
-                    model(images),
+                    net(images),
                     masks,
                     ignore_index=ignore_index,
                     aux_weights=aux_weights,
                     class_weights=class_weights,
                 )
-        last = loss.item()
+        # Under torchrun: the global batch's loss, and a NaN on one rank stops every rank.
+        last = (loss if ranks is None else parallel.mean_over_ranks(loss, ranks)).item()
         if not math.isfinite(last):
             raise FloatingPointError(
                 f"Training loss became {last} at step {step + 1} of {cfg.steps} "
@@ -241,13 +269,18 @@ def train(
         if path is not None and every and (prog.step % every == 0 or prog.step == cfg.steps):
             saving = time.perf_counter()
             prog.seconds = seconds_before + saving - start
-            save_state(path, identity, prog, stream=stream, **parts)
+            rank_rng = None if ranks is None else distributed.gather(ranks, rng_states())
+            if main:
+                save_state(path, identity, prog, stream=stream, rank_rng=rank_rng, **parts)
             window_start += time.perf_counter() - saving  # the save is not training throughput
     bn_batches = 0
     if cfg.precise_bn_batches > 0 and any(
         isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()
     ):
         bn_batches = recompute_bn_stats(model, loader, cfg.precise_bn_batches, device)
+    if ranks is not None:
+        parallel.average_bn_statistics(model, ranks)  # every rank then evaluates one model
+        parallel.from_sync_bn(swaps)
     seconds = seconds_before + time.perf_counter() - start
     return TrainResult(
         steps=cfg.steps,
@@ -260,6 +293,8 @@ def train(
         precise_bn_batches=bn_batches,
         amp=cfg.amp,
         resumed_from_step=resumed_from,
+        world_size=world,
+        sync_bn=True if swaps else None,
     )
 
 

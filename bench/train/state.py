@@ -16,6 +16,11 @@ file in the same folder, then ``os.replace``) holds, after a completed step:
   whatever the replay drew from them is undone;
 * the loop's own counters (loss curve, running window sum, last loss, seconds so far).
 
+Under torchrun (:mod:`bench.train.parallel`) rank 0 writes the file and every rank reads it: the
+model, optimiser and data position are the same on every rank, and the random states of every
+rank are saved (``rank_rng``, in rank order) so that each rank continues its own draws. The
+identity then names the number of processes: a state is continued by a job of the same size.
+
 Read back with ``torch.load(..., weights_only=True)`` (nothing in it executes code on load);
 the file also names the run it belongs to (an identity string, the hashed training settings and
 the seed), and a state of another run is refused rather than silently continued.
@@ -164,21 +169,27 @@ class RunIdentity:
         seed: The training seed.
         device: The device type trained on (``cpu``, ``cuda``): a state does not move between
             them (other kernels, other random generators).
+        world_size: Processes of the torchrun job that trains it; None for a plain run (and
+            left out of the file then, as before torchrun was supported).
     """
 
     name: str
     cfg: TrainConfig
     seed: int
     device: str = "cpu"
+    world_size: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The identity as stored: name, hashed settings, seed and device type."""
-        return {
+        """The identity as stored: name, hashed settings, seed, device type (world size)."""
+        out: dict[str, Any] = {
             "name": self.name,
             "config": self.cfg.hashed_values(),
             "seed": self.seed,
             "device": self.device,
         }
+        if self.world_size is not None:
+            out["world_size"] = self.world_size
+        return out
 
 
 def save_state(
@@ -191,6 +202,7 @@ def save_state(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     scaler: torch.amp.GradScaler | None,
     stream: BatchStream,
+    rank_rng: list[dict[str, Any]] | None = None,
 ) -> Path:
     """Writes the full training state after ``progress.step`` steps, atomically.
 
@@ -203,6 +215,8 @@ def save_state(
         scheduler: The learning-rate scheduler.
         scaler: The fp16 gradient scaler, or None.
         stream: The batches (their position is saved).
+        rank_rng: Under torchrun: every rank's :func:`rng_states`, in rank order (rank 0 writes
+            the file); None: this process's alone.
 
     Returns:
         ``path``.
@@ -222,8 +236,10 @@ def save_state(
         "scheduler": scheduler.state_dict(),
         "scaler": None if scaler is None else scaler.state_dict(),
         "data": stream.position(),
-        "rng": rng_states(),
+        "rng": rng_states() if rank_rng is None else rank_rng[0],
     }
+    if rank_rng is not None:
+        state["rank_rng"] = list(rank_rng)
     return write_atomic(Path(path), lambda handle: torch.save(state, handle))
 
 
@@ -261,9 +277,14 @@ def load_state(path: Path, identity: RunIdentity) -> dict[str, Any]:
             f"{STATE_FORMAT!r}, found {found!r}. {fix}"
         )
     expected, saved = identity.to_dict(), state["identity"]
-    differ = sorted(k for k in expected if expected[k] != saved.get(k))
+    differ = sorted(k for k in expected.keys() | saved.keys() if expected.get(k) != saved.get(k))
     if differ:
-        detail = "; ".join(f"{k}: saved {saved.get(k)!r}, now {expected[k]!r}" for k in differ)
+        detail = "; ".join(f"{k}: saved {saved.get(k)!r}, now {expected.get(k)!r}" for k in differ)
+        if "world_size" in differ:  # None: a plain run
+            fix = (
+                f"Fix: resume with as many processes as saved it (world_size None: a plain "
+                f"run), or delete {path} to train this run from the start."
+            )
         raise CheckpointError(f"Training state {path} belongs to another run ({detail}). {fix}")
     return state
 
@@ -276,6 +297,7 @@ def restore_state(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     scaler: torch.amp.GradScaler | None,
     stream: BatchStream,
+    rank: int = 0,
 ) -> Progress:
     """Puts a loaded state back: modules, data position, then the global random states.
 
@@ -289,6 +311,7 @@ def restore_state(
         scheduler: The fresh scheduler.
         scaler: The fresh fp16 gradient scaler, or None.
         stream: The fresh batch stream.
+        rank: This process's rank: under torchrun it continues its own saved random states.
 
     Returns:
         The loop's counters at the saved step.
@@ -308,7 +331,7 @@ def restore_state(
     if scaler is not None and state["scaler"] is not None:
         scaler.load_state_dict(state["scaler"])
     stream.seek(state["data"])
-    restore_rng_states(state["rng"])
+    restore_rng_states(state["rank_rng"][rank] if "rank_rng" in state else state["rng"])
     p = state["progress"]
     return Progress(
         step=int(p["step"]),
