@@ -85,8 +85,9 @@ def check_torchrun(
             f"Suite {suite.name!r} scores published weights and trains nothing; it does not run "
             f"{where}. Fix: run it without torchrun (python run_bench.py run --suite ...)."
         )
-    if suite.train.steps > 0:
-        check_parallel(suite.train, ranks.world_size, device)
+    for cfg in suite.train_configs():  # the suite's train and each recipe's
+        if cfg.steps > 0:
+            check_parallel(cfg, ranks.world_size, device)
 
 
 @dataclass

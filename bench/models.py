@@ -32,6 +32,7 @@ class PadCrop(nn.Module):
     def __init__(self, model: nn.Module, divisor: int, train_needs_targets: bool = False) -> None:
         super().__init__()
         self.model = model
+        self.param_root = "model"  # train.lr_mult prefixes name the architecture's parameters
         self.divisor = divisor
         self.train_needs_targets = train_needs_targets
 

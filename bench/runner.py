@@ -108,13 +108,12 @@ from bench.suites import SuiteConfig
 from bench.train import (
     MISSING_MESSAGE,
     ScalarWriter,
-    check_amp,
-    class_frequencies,
-    enet_class_weights,
-    require_one_batch,
+    check_settings,
+    class_weights_by_setting,
     tensorboard_available,
     tensorboard_writer,
     train,
+    weights_key,
 )
 from bench.train.scalars import MIOU_TAG, PIXEL_ACC_TAG
 
@@ -203,8 +202,7 @@ class Sweep:
         self.stage_hook: Callable[[str], None] | None = None  # told each stage as it starts
         self.resume = False  # set by run(): continue from saved training states
         self.ranks = SINGLE  # a torchrun job's ranks (DistributedSweep): train, evaluate, count
-        if suite.train.steps > 0:
-            check_amp(suite.train.amp, self.device)  # before any data or model
+        check_settings(suite.train_configs(), self.device)  # train.amp, before any data
         self.tensorboard = tensorboard and suite.train.steps > 0
         if self.tensorboard and not tensorboard_available():
             log(MISSING_MESSAGE)
@@ -217,19 +215,17 @@ class Sweep:
         self.eval_set, _ = build_dataset(
             suite.dataset, split=suite.eval.split, root=suite.data_root, **opts
         )
-        if suite.train.steps > 0:
-            require_one_batch(len(self.train_set), suite.train)  # once, before any model
+        check_settings(suite.train_configs(), self.device, len(self.train_set))  # before models
         self.matmul_gflops: float | None = None
-        self.class_weights: torch.Tensor | None = class_weights
-        t = suite.train
-        if class_weights is None and t.class_weighting == "enet" and t.steps > 0:
-            freq = class_frequencies(
-                self.train_set,
-                self.info.num_classes,
-                self.info.ignore_index,
-                t.class_weight_samples,
-            )
-            self.class_weights = enet_class_weights(freq)
+        self.class_weights: torch.Tensor | None = class_weights  # given: every architecture's
+        n, ignore = self.info.num_classes, self.info.ignore_index
+        configs = suite.train_configs() if class_weights is None else []  # each recipe's too
+        self._weights = class_weights_by_setting(configs, self.train_set, n, ignore)
+
+    def arch_weights(self, arch: str) -> torch.Tensor | None:
+        """``arch``'s loss class weights: those given, else its ``train.class_weighting``'s."""
+        given, key = self.class_weights, weights_key(self.suite.train_for(arch))
+        return given if given is not None else self._weights.get(key)
 
     # -- records -----------------------------------------------------------------------------
     def _protocol(self) -> Protocol:
@@ -384,15 +380,16 @@ class Sweep:
         The training state goes to :meth:`train_state_path` every ``checkpoint_every`` steps; a
         resumed sweep continues from it (:func:`bench.train.train`, ``resume``).
         """
-        s = self.suite
+        s, t = self.suite, self.suite.train_for(arch)  # the suite's train, with arch's recipe
+        weights = self.arch_weights(arch)
         result = train(
             model,
             self.train_set,
-            s.train,
+            t,
             ignore_index=self.info.ignore_index,
             aux_weights=dict(entry.info.aux_weights),
             device=self.device,
-            class_weights=self.class_weights,
+            class_weights=weights,
             seed=s.seed,
             progress=self.progress,
             desc=f"train {arch}",
@@ -402,9 +399,9 @@ class Sweep:
             scalars=scalars,
             ranks=self.ranks,
         )
-        info = {**result.to_dict(), "class_weighting": s.train.class_weighting}
-        if self.class_weights is not None:
-            info["class_weights"] = [round(w, 6) for w in self.class_weights.tolist()]
+        info = {**result.to_dict(), "class_weighting": t.class_weighting}
+        if weights is not None:
+            info["class_weights"] = [round(w, 6) for w in weights.tolist()]
         if self.checkpoint_dir is not None:
             save_checkpoint(
                 Path(self.checkpoint_dir) / f"{arch}.pt",
@@ -461,7 +458,7 @@ class Sweep:
             arch=arch,
             inputs_rel=inputs_rel,
             matmul_gflops=self.matmul_gflops,
-            class_weights=self.class_weights,
+            class_weights=self.arch_weights(arch),
             resume=self.resume,
             tensorboard=self.tensorboard,
         )

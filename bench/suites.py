@@ -24,6 +24,7 @@ import yaml
 from bench.errors import ConfigError, MissingFileError
 from bench.speed.config import SpeedConfig
 from bench.train import TrainConfig
+from bench.train.config import HASH_KEY
 from bench.validation import require_int, require_size, require_text
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
@@ -113,7 +114,12 @@ class SuiteConfig:
         seed: Seed of model initialisation and data order, in [0, 2**64 - 1].
         threads: torch CPU threads, >= 1, or ``None`` for torch's default.
         train: The training settings.
-        eval: The evaluation settings.
+        recipes: Overrides of ``train`` per architecture name (``{enet: {optimizer: adam,
+            lr: 5.0e-4}}``): the architecture trains with ``train`` updated by its entry
+            (:meth:`train_for`); the others with ``train``. Checked when the suite loads
+            (train keys, types and ranges; names against ``archs`` when it is a list) and
+            against the registry in :meth:`arch_names`. Part of :attr:`fingerprint` only
+            when non-empty, so suites without recipes keep their ids.
         speed: The timing settings.
         complexity: The counting settings.
         source: The file the suite was read from (set by :func:`load_suite`).
@@ -132,6 +138,7 @@ class SuiteConfig:
     seed: int = 0
     threads: int | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
     eval: EvalConfig = field(default_factory=EvalConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
     complexity: ComplexityConfig = field(default_factory=ComplexityConfig)
@@ -176,6 +183,27 @@ class SuiteConfig:
         require_int("seed", self.seed, minimum=0, maximum=_MAX_SEED, fix="Set e.g. seed: 0.")
         if self.threads is not None:
             require_int("threads", self.threads, minimum=1, fix="Use null for torch's default.")
+        object.__setattr__(self, "recipes", _checked_recipes(self.recipes, self.archs))
+        for arch in self.recipes:
+            self.train_for(arch)  # TrainConfig checks the merged ranges
+
+    def train_for(self, arch: str) -> TrainConfig:
+        """The training settings of ``arch``: ``train`` with its ``recipes`` entry, if any.
+
+        Raises:
+            ConfigError: The merged settings are out of range (named as ``recipes.<arch>``).
+        """
+        override = self.recipes.get(arch)
+        if not override:
+            return self.train
+        try:
+            return dataclasses.replace(self.train, **override)
+        except ConfigError as exc:
+            raise ConfigError(f"recipes.{arch}: {exc}") from None
+
+    def train_configs(self) -> list[TrainConfig]:
+        """The suite's ``train`` and then each recipe's merged settings, in file order."""
+        return [self.train, *(self.train_for(arch) for arch in self.recipes)]
 
     @property
     def setting(self) -> str:
@@ -206,13 +234,32 @@ class SuiteConfig:
 
     @property
     def fingerprint(self) -> str:
-        """6 hex digits of a hash of every setting that changes results (not the arch list)."""
+        """6 hex digits of a hash of every setting that changes results (not the arch list).
+
+        ``recipes`` enters it only when non-empty (each override as written, less
+        ``checkpoint_every``), so suites without recipes keep the ids they had before recipes
+        existed; a suite with recipes has an id of its own, and changing a recipe changes it.
+        The ``bs`` of :attr:`setting` stays the suite's ``train.batch_size`` even where a
+        recipe sets another (the record's ``train.batch_size`` says what ran).
+        """
         import hashlib
         import json
 
         data = dataclasses.asdict(self)
         for key in ("name", "description", "archs", "exclude", "weights", "source"):
             data.pop(key)
+        if not self.recipes:
+            data.pop("recipes")  # added later: suites without recipes keep their ids
+        else:  # each override as written, less those that change no result (checkpoint_every)
+            unhashed = {
+                f.name
+                for f in dataclasses.fields(TrainConfig)
+                if f.metadata.get(HASH_KEY, True) is False
+            }
+            data["recipes"] = {
+                arch: {k: v for k, v in over.items() if k not in unhashed}
+                for arch, over in self.recipes.items()
+            }
         # Training fields added later enter the hash only when set (or never, when they change
         # no result): the committed results keep their ids (bench.train.config).
         data["train"] = self.train.hashed_values()
@@ -232,7 +279,8 @@ class SuiteConfig:
             The architectures to run, in the suite's order.
 
         Raises:
-            ConfigError: a name in ``archs``, ``exclude`` or ``arch_options`` is not registered
+            ConfigError: a name in ``archs``, ``exclude``, ``arch_options`` or ``recipes`` is
+                not registered
                 (naming the suite, the key and close matches); a misspelt ``arch_options`` key
                 would otherwise drop its options silently.
         """
@@ -244,6 +292,7 @@ class SuiteConfig:
             ("archs", wanted),
             ("exclude", self.exclude),
             ("arch_options", list(self.arch_options)),
+            ("recipes", list(self.recipes)),
         ):
             for name in names:
                 try:
@@ -253,6 +302,44 @@ class SuiteConfig:
                 ) as exc:  # architectures/ raises plain errors (it imports no bench)
                     raise ConfigError(f"{where}: {key}: {exc}") from None
         return [a for a in wanted if a not in set(self.exclude)]
+
+
+def _checked_recipes(recipes: Any, archs: str | list[str]) -> dict[str, dict[str, Any]]:
+    """``recipes`` checked against ``TrainConfig``'s keys and types, ints of floats made floats.
+
+    Raises:
+        ConfigError: Not a mapping of mappings, a name not in ``archs`` (when it is a list), an
+            unknown train key or a value of the wrong type.
+    """
+    if not isinstance(recipes, dict) or not all(isinstance(v, dict) for v in recipes.values()):
+        raise ConfigError(
+            f"recipes must map architecture names to overrides of train:; found {recipes!r}. "
+            f"Set e.g. recipes: {{enet: {{optimizer: adam, lr: 5.0e-4}}}}."
+        )
+    hints = typing.get_type_hints(TrainConfig)
+    out: dict[str, dict[str, Any]] = {}
+    for arch, override in recipes.items():
+        if isinstance(archs, list) and arch not in archs:
+            raise ConfigError(
+                f"recipes names {arch!r}, which is not in the suite's archs "
+                f"({', '.join(map(str, archs))}). Add it to archs, or remove its recipe."
+            )
+        out[arch] = {}
+        for key, value in override.items():
+            if key not in hints:
+                raise ConfigError(
+                    f"unknown key 'recipes.{arch}.{key}'. Valid keys (those of train:): "
+                    f"{', '.join(f.name for f in dataclasses.fields(TrainConfig))}."
+                )
+            if value is False and _is_choice(hints[key], "off"):
+                value = "off"  # YAML 1.1 reads a bare `off` as false
+            if not _type_ok(value, hints[key]):
+                raise ConfigError(
+                    f"key 'recipes.{arch}.{key}' expects {_type_name(hints[key])}; found "
+                    f"{type(value).__name__} {value!r}."
+                )
+            out[arch][key] = float(value) if hints[key] is float else value
+    return out
 
 
 _SECTIONS = {
@@ -317,6 +404,9 @@ def _build(cls: type, data: Any, where: str, source: str) -> Any:
             )
         if key in _SECTIONS and not where:
             kwargs[key] = _build(_SECTIONS[key], value, key, source)
+            continue
+        if key == "recipes" and not where:  # SuiteConfig checks it (_checked_recipes)
+            kwargs[key] = value
             continue
         hint = hints[key]
         if value is False and _is_choice(hint, "off"):

@@ -169,7 +169,11 @@ BAD_VALUES = [
     ("train.lr", float("inf"), "train: lr must be a finite number > 0; found inf."),
     ("train.steps", -1, "train: steps must be an int >= 0; found -1."),
     ("train.batch_size", 0, "train: batch_size must be an int >= 1; found 0."),
-    ("train.optimizer", "adam", "key 'train.optimizer' expects one of 'adamw', 'sgd'; found str"),
+    (
+        "train.optimizer",
+        "lamb",
+        "key 'train.optimizer' expects one of 'adamw', 'sgd', 'adam', 'rms",
+    ),
     ("train.weight_decay", -1e-4, "train: weight_decay must be a finite number >= 0; found"),
     ("train.momentum", 1.5, "train: momentum must be a number in [0, 1); found 1.5."),
     ("train.momentum", 1.0, "train: momentum must be a number in [0, 1); found 1.0."),
@@ -287,7 +291,10 @@ def test_unknown_suite_name_suggests_close_matches():
         load_suite("smok")
     msg = str(exc.value)
     assert "Unknown suite 'smok'. Did you mean: smoke?" in msg
-    assert "Built-in suites: camvid, camvid_full, camvid_published, quick, smoke" in msg
+    assert (
+        "Built-in suites: camvid, camvid_full, camvid_published, camvid_recipes, quick, smoke"
+        in msg
+    )
 
 
 def test_missing_suite_file_is_named(tmp_path):
@@ -370,6 +377,7 @@ def test_builtin_suite_setting_ids_are_stable():
         "camvid": "180x240-steps120-bs8-fp32-seed0-ff77ee",
         "camvid_full": "360x480-steps2000-bs8-fp32-seed0-98c6d5",
         "camvid_published": "test-360x480-published",  # weights: split and size alone
+        "camvid_recipes": "180x240-steps120-bs8-fp32-seed0-e8a371",  # its recipes are hashed
         "quick": "64x64-steps60-bs4-fp32-seed0-18fb5f",
         "smoke": "64x64-steps40-bs8-fp32-seed0-a7eb2e",
     }

@@ -66,7 +66,10 @@ def test_poly_lr_factor_hand_values(step, total, power, warmup, expected):
         ({"steps": 2.5}, "steps must be an int >= 0; found 2.5."),
         ({"steps": True}, "steps must be an int >= 0; found bool True."),
         ({"batch_size": 0}, "batch_size must be an int >= 1; found 0."),
-        ({"optimizer": "adam"}, "optimizer must be one of 'adamw', 'sgd'; found 'adam'."),
+        (
+            {"optimizer": "lamb"},
+            "optimizer must be one of 'adamw', 'sgd', 'adam', 'rmsprop'; found 'lamb'.",
+        ),
         ({"lr": -1.0}, "lr must be a finite number > 0; found -1.0. Set a learning rate"),
         ({"lr": 0.0}, "lr must be a finite number > 0; found 0.0."),
         ({"lr": math.nan}, "lr must be a finite number > 0; found nan."),

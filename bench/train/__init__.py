@@ -16,8 +16,11 @@ that drive it nor the data loaders (``pyproject.toml``'s import contracts). Its 
 Every public name is importable from ``bench.train`` itself.
 """
 
-from bench.train.config import Amp, ClassWeighting, Optimizer, TrainConfig, TrainResult
+from bench.train.config import Amp, ClassWeighting, Optimizer, Schedule, TrainConfig, TrainResult
 from bench.train.loop import (
+    check_settings,
+    lr_factor,
+    lr_multipliers,
     make_optimizer,
     poly_lr_factor,
     recompute_bn_stats,
@@ -26,10 +29,14 @@ from bench.train.loop import (
 )
 from bench.train.losses import (
     class_frequencies,
+    class_weights_by_setting,
+    class_weights_for,
     enet_class_weights,
+    median_frequency_weights,
     needs_targets,
     segmentation_loss,
     summed_losses,
+    weights_key,
 )
 from bench.train.parallel import (
     RankBatchSampler,
@@ -60,6 +67,7 @@ __all__ = [
     "Progress",
     "RankBatchSampler",
     "RunIdentity",
+    "Schedule",
     "ScalarWriter",
     "TrainConfig",
     "TrainResult",
@@ -67,13 +75,19 @@ __all__ = [
     "average_bn_statistics",
     "check_amp",
     "check_parallel",
+    "check_settings",
     "class_frequencies",
+    "class_weights_by_setting",
+    "class_weights_for",
     "enet_class_weights",
     "from_sync_bn",
     "grad_scaler",
     "load_state",
+    "lr_factor",
+    "lr_multipliers",
     "make_optimizer",
     "mean_over_ranks",
+    "median_frequency_weights",
     "needs_targets",
     "poly_lr_factor",
     "rank_loader",
@@ -87,5 +101,6 @@ __all__ = [
     "tensorboard_writer",
     "to_sync_bn",
     "train",
+    "weights_key",
     "wrap_ddp",
 ]

@@ -10,7 +10,9 @@ hash through their metadata, so that the committed results keep their ids:
 * ``{"hash": False}``: never hashed, because the value does not change any result
   (``checkpoint_every``: a resumed run is bit-identical to an uninterrupted one).
 
-``sync_bn`` is hashed like ``amp``: left off, a suite keeps its id.
+``sync_bn`` is hashed like ``amp``: left off, a suite keeps its id. So are the schedule and
+recipe fields added with them (``schedule``, ``step_size``, ``gamma``, ``lr_mult``,
+``accumulate``): at their defaults a suite keeps its id.
 
 Fields without the key are always hashed.
 """
@@ -18,13 +20,22 @@ Fields without the key are always hashed.
 from __future__ import annotations
 
 import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Literal
 
-from bench.validation import require_bool, require_choice, require_float, require_int
+from bench.errors import ConfigError
+from bench.validation import (
+    require_bool,
+    require_choice,
+    require_float,
+    require_int,
+    require_text,
+)
 
-Optimizer = Literal["adamw", "sgd"]
-ClassWeighting = Literal["none", "enet"]  # "enet": 1 / ln(1.02 + p_class), Paszke et al.
+Optimizer = Literal["adamw", "sgd", "adam", "rmsprop"]
+# "enet": 1 / ln(1.02 + p_class), Paszke et al.; "median_frequency": Eigen & Fergus.
+ClassWeighting = Literal["none", "enet", "median_frequency"]
+Schedule = Literal["poly", "step", "cosine"]
 Amp = Literal["off", "bf16", "fp16"]
 
 HASH_KEY = "hash"
@@ -49,14 +60,31 @@ class TrainConfig:
     Attributes:
         steps: Optimiser steps, >= 0.
         batch_size: Images per step, >= 1.
-        optimizer: ``"adamw"`` or ``"sgd"``.
+        optimizer: ``"adamw"`` (decoupled weight decay), ``"sgd"``, ``"adam"`` or
+            ``"rmsprop"``; Adam and RMSprop apply ``weight_decay`` as an L2 term added to the
+            gradient, as ``torch.optim.Adam``/``RMSprop`` do (not decoupled as in AdamW).
         lr: Base learning rate, finite and > 0.
         weight_decay: Finite, >= 0.
-        momentum: SGD momentum in [0, 1) (unused by AdamW).
+        momentum: SGD and RMSprop momentum in [0, 1) (unused by Adam and AdamW).
         poly_power: ``lr = base * (1 - step / steps) ** power`` after warm-up; finite, >= 0.
-        warmup_steps: Steps of linear warm-up, >= 0.
+        warmup_steps: Steps of linear warm-up, >= 0; it precedes every schedule.
+        schedule: The decay after warm-up (see :func:`~bench.train.lr_factor`): ``"poly"``
+            (``poly_power``), ``"step"`` (times ``gamma`` every ``step_size`` steps) or
+            ``"cosine"`` (half a cosine from 1 to 0 over the steps after warm-up).
+        step_size: Steps between decays of the ``step`` schedule, >= 1 (required with it;
+            0 = unset, the default).
+        gamma: Factor of each decay of the ``step`` schedule, in (0, 1].
+        lr_mult: Learning-rate multiplier per parameter-name prefix (``{"head": 10.0}``):
+            a parameter takes the multiplier of the longest prefix that names it or one of
+            its parent modules (``head`` matches ``head.0.weight``, not ``header.weight``);
+            the others keep 1. Each multiplier finite and > 0.
+        accumulate: Micro-batches of ``batch_size`` images per optimiser step, >= 1; each
+            micro-batch's loss is divided by ``accumulate`` (an effective batch of
+            ``accumulate * batch_size``).
         grad_clip: Maximum gradient norm; 0 = off; finite, >= 0.
-        class_weighting: ``"none"`` or ``"enet"`` (ENet's ``1 / ln(1.02 + p_class)``).
+        class_weighting: ``"none"``, ``"enet"`` (ENet's ``1 / ln(1.02 + p_class)``) or
+            ``"median_frequency"`` (Eigen & Fergus's ``median(freq) / freq_c``; see
+            :func:`~bench.train.median_frequency_weights`).
         class_weight_samples: Training images used to estimate class frequencies, >= 1.
         precise_bn_batches: After training, recompute BatchNorm statistics over N batches.
         num_workers: DataLoader worker processes, >= 0.
@@ -88,6 +116,11 @@ class TrainConfig:
     amp: Amp = field(default="off", metadata={HASH_KEY: "if_set"})
     checkpoint_every: int = field(default=0, metadata={HASH_KEY: False})
     sync_bn: bool = field(default=False, metadata={HASH_KEY: "if_set"})
+    schedule: Schedule = field(default="poly", metadata={HASH_KEY: "if_set"})
+    step_size: int = field(default=0, metadata={HASH_KEY: "if_set"})
+    gamma: float = field(default=0.1, metadata={HASH_KEY: "if_set"})
+    lr_mult: dict[str, float] = field(default_factory=dict, metadata={HASH_KEY: "if_set"})
+    accumulate: int = field(default=1, metadata={HASH_KEY: "if_set"})
 
     def __post_init__(self) -> None:
         """Checks every value (see the class docstring for the ranges).
@@ -128,6 +161,45 @@ class TrainConfig:
             fix="Set the steps between saved training states, or 0 for none.",
         )
         require_bool("sync_bn", self.sync_bn)
+        self._check_schedule()
+        if not isinstance(self.lr_mult, dict):
+            raise ConfigError(
+                f"lr_mult must be a mapping of parameter-name prefix to multiplier; found "
+                f"{type(self.lr_mult).__name__} {self.lr_mult!r}. Set e.g. lr_mult: {{head: 10}}."
+            )
+        for prefix, mult in self.lr_mult.items():
+            require_text(f"lr_mult key {prefix!r}", prefix, fix="Name a parameter prefix.")
+            require_float(
+                f"lr_mult.{prefix}", mult, minimum=0.0, strict=True, fix="Use e.g. 10 or 0.1."
+            )
+        # 10 and 10.0 are one setting: the setting id must not depend on how YAML spells it.
+        object.__setattr__(self, "lr_mult", {k: float(v) for k, v in self.lr_mult.items()})
+        require_int(
+            "accumulate",
+            self.accumulate,
+            minimum=1,
+            fix="Set the micro-batches per optimiser step, or 1 for none.",
+        )
+
+    def _check_schedule(self) -> None:
+        """Checks ``schedule``, ``step_size`` and ``gamma``.
+
+        Raises:
+            ConfigError: A value is out of range, or ``schedule: step`` lacks ``step_size``.
+        """
+        require_choice("schedule", self.schedule, typing.get_args(Schedule))
+        require_int("step_size", self.step_size, minimum=0, fix="Set e.g. step_size: 1000.")
+        require_float("gamma", self.gamma, minimum=0.0, strict=True, fix="The usual is 0.1.")
+        if self.gamma > 1:
+            raise ConfigError(
+                f"gamma must be a number in (0, 1] (a decay); found {self.gamma!r}. The usual "
+                f"is 0.1."
+            )
+        if self.schedule == "step" and self.step_size == 0:
+            raise ConfigError(
+                "schedule: step needs step_size (steps between decays, >= 1); found step_size "
+                "0 (unset). Set e.g. step_size: 1000, or choose schedule: poly or cosine."
+            )
 
     def hashed_values(self) -> dict[str, object]:
         """The values that enter the setting id, by field name (see the module docstring).
@@ -140,7 +212,8 @@ class TrainConfig:
         for f in fields(self):
             rule = f.metadata.get(HASH_KEY, True)
             value = getattr(self, f.name)
-            if rule is False or (rule == "if_set" and value == f.default):
+            default = f.default if f.default_factory is MISSING else f.default_factory()
+            if rule is False or (rule == "if_set" and value == default):
                 continue
             out[f.name] = value
         return out

@@ -10,7 +10,7 @@ to them. ``bench.models.build_model`` marks such models with ``train_needs_targe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from bench.errors import ConfigError
+from bench.train.config import TrainConfig
 
 
 def segmentation_loss(
@@ -130,3 +131,106 @@ def enet_class_weights(freq: torch.Tensor, c: float = 1.02) -> torch.Tensor:
         float32 weights, one per class.
     """
     return (1.0 / torch.log(c + freq)).float()
+
+
+def median_frequency_weights(
+    dataset: Dataset, num_classes: int, ignore_index: int, max_samples: int = 200
+) -> torch.Tensor:
+    """Median frequency balancing (Eigen & Fergus, arXiv 1411.4734, Sec. 4.1; SegNet's CamVid).
+
+    ``w_c = median(freq) / freq_c``, where ``freq_c`` is the number of pixels of class ``c``
+    divided by the number of (non-ignored) pixels of the images in which ``c`` is present. The
+    median is taken over the classes present in the sampled images; a class absent from all of
+    them has no frequency and gets weight 1.
+
+    Args:
+        dataset: Yields ``(image, mask)`` pairs.
+        num_classes: Classes counted (label values ``0 .. num_classes - 1``).
+        ignore_index: Label value not counted.
+        max_samples: Samples read at most (the first ones).
+
+    Returns:
+        float32 weights, one per class.
+
+    Raises:
+        ConfigError: Every sampled pixel is ignored.
+    """
+    counts = torch.zeros(num_classes, dtype=torch.float64)
+    present_pixels = torch.zeros(num_classes, dtype=torch.float64)
+    for i in range(min(max_samples, len(dataset))):
+        mask = dataset[i][1].long().flatten()
+        mask = mask[mask != ignore_index]
+        image_counts = torch.bincount(mask, minlength=num_classes)[:num_classes].double()
+        counts += image_counts
+        present_pixels += (image_counts > 0).double() * image_counts.sum()
+    present = counts > 0
+    if not present.any():
+        raise ConfigError(
+            "Cannot estimate class frequencies: every sampled pixel is ignored. Check the "
+            "training labels, or set train.class_weighting: none."
+        )
+    freq = counts[present] / present_pixels[present]
+    weights = torch.ones(num_classes, dtype=torch.float64)
+    # torch.median returns the lower of the two middle values; the paper's median is their mean.
+    weights[present] = torch.quantile(freq, 0.5) / freq
+    return weights.float()
+
+
+def class_weights_for(
+    weighting: str, dataset: Dataset, num_classes: int, ignore_index: int, max_samples: int
+) -> torch.Tensor | None:
+    """The loss's class weights that ``train.class_weighting`` asks for, from the training set.
+
+    Args:
+        weighting: ``"none"``, ``"enet"`` (:func:`enet_class_weights`) or
+            ``"median_frequency"`` (:func:`median_frequency_weights`).
+        dataset: The training set.
+        num_classes: Classes of the dataset.
+        ignore_index: Label value not counted.
+        max_samples: Training images read at most (``train.class_weight_samples``).
+
+    Returns:
+        float32 weights, one per class, or None for ``"none"``.
+
+    Raises:
+        ConfigError: Every sampled pixel is ignored.
+    """
+    if weighting == "enet":
+        return enet_class_weights(
+            class_frequencies(dataset, num_classes, ignore_index, max_samples)
+        )
+    if weighting == "median_frequency":
+        return median_frequency_weights(dataset, num_classes, ignore_index, max_samples)
+    return None
+
+
+def weights_key(cfg: TrainConfig) -> tuple[str, int]:
+    """What a training setting's class weights depend on (besides the training set)."""
+    return cfg.class_weighting, cfg.class_weight_samples
+
+
+def class_weights_by_setting(
+    configs: Iterable[TrainConfig], dataset: Dataset, num_classes: int, ignore_index: int
+) -> dict[tuple[str, int], torch.Tensor | None]:
+    """The class weights of each training setting that trains, by :func:`weights_key`.
+
+    A sweep computes them once, up front, for its suite's ``train`` and each recipe's.
+
+    Args:
+        configs: The training settings (those with ``steps == 0`` are skipped).
+        dataset: The training set.
+        num_classes: Classes of the dataset.
+        ignore_index: Label value not counted.
+
+    Returns:
+        Weights (or None for ``class_weighting: none``) by :func:`weights_key`.
+
+    Raises:
+        ConfigError: Every sampled pixel is ignored.
+    """
+    out: dict[tuple[str, int], torch.Tensor | None] = {}
+    for cfg in configs:
+        key = weights_key(cfg)
+        if cfg.steps > 0 and key not in out:
+            out[key] = class_weights_for(key[0], dataset, num_classes, ignore_index, key[1])
+    return out
