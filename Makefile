@@ -16,7 +16,7 @@ GATE_TOL_MIOU_OTHER_CPU ?= 1.0
 GATE_TOL_SPEED ?= 40%
 SMOKE_RUN = $(PY) run_bench.py run --suite smoke --results-dir $(SMOKE_DIR) -q
 
-.PHONY: bench test lint gate smoke-baseline published
+.PHONY: test-slow bench test lint gate smoke-baseline published
 
 .setup-stamp: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
@@ -27,6 +27,9 @@ bench: .setup-stamp  ## the default suite (quick) on the built-in synthetic data
 
 test: lint  ## lint, format, layers, then the fast test selection (slow: PYTEST_ARGS="-m slow")
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-slow: .setup-stamp  ## the slow tests (every entry overfits one batch, the benchmarks); not in CI
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 lint: .setup-stamp  ## ruff (lint and format) and the import layers (lint-imports, pyproject.toml)
 	$(PY) -m ruff check .
