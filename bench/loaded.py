@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 import architectures
 from architectures import WeightsInfo
-from bench.complexity import count_complexity
+from bench.complexity import ComplexityReport, count_complexity
 from bench.data import DatasetInfo
 from bench.errors import ConfigError
 from bench.evaluate import EvalResult
@@ -213,6 +213,7 @@ def loaded_record(
     suite: str,
     command: str,
     speed: Speed | None = None,
+    complexity: ComplexityReport | None = None,
 ) -> RunRecord:
     """A ``loaded`` run record: metrics, complexity at the evaluated size, provenance.
 
@@ -228,13 +229,14 @@ def loaded_record(
         suite: The record's suite name (the results group it is ranked in).
         command: The command line that made it.
         speed: The speed section, if it was timed.
+        complexity: The count at ``loaded_size``, if already made (else counted here).
 
     Returns:
         The record (validated by :meth:`RunRecord.from_dict` when written).
     """
     arch = prepared.weights.name.split(".", 1)[0]
     now = utc_now()
-    report = count_complexity(prepared.model.cpu(), (1, 3, *loaded_size))
+    report = complexity or count_complexity(prepared.model.cpu(), (1, 3, *loaded_size))
     scored = prepared.resolution(loaded_size)
     proto = prepared.scoring.protocol
     label_size = (
@@ -280,15 +282,16 @@ def published_speed(
     size: tuple[int, int],
     config: SpeedConfig,
     *,
+    gmacs: float,
     device: str,
     matmul_gflops_per_s: float | None,
 ) -> Speed:
     """Times published weights like a trained model (latency, throughput, memory, normalised).
 
     The model is the published-weights wrapper, so the time includes the authors' input
-    conversion and resizes, as a user of the weights would run it.
+    conversion and resizes, as a user of the weights would run it. ``gmacs`` is the record's
+    own count at ``size`` (for the efficiency figures).
     """
-    gmacs = count_complexity(model.cpu(), (1, 3, *size)).gmacs
     return speed_section(
         model,
         (3, *size),
@@ -386,11 +389,13 @@ def run_published(
                     desc=f"eval {label}",
                 )
                 timed = None
+                report = count_complexity(prepared.model.cpu(), (1, 3, *size))
                 if suite.speed.enabled and protocol_name == "standard":
                     timed = published_speed(
                         prepared.model,
                         size,
                         suite.speed,
+                        gmacs=report.gmacs,
                         device=device,
                         matmul_gflops_per_s=matmul,
                     )
@@ -405,6 +410,7 @@ def run_published(
                     suite=suite.name,
                     command=command,
                     speed=timed,
+                    complexity=report,
                 )
                 outcomes.append((label, None))
             except (BenchError, ArchitectureError) as exc:
