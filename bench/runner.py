@@ -52,7 +52,7 @@ import re
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,8 @@ from bench.records import (
 )
 from bench.shards import shard_items
 from bench.suites import SuiteConfig
+from bench.sweep_summary import SweepInterrupted, SweepSummary
+from bench.sweep_validation import sweep_validation, validation_set
 from bench.train import (
     MISSING_MESSAGE,
     ScalarWriter,
@@ -120,33 +122,6 @@ from bench.train.scalars import MIOU_TAG, PIXEL_ACC_TAG
 BASELINE_ARCH = "background"
 TRAIN_STATE_DIR, TENSORBOARD_DIR = "train_state", "tensorboard"  # inside the results folder
 CHILD_SETUP_ALLOWANCE_S = 300.0  # start-up of a --timeout-per-arch child, not counted in the limit
-
-
-@dataclass
-class SweepSummary:
-    """What a sweep did, filled in as it goes (so an interrupted sweep can still say)."""
-
-    written: list[Path] = field(default_factory=list)
-    finished: list[str] = field(default_factory=list)  # combinations with a record this sweep
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (arch, one-line message)
-    skipped: list[str] = field(default_factory=list)  # resumed: ok record already there
-    busy: list[tuple[str, str]] = field(default_factory=list)  # (arch, who runs it now)
-    not_in_shard: list[str] = field(default_factory=list)  # combinations of other shards
-    orphans_removed: list[str] = field(default_factory=list)  # samples of killed runs
-    planned: list[str] = field(default_factory=list)  # this sweep's combinations, in order
-    resumed: list[tuple[str, int]] = field(default_factory=list)  # (arch, saved step) continued
-
-
-class SweepInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a sweep; ``summary`` says what had finished.
-
-    Args:
-        summary: The sweep's summary as it stood when interrupted.
-    """
-
-    def __init__(self, summary: SweepSummary) -> None:
-        super().__init__("sweep interrupted")
-        self.summary = summary
 
 
 class Sweep:
@@ -216,6 +191,9 @@ class Sweep:
             suite.dataset, split=suite.eval.split, root=suite.data_root, **opts
         )
         check_settings(suite.train_configs(), self.device, len(self.train_set))  # before models
+        self.val_set = validation_set(  # train.eval_every's split, else None
+            suite.train_configs(), suite.dataset, self.info, suite.data_root, opts
+        )
         self.matmul_gflops: float | None = None
         self.class_weights: torch.Tensor | None = class_weights  # given: every architecture's
         n, ignore = self.info.num_classes, self.info.ignore_index
@@ -398,6 +376,7 @@ class Sweep:
             run_name=self.key(arch),
             scalars=scalars,
             ranks=self.ranks,
+            validation=None if self.val_set is None else self._validation(arch, model, run_id),
         )
         info = {**result.to_dict(), "class_weighting": t.class_weighting}
         if weights is not None:
@@ -411,6 +390,15 @@ class Sweep:
                 meta={"run_id": run_id, "suite": s.name},
             )
         return TrainInfo.from_dict(info)
+
+    def _validation(self, arch: str, model: Any, run_id: str) -> Any:
+        """``train.eval_every``'s scoring on the val split; the best model goes next to the state."""
+        best = self.train_state_path(arch).with_suffix(".best.pt")
+        return sweep_validation(
+            self.val_set, self.info, net=model.model, arch=arch, best_file=best,
+            device=self.device, batch_size=self.suite.eval.batch_size, ranks=self.ranks,
+            meta={"run_id": run_id, "suite": self.suite.name},
+        )  # fmt: skip
 
     def _speed(self, model: Any, report: Any, channels: int) -> Speed:
         """Times the model at the suite's resolution (and relative to the reference network)."""

@@ -202,6 +202,21 @@ def test_size_sets_the_working_resolution(fixtures):
     assert ev.protocol.short_side == 512 and ev.protocol.size is None
 
 
+def test_crop_option_crops_at_the_working_resolution(fixtures):
+    # size 12x16 keeps images at native scale; crop 6x8 is a quarter of one, drawn from it.
+    tr, _ = build_dataset(
+        "camvid", split="train", root=fixtures["camvid"], size=(12, 16), crop=[6, 8]
+    )
+    assert tr.augment.crop == (6, 8) and tr.augment.scale_base == (12, 16)
+    image, mask = tr[0]
+    assert image.shape == (3, 6, 8) and mask.shape == (6, 8)
+    assert tr.describe()["augment"]["crop"] == [6, 8]
+    ev, _ = build_dataset("camvid", split="test", root=fixtures["camvid"], size=(12, 16), crop=6)
+    assert ev.protocol.size == (12, 16)  # evaluation ignores the crop
+    with pytest.raises(ConfigError, match=r"crop must be .*dataset_options.crop"):
+        build_dataset("camvid", split="train", root=fixtures["camvid"], crop=[0, 8])
+
+
 def test_protocol_and_augmentation_options(fixtures):
     ev, _ = build_dataset(
         "cityscapes",

@@ -292,8 +292,8 @@ def test_unknown_suite_name_suggests_close_matches():
     msg = str(exc.value)
     assert "Unknown suite 'smok'. Did you mean: smoke?" in msg
     assert (
-        "Built-in suites: camvid, camvid_full, camvid_published, camvid_recipes, quick, smoke"
-        in msg
+        "Built-in suites: camvid, camvid_enet, camvid_full, camvid_published, camvid_recipes, "
+        "quick, smoke" in msg
     )
 
 
@@ -375,6 +375,7 @@ def test_builtin_suite_setting_ids_are_stable():
     results/baselines/smoke.json): a change to a config's fields or defaults must not move them."""
     assert {name: load_suite(name).setting for name in available_suites()} == {
         "camvid": "180x240-steps120-bs8-fp32-seed0-ff77ee",
+        "camvid_enet": "360x480-steps8000-bs10-fp32-seed0-f36bba",  # the committed ENet run's
         "camvid_full": "360x480-steps2000-bs8-fp32-seed0-98c6d5",
         "camvid_published": "test-360x480-published",  # weights: split and size alone
         "camvid_recipes": "180x240-steps120-bs8-fp32-seed0-e8a371",  # its recipes are hashed
@@ -389,6 +390,7 @@ def test_builtin_suite_setting_ids_are_stable():
         ("{amp: off}", True),  # YAML's bare `off` (a bool) is the choice 'off', the default
         ("{amp: 'off', checkpoint_every: 0}", True),
         ("{checkpoint_every: 7}", True),  # changes no result: never in the setting id
+        ("{eval_every: 5}", True),  # validation puts back every random state it draws from
         ("{amp: bf16}", False),  # changes the results: a setting of its own
         ("{amp: bf16, checkpoint_every: 7}", False),
         ("{sync_bn: false}", True),  # the default: each torchrun process normalises its share

@@ -104,8 +104,8 @@ def test_run_writes_event_files_under_the_results_folder(suite_file, tmp_path):
     series = scalars(folder)
     assert [s for s, _ in series["train/loss"]] == [1, 2, 3]
     assert series["train/loss"][-1][1] == pytest.approx(record["train"]["final_loss"], rel=1e-6)
-    assert series["val/miou"] == [(3, pytest.approx(record["metrics"]["miou"], rel=1e-6))]
-    assert series["val/pixel_acc"] == [(3, pytest.approx(record["metrics"]["pixel_acc"]))]
+    assert series["eval/miou"] == [(3, pytest.approx(record["metrics"]["miou"], rel=1e-6))]
+    assert series["eval/pixel_acc"] == [(3, pytest.approx(record["metrics"]["pixel_acc"]))]
     # The baseline trains nothing: no event files of its own.
     assert [p.name for p in (results / "tensorboard").iterdir()] == [folder.name]
 

@@ -70,7 +70,7 @@ def _factory(spec: FileDatasetSpec) -> DatasetFactory:
 _JITTER_KEYS = ("brightness", "contrast", "saturation", "hue")
 
 
-def _size_option(size: object) -> tuple[int, int] | None:
+def _size_option(size: object, what: str = "size") -> tuple[int, int] | None:
     if size is None:
         return None
     if isinstance(size, int) and not isinstance(size, bool):
@@ -82,8 +82,13 @@ def _size_option(size: object) -> tuple[int, int] | None:
     ):
         return int(size[0]), int(size[1])
     raise ConfigError(
-        f"size must be a positive int or a pair (H, W) of positive ints; got {size!r}. Set the "
-        f"suite's resolution (or the size option) to e.g. 512 or [360, 480]."
+        f"{what} must be a positive int or a pair (H, W) of positive ints; got {size!r}. "
+        + (
+            "Set the suite's resolution (or the size option) to e.g. 512 or [360, 480]."
+            if what == "size"
+            else "Set dataset_options.crop to e.g. [180, 240], or remove it to crop at the "
+            "suite's resolution."
+        )
     )
 
 
@@ -103,6 +108,9 @@ class SegmentationFiles(Dataset):
             fixed resolution (``info.eval_resolution``) images are also fitted to it before the
             random rescale, and evaluation runs the model at it (scored at the label's size).
             ``None``: the dataset's standard crop and protocol.
+        crop: The training crop ``(H, W)`` when it differs from ``size``, e.g. ``[180, 240]``
+            crops of images kept at ``size`` 360x480 (each step costs a quarter of a full
+            image's, and evaluation still runs at ``size``). ``None``: ``size``.
         augment: Augment this split (default: for the dataset's training splits).
         scale_range: Random rescale factors.
         flip: Random horizontal flip.
@@ -129,6 +137,7 @@ class SegmentationFiles(Dataset):
         root: str | Path | None,
         *,
         size: int | tuple[int, int] | list[int] | None = None,
+        crop: int | tuple[int, int] | list[int] | None = None,
         augment: bool | None = None,
         scale_range: tuple[float, float] | list[float] = (0.5, 2.0),
         flip: bool = True,
@@ -139,6 +148,7 @@ class SegmentationFiles(Dataset):
         if verify not in ("headers", "full", "none"):
             raise ConfigError(f"verify must be 'headers', 'full' or 'none'; got {verify!r}.")
         work = _size_option(size)  # options first: a typo should not wait for the disk scan
+        train_crop = _size_option(crop, "crop") or work
         self.spec = spec
         self.info = spec.info
         self.split = split
@@ -182,7 +192,7 @@ class SegmentationFiles(Dataset):
                         raise ConfigError(f"color_jitter: {k} must be a number; got {v!r}.")
                 jitter = {k: float(v) for k, v in color_jitter.items()}
             self.augment = TrainAugment(
-                crop=work or spec.train_crop,
+                crop=train_crop or spec.train_crop,
                 scale_range=tuple(scale_range),  # type: ignore[arg-type]
                 scale_base=work if (work and fixed) else spec.scale_base,
                 flip=flip,

@@ -30,8 +30,9 @@ speed           device, dtype, latency_ms {p50, ...}, throughput, peak memory, e
                 threads, page faults, and normalised: latency relative to a reference network
                 timed interleaved in the same process (what ``check`` compares)
 train           steps, seconds, final_loss, loss_curve, batch_size, optimizer, lr, ...; amp
-                (the training mixed precision) and resumed_from_step (the saved step a
-                killed run continued from) where recorded: left out, not null, otherwise
+                (the training mixed precision), resumed_from_step (the saved step a
+                killed run continued from), val_steps, val_miou, best_step and best_val_miou
+                (periodic validation) where recorded: left out, not null, otherwise
 weights         (kind loaded) the published weights: name, the file loaded and its sha256,
                 where they came from, the preprocessing, the published figures
 env             versions, device, git commit, seed, threads, backend flags, and cpu: the CPU
@@ -334,7 +335,9 @@ class TrainInfo(_Section):
     since, ``resumed_from_step`` only by a run that continued from a saved training state,
     ``world_size`` only by a torchrun job (the number of processes that trained together; a
     plain one-process run leaves it out) and ``sync_bn`` only when such a job synchronised its
-    BatchNorm statistics (``true``).
+    BatchNorm statistics (``true``). ``val_steps``, ``val_miou``, ``best_step`` and
+    ``best_val_miou`` (periodic validation on the val split, ``train.eval_every``) only when the
+    run validated.
     """
 
     key: ClassVar[str] = "train"
@@ -353,6 +356,10 @@ class TrainInfo(_Section):
     resumed_from_step: int | None = _meta(**_COUNT, omit_none=True)
     world_size: int | None = _meta(**_POSITIVE, omit_none=True)
     sync_bn: bool | None = _meta(omit_none=True)
+    val_steps: tuple[int, ...] | None = _meta(**_COUNT, omit_none=True)
+    val_miou: tuple[float, ...] | None = _meta(**_FRACTION, omit_none=True)
+    best_step: int | None = _meta(**_COUNT, omit_none=True)
+    best_val_miou: float | None = _meta(**_FRACTION, omit_none=True)
 
 
 @dataclass(frozen=True)

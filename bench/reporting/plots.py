@@ -18,6 +18,8 @@ File names written by :func:`write_plots` under ``<results_dir>/plots/`` (each p
 * ``<suite>__<dataset>__<setting>__per_class_iou.png``
 * ``<suite>__<dataset>__<setting>__qualitative.png``: when sample files exist (drawn by
   :mod:`bench.reporting.qualitative`).
+* ``<suite>__<dataset>__<setting>__learning_curves.png``: when a model record has a loss curve
+  (drawn by :mod:`bench.reporting.curves`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from matplotlib.lines import Line2D
 from bench.errors import ConfigError
 from bench.records import RunRecord
 from bench.reporting._figure import Data, as_frame, labels, new_figure, one_group, save, slug
+from bench.reporting.curves import curve_rows, plot_learning_curves
 from bench.reporting.frame import FRAME_COLUMNS, GROUP, per_class_iou_frame
 from bench.reporting.qualitative import plot_qualitative_grid
 
@@ -327,8 +330,8 @@ def write_plots(records: Sequence[RunRecord] | pd.DataFrame, results_dir: Path) 
     """Writes every figure the records support under ``results_dir/plots/``.
 
     Per ``(suite, dataset, setting)``: mIoU vs latency per speed device/dtype, mIoU vs GFLOPs per
-    complexity resolution, the per-class IoU heatmap, and the qualitative grid when sample files
-    exist (see the module docstring for file names). Records are de-duplicated as in the
+    complexity resolution, the per-class IoU heatmap, the qualitative grid when sample files
+    exist, and the learning curves of trained models (see the module docstring for file names). Records are de-duplicated as in the
     leaderboard. Existing files of other names are left alone.
 
     Args:
@@ -378,4 +381,8 @@ def write_plots(records: Sequence[RunRecord] | pd.DataFrame, results_dir: Path) 
             )
             if grid is not None:
                 written.append(grid)
+
+        if not curve_rows(group).empty:
+            path = plots_dir / f"{prefix}__learning_curves.png"
+            written.append(plot_learning_curves(group, path))
     return written

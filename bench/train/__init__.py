@@ -49,6 +49,7 @@ from bench.train.parallel import (
     to_sync_bn,
     wrap_ddp,
 )
+from bench.train.periodic import Validation, validate
 from bench.train.precision import autocast, check_amp, grad_scaler
 from bench.train.scalars import (
     MISSING_MESSAGE,
@@ -71,6 +72,7 @@ __all__ = [
     "ScalarWriter",
     "TrainConfig",
     "TrainResult",
+    "Validation",
     "autocast",
     "average_bn_statistics",
     "check_amp",
@@ -101,6 +103,7 @@ __all__ = [
     "tensorboard_writer",
     "to_sync_bn",
     "train",
+    "validate",
     "weights_key",
     "wrap_ddp",
 ]

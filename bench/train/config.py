@@ -95,6 +95,9 @@ class TrainConfig:
         checkpoint_every: Save the full training state every N steps (and after the last one)
             so that ``run --resume`` continues a killed run exactly; 0 = off. Not hashed: it
             changes no result.
+        eval_every: Score the model on the validation split every N steps (and after the last
+            one), log the mIoU, and keep the best model; 0 = off. Not hashed: validation puts
+            back every random state it draws from, so it changes no result.
         sync_bn: Under torchrun, BatchNorm statistics over the global batch
             (``torch.nn.SyncBatchNorm``, CUDA only) instead of each process's share; a plain
             run has one process and is unaffected. Hashed only when true.
@@ -115,6 +118,7 @@ class TrainConfig:
     num_workers: int = 0
     amp: Amp = field(default="off", metadata={HASH_KEY: "if_set"})
     checkpoint_every: int = field(default=0, metadata={HASH_KEY: False})
+    eval_every: int = field(default=0, metadata={HASH_KEY: False})
     sync_bn: bool = field(default=False, metadata={HASH_KEY: "if_set"})
     schedule: Schedule = field(default="poly", metadata={HASH_KEY: "if_set"})
     step_size: int = field(default=0, metadata={HASH_KEY: "if_set"})
@@ -159,6 +163,12 @@ class TrainConfig:
             self.checkpoint_every,
             minimum=0,
             fix="Set the steps between saved training states, or 0 for none.",
+        )
+        require_int(
+            "eval_every",
+            self.eval_every,
+            minimum=0,
+            fix="Set the steps between validations, or 0 for none.",
         )
         require_bool("sync_bn", self.sync_bn)
         self._check_schedule()
@@ -239,6 +249,10 @@ class TrainResult:
             None for a plain one-process run.
         sync_bn: True when BatchNorm statistics were synchronised over the processes
             (``train.sync_bn`` under torchrun), else None.
+        val_steps: The steps of the periodic validations (``train.eval_every``), else None.
+        val_miou: Their mIoU (0-1), in the same order, else None.
+        best_step: The step of the best validation mIoU, else None.
+        best_val_miou: That mIoU (0-1), else None.
     """
 
     steps: int
@@ -253,13 +267,17 @@ class TrainResult:
     resumed_from_step: int | None = None
     world_size: int | None = None
     sync_bn: bool | None = None
+    val_steps: list[int] | None = None
+    val_miou: list[float] | None = None
+    best_step: int | None = None
+    best_val_miou: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         """The JSON-ready dict stored in a run record.
 
         Returns:
-            The fields by name; ``resumed_from_step``, ``world_size`` and ``sync_bn`` only when
-            they are not None.
+            The fields by name; ``resumed_from_step``, ``world_size``, ``sync_bn`` and the
+            validation fields only when they are not None.
         """
         out: dict[str, object] = {
             "steps": self.steps,
@@ -272,7 +290,15 @@ class TrainResult:
             "precise_bn_batches": self.precise_bn_batches,
             "amp": self.amp,
         }
-        for name in ("resumed_from_step", "world_size", "sync_bn"):
+        for name in (
+            "resumed_from_step",
+            "world_size",
+            "sync_bn",
+            "val_steps",
+            "val_miou",
+            "best_step",
+            "best_val_miou",
+        ):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
         return out

@@ -42,6 +42,7 @@ from bench.fileio import remove_leftover_temporaries
 from bench.train import parallel
 from bench.train.config import TrainConfig, TrainResult
 from bench.train.losses import needs_targets, segmentation_loss, summed_losses
+from bench.train.periodic import Validation, due, validate
 from bench.train.precision import autocast, check_amp, grad_scaler
 from bench.train.scalars import LOSS_TAG, LR_TAG, THROUGHPUT_TAG, ScalarWriter
 from bench.train.state import (
@@ -252,6 +253,7 @@ def train(
     run_name: str = "",
     scalars: ScalarWriter | None = None,
     ranks: Ranks | None = None,
+    validation: Validation | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``cfg.steps`` optimiser steps; deterministic for a given seed.
 
@@ -278,6 +280,9 @@ def train(
             rank calls ``train`` alike and trains one DDP model on its slice of each global
             batch (:mod:`bench.train.parallel`); rank 0 alone writes ``state_file``. None (or a
             plain run's ranks): one process, as without torchrun.
+        validation: Scores the model on the validation split every ``cfg.eval_every`` steps
+            (and after the last) and keeps the best (:mod:`bench.train.periodic`); None, or
+            ``eval_every: 0``: no validation.
 
     Returns:
         What the run did (:class:`TrainResult`).
@@ -397,6 +402,13 @@ def train(
                 images_per_s = seen / (now - window_start)
                 scalars.add_scalar(THROUGHPUT_TAG, images_per_s, prog.step)
             window_start, window_first = now, prog.step
+        # Before the save: a state saved at this step already holds its validation.
+        if validation is not None and due(prog.step, cfg.eval_every, cfg.steps):
+            scoring = time.perf_counter()
+            miou = validate(model, validation, prog, scalars=scalars, main=main)
+            if progress:
+                bar.write(f"{desc}: step {prog.step}/{cfg.steps}, val mIoU {100 * miou:.2f}")
+            window_start += time.perf_counter() - scoring  # validation is not throughput
         every = cfg.checkpoint_every
         if path is not None and every and (prog.step % every == 0 or prog.step == cfg.steps):
             saving = time.perf_counter()
@@ -427,6 +439,10 @@ def train(
         resumed_from_step=resumed_from,
         world_size=world,
         sync_bn=True if swaps else None,
+        val_steps=[int(s) for s, _ in prog.val_curve] or None,
+        val_miou=[m for _, m in prog.val_curve] or None,
+        best_step=prog.best_step,
+        best_val_miou=None if prog.best_step is None else round(prog.best_miou, 6),
     )
 
 

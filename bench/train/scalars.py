@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 LOSS_TAG, LR_TAG, THROUGHPUT_TAG = "train/loss", "train/lr", "train/images_per_s"
-MIOU_TAG, PIXEL_ACC_TAG = "val/miou", "val/pixel_acc"
+# The final evaluation (on the suite's eval split, often test) and periodic validation (val).
+MIOU_TAG, PIXEL_ACC_TAG = "eval/miou", "eval/pixel_acc"
+VAL_MIOU_TAG = "val/miou"
 MISSING_MESSAGE = (
     "TensorBoard logging off: the tensorboard package is not installed "
     "(pip install tensorboard); the run goes on without event files."

@@ -14,7 +14,8 @@ file in the same folder, then ``os.replace``) holds, after a completed step:
   are loaded again and dropped (data loading only, no model work), which also replays any random
   augmentation a worker process drew for them. Then the global random states are restored, so
   whatever the replay drew from them is undone;
-* the loop's own counters (loss curve, running window sum, last loss, seconds so far).
+* the loop's own counters (loss curve, running window sum, last loss, seconds so far, and the
+  periodic validation's curve and best step).
 
 Under torchrun (:mod:`bench.train.parallel`) rank 0 writes the file and every rank reads it: the
 model, optimiser and data position are the same on every rank, and the random states of every
@@ -150,6 +151,9 @@ class Progress:
         running: Sum of the losses of the current, incomplete window.
         last_loss: Loss of the last completed step (NaN before the first).
         seconds: Wall time of the completed steps (of every process that ran them).
+        val_curve: ``[step, miou]`` of each periodic validation (``train.eval_every``).
+        best_step: The step of the best validation mIoU so far, None before the first.
+        best_miou: That mIoU (0-1).
     """
 
     step: int = 0
@@ -157,6 +161,9 @@ class Progress:
     running: float = 0.0
     last_loss: float = float("nan")
     seconds: float = 0.0
+    val_curve: list[list[float]] = field(default_factory=list)
+    best_step: int | None = None
+    best_miou: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -230,6 +237,9 @@ def save_state(
             "running": progress.running,
             "last_loss": progress.last_loss,
             "seconds": progress.seconds,
+            "val_curve": [list(p) for p in progress.val_curve],
+            "best_step": progress.best_step,
+            "best_miou": progress.best_miou,
         },
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -339,4 +349,8 @@ def restore_state(
         running=float(p["running"]),
         last_loss=float(p["last_loss"]),
         seconds=float(p["seconds"]),
+        # States saved before periodic validation existed have no curve: an empty one.
+        val_curve=[[int(s), float(m)] for s, m in p.get("val_curve", [])],
+        best_step=None if p.get("best_step") is None else int(p["best_step"]),
+        best_miou=float(p.get("best_miou", 0.0)),
     )
