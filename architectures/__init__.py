@@ -5,6 +5,7 @@ Importing this package registers every built-in entry. Users add their own entri
 ``semseg_bench.architectures`` (see ``bench.plugins``).
 """
 
+from architectures._pretrained import backbone_file
 from architectures._registry import (
     ArchEntry,
     ArchInfo,
@@ -46,6 +47,7 @@ __all__ = [
     "WeightsInfo",
     "WeightsProtocol",
     "WeightsSource",
+    "backbone_file",
     "build",
     "entries",
     "get_entry",

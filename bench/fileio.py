@@ -13,6 +13,8 @@ This module imports neither torch nor anything else of the harness except :mod:`
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import secrets
@@ -127,3 +129,23 @@ def copy_atomic(src: Path | str, dst: Path | str) -> Path:
             shutil.copyfileobj(source, handle)
 
     return write_atomic(dst, copy)
+
+
+def sha256_of(path: Path) -> str:
+    """The file's sha256, hex (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cached_sha256(path: Path) -> str:
+    """:func:`sha256_of`, computed once per file version (its size and modification time)."""
+    stat = Path(path).stat()
+    return _sha256_cached(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_cached(path: str, _size: int, _mtime_ns: int) -> str:
+    return sha256_of(Path(path))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -68,20 +71,40 @@ class PadCrop(nn.Module):
         return out[..., :h, :w]
 
 
-def build_model(arch: str, *, num_classes: int, **options: object) -> PadCrop:
+def build_model(
+    arch: str, *, num_classes: int, backbone_weights: str | Path | None = None, **options: object
+) -> PadCrop:
     """Build a registered architecture wrapped in :class:`PadCrop`.
 
     Args:
         arch: A registered architecture name.
         num_classes: Output classes.
+        backbone_weights: A file of ImageNet weights for the entry's trunk: the builder runs
+            with ``pretrained_backbone=True`` inside :func:`architectures.backbone_file`, so
+            the trunk starts from that file (checked against torchvision's network).
         **options: Keyword options of the entry's builder.
 
     Returns:
         The wrapped model.
+
+    Raises:
+        ConfigError: ``backbone_weights`` is given for an entry whose builder has no
+            ``pretrained_backbone`` option.
     """
     entry = architectures.get_entry(arch)
+    if backbone_weights is None:
+        net = entry.build(num_classes=num_classes, **options)
+    else:
+        if "pretrained_backbone" not in inspect.signature(entry.builder).parameters:
+            raise ConfigError(
+                f"--backbone-weights {backbone_weights}: {arch} has no ImageNet trunk to load "
+                f"(its builder takes no pretrained_backbone). Fix: leave {arch} out of "
+                f"backbone_weights (or run it without --backbone-weights)."
+            )
+        with architectures.backbone_file(backbone_weights):
+            net = entry.build(num_classes=num_classes, **{**options, "pretrained_backbone": True})
     return PadCrop(
-        entry.build(num_classes=num_classes, **options),
+        net,
         entry.info.input_divisor,
         train_needs_targets=entry.info.train_needs_targets,
     )

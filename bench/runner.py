@@ -70,7 +70,7 @@ from bench.devices import device_type, resolve_device, run_flags
 from bench.distributed import SINGLE
 from bench.errors import ConfigError
 from bench.evaluate import evaluate
-from bench.fileio import write_npz_atomic
+from bench.fileio import cached_sha256, write_npz_atomic
 from bench.isolation import run_in_child
 from bench.models import build_model
 from bench.plugins import plugin_files
@@ -285,7 +285,10 @@ class Sweep:
             record = record.replace(arch_info=arch_section(entry.info))
             torch.manual_seed(s.seed)
             model = build_model(
-                arch, num_classes=self.info.num_classes, **s.arch_options.get(arch, {})
+                arch,
+                num_classes=self.info.num_classes,
+                backbone_weights=s.backbone_weights.get(arch),  # ImageNet trunk from a file
+                **s.arch_options.get(arch, {}),
             )
             report = None
             if s.complexity.enabled and self.ranks.is_main:
@@ -381,6 +384,8 @@ class Sweep:
         info = {**result.to_dict(), "class_weighting": t.class_weighting}
         if weights is not None:
             info["class_weights"] = [round(w, 6) for w in weights.tolist()]
+        if trunk := s.backbone_weights.get(arch):
+            info |= {"backbone_weights": trunk, "backbone_sha256": cached_sha256(Path(trunk))}
         if self.checkpoint_dir is not None:
             save_checkpoint(
                 Path(self.checkpoint_dir) / f"{arch}.pt",

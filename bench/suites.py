@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from bench.errors import ConfigError, MissingFileError
+from bench.fileio import cached_sha256
 from bench.speed.config import SpeedConfig
 from bench.train import TrainConfig
 from bench.train.config import HASH_KEY
@@ -91,6 +92,25 @@ class ComplexityConfig:
         require_size("input_size", self.input_size, fix="Set e.g. input_size: [512, 512].")
 
 
+def _check_backbone_weights(value: object) -> None:
+    """``backbone_weights``: a mapping of architecture name to an existing file."""
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()
+    ):
+        raise ConfigError(
+            f"backbone_weights must map architecture names to weights files; found {value!r}. "
+            f"Set e.g. backbone_weights: {{linknet: weights/resnet18-f37072fd.pth}}."
+        )
+    for arch, path in value.items():
+        if not Path(path).is_file():
+            raise ConfigError(
+                f"backbone_weights.{arch}: no file {path} (relative paths start from "
+                f"{Path.cwd()}). Fix: name the ImageNet weights file of {arch}'s trunk, e.g. "
+                f"torchvision's resnet18-f37072fd.pth, copied to this machine (nothing is "
+                f"downloaded)."
+            )
+
+
 @dataclass(frozen=True)
 class SuiteConfig:
     """One benchmark suite: every setting, the same for each architecture.
@@ -108,6 +128,12 @@ class SuiteConfig:
         archs: ``"all"`` (every registered entry, plugins included) or a non-empty list.
         exclude: Names removed from ``archs``.
         arch_options: Builder keyword options per architecture name.
+        backbone_weights: ImageNet weights of the trunk per architecture name, a file each
+            (``{linknet: weights/resnet18-f37072fd.pth}``, relative to the folder ``run`` is
+            started from; ``run --backbone-weights`` sets it): the architecture is built with
+            ``pretrained_backbone=True`` from that file (``weights_only=True``, checked against
+            torchvision's network) instead of from scratch. Part of :attr:`fingerprint` only
+            when non-empty, by each file's sha256 (not its path).
         weights: Published weights to score instead of training (``"all"``: every declared
             entry of the suite's dataset; see ``list weights``). Such a suite trains nothing
             (``train.steps: 0``) and writes records of kind ``loaded``.
@@ -134,6 +160,7 @@ class SuiteConfig:
     archs: str | list[str] = "all"
     exclude: list[str] = field(default_factory=list)
     arch_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    backbone_weights: dict[str, str] = field(default_factory=dict)
     weights: str | list[str] = field(default_factory=list)
     seed: int = 0
     threads: int | None = None
@@ -183,6 +210,7 @@ class SuiteConfig:
         require_int("seed", self.seed, minimum=0, maximum=_MAX_SEED, fix="Set e.g. seed: 0.")
         if self.threads is not None:
             require_int("threads", self.threads, minimum=1, fix="Use null for torch's default.")
+        _check_backbone_weights(self.backbone_weights)
         object.__setattr__(self, "recipes", _checked_recipes(self.recipes, self.archs))
         for arch in self.recipes:
             self.train_for(arch)  # TrainConfig checks the merged ranges
@@ -248,6 +276,11 @@ class SuiteConfig:
         data = dataclasses.asdict(self)
         for key in ("name", "description", "archs", "exclude", "weights", "source"):
             data.pop(key)
+        data.pop("backbone_weights")  # added later: by content, and only when set
+        if self.backbone_weights:
+            data["backbone_weights"] = {
+                arch: cached_sha256(Path(path)) for arch, path in self.backbone_weights.items()
+            }
         if not self.recipes:
             data.pop("recipes")  # added later: suites without recipes keep their ids
         else:  # each override as written, less those that change no result (checkpoint_every)
@@ -292,6 +325,7 @@ class SuiteConfig:
             ("archs", wanted),
             ("exclude", self.exclude),
             ("arch_options", list(self.arch_options)),
+            ("backbone_weights", list(self.backbone_weights)),
             ("recipes", list(self.recipes)),
         ):
             for name in names:
@@ -490,3 +524,35 @@ def load_suite(name_or_path: str) -> SuiteConfig:
     cfg = _build(SuiteConfig, data, "", f"Suite file {path}")
     cfg = dataclasses.replace(cfg, source=str(path))
     return cfg
+
+
+def with_backbone_weights(suite: SuiteConfig, specs: list[str], archs: list[str]) -> SuiteConfig:
+    """``suite`` with ``run --backbone-weights`` added to its ``backbone_weights``.
+
+    Args:
+        suite: The loaded suite.
+        specs: Each ``ARCH=FILE`` (that architecture) or ``FILE`` (every one of ``archs``).
+        archs: The architectures this run runs.
+
+    Returns:
+        A new suite (its setting id then includes each file's sha256).
+
+    Raises:
+        ConfigError: ``ARCH`` is not run, or a file does not exist.
+    """
+    chosen = dict(suite.backbone_weights)
+    for spec in specs:
+        arch, sep, path = spec.partition("=")
+        if sep and "/" not in arch and "\\" not in arch and not Path(spec).is_file():
+            if arch not in archs:
+                raise ConfigError(
+                    f"--backbone-weights {spec}: {arch!r} is not run here (running: "
+                    f"{', '.join(archs)}). Fix: name one of those, or choose it with --archs."
+                )
+            chosen[arch] = path
+        else:  # a file for every architecture run
+            chosen |= dict.fromkeys(archs, spec)
+    try:
+        return dataclasses.replace(suite, backbone_weights=chosen)
+    except ConfigError as exc:
+        raise ConfigError(f"--backbone-weights: {exc}") from None

@@ -10,7 +10,6 @@ harness's input into the authors' and their output channels into the dataset's c
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import architectures
 from architectures import WeightsInfo, WeightsProtocol
 from bench.checkpoint import load_into
 from bench.errors import CheckpointError, MissingFileError
+from bench.fileio import sha256_of
 from bench.models import PadCrop
 
 ENV_VAR = "SEMSEG_BENCH_WEIGHTS"
@@ -62,15 +62,6 @@ def find_weights(info: WeightsInfo, weights_dir: str | Path | None = None) -> Pa
             if candidate.is_file():
                 return candidate
     return None
-
-
-def sha256_of(path: Path) -> str:
-    """The file's sha256, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def locate(info: WeightsInfo, weights_dir: str | Path | None = None) -> Path:

@@ -178,6 +178,7 @@ def _run_suite(args: argparse.Namespace, suite: SuiteConfig, job: TorchrunJob | 
     from bench.provenance import command_line
     from bench.records import load_records
     from bench.runner import Sweep, SweepInterrupted
+    from bench.suites import with_backbone_weights
 
     if suite.weights:
         return _run_published(args, suite)
@@ -192,6 +193,8 @@ def _run_suite(args: argparse.Namespace, suite: SuiteConfig, job: TorchrunJob | 
                 f"(its architectures: {', '.join(archs)})."
             )
         archs = [a for a in archs if a in args.archs]
+    if args.backbone_weights:
+        suite = with_backbone_weights(suite, args.backbone_weights, archs)
     check_writable(args.results_dir, "--results-dir")
     if args.save_checkpoints is not None:
         check_writable(args.save_checkpoints, "--save-checkpoints")

@@ -15,6 +15,7 @@ examples:
   python run_bench.py run --suite smoke --results-dir /tmp/res
   python run_bench.py run --suite quick --archs fcn8s,tv_lraspp_mobilenet_v3_large
   python run_bench.py run --suite quick --plugin my_arch.py --archs my_arch
+  python run_bench.py run --suite camvid --archs linknet --backbone-weights resnet18-f37072fd.pth
   python run_bench.py leaderboard              # re-render results/ from stored records only
   python run_bench.py eval --arch fcn8s --dataset synthetic --checkpoint fcn8s.pt
   python run_bench.py profile --arch fcn8s --input-shape 1,3,512,512 --speed
@@ -142,6 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="DIR",
         help="also save each trained model as DIR/<arch>.pt",
+    )
+    p.add_argument(
+        "--backbone-weights",
+        action="append",
+        default=[],
+        metavar="[ARCH=]FILE",
+        help="start the ImageNet trunk from FILE (torchvision's state dict of the trunk's "
+        "network, e.g. resnet18-f37072fd.pth; loaded with weights_only=True and checked; "
+        "nothing is downloaded): for ARCH, or for every architecture run when ARCH= is left "
+        "out (choose them with --archs). Repeatable. The file's sha256 enters the setting id "
+        "and the record",
     )
     p.add_argument(
         "--shard",

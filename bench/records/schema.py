@@ -337,7 +337,8 @@ class TrainInfo(_Section):
     plain one-process run leaves it out) and ``sync_bn`` only when such a job synchronised its
     BatchNorm statistics (``true``). ``val_steps``, ``val_miou``, ``best_step`` and
     ``best_val_miou`` (periodic validation on the val split, ``train.eval_every``) only when the
-    run validated.
+    run validated; ``backbone_weights`` and ``backbone_sha256`` (the ImageNet file the trunk
+    started from, ``run --backbone-weights``) only when one was given.
     """
 
     key: ClassVar[str] = "train"
@@ -360,6 +361,8 @@ class TrainInfo(_Section):
     val_miou: tuple[float, ...] | None = _meta(**_FRACTION, omit_none=True)
     best_step: int | None = _meta(**_COUNT, omit_none=True)
     best_val_miou: float | None = _meta(**_FRACTION, omit_none=True)
+    backbone_weights: str | None = _meta(omit_none=True)
+    backbone_sha256: str | None = _meta(omit_none=True)
 
 
 @dataclass(frozen=True)
