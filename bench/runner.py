@@ -112,6 +112,7 @@ from bench.train import (
     ScalarWriter,
     check_settings,
     class_weights_by_setting,
+    merged_aux_weights,
     tensorboard_available,
     tensorboard_writer,
     train,
@@ -315,8 +316,9 @@ class Sweep:
             )
             record = record.replace(metrics=metrics_section(ev))
             if scalars is not None:
-                scalars.add_scalar(MIOU_TAG, ev.metrics.miou, s.train.steps)
-                scalars.add_scalar(PIXEL_ACC_TAG, ev.metrics.pixel_acc, s.train.steps)
+                last = record.train.steps if record.train else 0  # a recipe's, epochs' count
+                scalars.add_scalar(MIOU_TAG, ev.metrics.miou, last)
+                scalars.add_scalar(PIXEL_ACC_TAG, ev.metrics.pixel_acc, last)
             if s.speed.enabled and self.ranks.is_main:
                 stage = self._enter("speed")
                 record = record.replace(speed=self._speed(model, report, entry.info.in_channels))
@@ -368,7 +370,7 @@ class Sweep:
             self.train_set,
             t,
             ignore_index=self.info.ignore_index,
-            aux_weights=dict(entry.info.aux_weights),
+            aux_weights=merged_aux_weights(dict(entry.info.aux_weights), t.aux_weights, arch),
             device=self.device,
             class_weights=weights,
             seed=s.seed,

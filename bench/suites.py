@@ -243,8 +243,9 @@ class SuiteConfig:
         h, w = self.resolution
         if self.weights:
             return published_setting(self.eval.split, (h, w))
+        budget = f"epochs{self.train.epochs}" if self.train.epochs else f"steps{self.train.steps}"
         return (
-            f"{h}x{w}-steps{self.train.steps}-bs{self.train.batch_size}-"
+            f"{h}x{w}-{budget}-bs{self.train.batch_size}-"
             f"{self.speed.dtype}-seed{self.seed}-{self.fingerprint}"
         )
 

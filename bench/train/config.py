@@ -19,6 +19,7 @@ Fields without the key are always hashed.
 
 from __future__ import annotations
 
+import dataclasses
 import typing
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Literal
@@ -78,6 +79,12 @@ class TrainConfig:
             a parameter takes the multiplier of the longest prefix that names it or one of
             its parent modules (``head`` matches ``head.0.weight``, not ``header.weight``);
             the others keep 1. Each multiplier finite and > 0.
+        epochs: The budget in passes over the training set instead of steps (0 = use
+            ``steps``): see :meth:`for_samples`. The record's ``train.steps`` is the resolved
+            count. Hashed only when set (the setting id then says ``epochs<N>``).
+        aux_weights: Loss weight per auxiliary output, replacing the architecture's declared
+            ``ArchInfo.aux_weights`` for those names (``{aux: 0.4}``; 0 switches one off). A
+            name the architecture does not declare is refused when training starts.
         accumulate: Micro-batches of ``batch_size`` images per optimiser step, >= 1; each
             micro-batch's loss is divided by ``accumulate`` (an effective batch of
             ``accumulate * batch_size``).
@@ -125,6 +132,8 @@ class TrainConfig:
     gamma: float = field(default=0.1, metadata={HASH_KEY: "if_set"})
     lr_mult: dict[str, float] = field(default_factory=dict, metadata={HASH_KEY: "if_set"})
     accumulate: int = field(default=1, metadata={HASH_KEY: "if_set"})
+    epochs: int = field(default=0, metadata={HASH_KEY: "if_set"})
+    aux_weights: dict[str, float] = field(default_factory=dict, metadata={HASH_KEY: "if_set"})
 
     def __post_init__(self) -> None:
         """Checks every value (see the class docstring for the ranges).
@@ -185,6 +194,27 @@ class TrainConfig:
         # 10 and 10.0 are one setting: the setting id must not depend on how YAML spells it.
         object.__setattr__(self, "lr_mult", {k: float(v) for k, v in self.lr_mult.items()})
         require_int(
+            "epochs",
+            self.epochs,
+            minimum=0,
+            fix="Set passes over the training set (it replaces steps), or 0 to count steps.",
+        )
+        if not isinstance(self.aux_weights, dict):
+            raise ConfigError(
+                f"aux_weights must map auxiliary output names to loss weights; found "
+                f"{type(self.aux_weights).__name__} {self.aux_weights!r}. Set e.g. "
+                f"aux_weights: {{aux: 0.4}}."
+            )
+        for name, weight in self.aux_weights.items():
+            require_text(f"aux_weights key {name!r}", name, fix="Name an auxiliary output.")
+            require_float(f"aux_weights.{name}", weight, minimum=0.0, fix="Use e.g. 0.4.")
+        object.__setattr__(self, "aux_weights", {k: float(v) for k, v in self.aux_weights.items()})
+        if self.epochs and not self.steps:
+            raise ConfigError(
+                f"epochs: {self.epochs} sets a training budget, but steps: 0 trains nothing. "
+                f"Remove steps: 0 (epochs replaces it), or set epochs: 0."
+            )
+        require_int(
             "accumulate",
             self.accumulate,
             minimum=1,
@@ -210,6 +240,21 @@ class TrainConfig:
                 "schedule: step needs step_size (steps between decays, >= 1); found step_size "
                 "0 (unset). Set e.g. step_size: 1000, or choose schedule: poly or cosine."
             )
+
+    def for_samples(self, num_samples: int) -> TrainConfig:
+        """These settings with ``steps`` resolved from ``epochs`` for a training set.
+
+        ``epochs: N`` is ``floor(N * (num_samples // batch_size) / accumulate)`` optimiser
+        steps (the loader drops the last incomplete batch of each pass); at least 1.
+        Without ``epochs`` the settings are returned unchanged.
+
+        Args:
+            num_samples: Images in the training set.
+        """
+        if not self.epochs:
+            return self
+        batches = self.epochs * (num_samples // self.batch_size)
+        return dataclasses.replace(self, steps=max(1, batches // self.accumulate))
 
     def hashed_values(self) -> dict[str, object]:
         """The values that enter the setting id, by field name (see the module docstring).

@@ -295,6 +295,7 @@ def train(
         CheckpointError: ``state_file`` is unreadable or belongs to another run.
         FloatingPointError: the loss became NaN or infinite (the message names the step).
     """
+    cfg = cfg.for_samples(len(dataset))  # train.epochs, resolved to steps
     check_amp(cfg.amp, device)
     ranks = ranks if ranks is not None and ranks.torchrun else None
     if ranks is not None:

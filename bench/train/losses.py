@@ -234,3 +234,26 @@ def class_weights_by_setting(
         if cfg.steps > 0 and key not in out:
             out[key] = class_weights_for(key[0], dataset, num_classes, ignore_index, key[1])
     return out
+
+
+def merged_aux_weights(
+    declared: Mapping[str, float], override: Mapping[str, float], arch: str
+) -> dict[str, float]:
+    """The architecture's declared auxiliary loss weights with ``train.aux_weights`` applied.
+
+    Args:
+        declared: ``ArchInfo.aux_weights``.
+        override: ``train.aux_weights``: new weights for some of the declared names.
+        arch: The architecture (named in the error).
+
+    Raises:
+        ConfigError: ``override`` names an output the architecture does not declare.
+    """
+    unknown = sorted(set(override) - set(declared))
+    if unknown:
+        raise ConfigError(
+            f"train.aux_weights names {', '.join(unknown)}, but {arch} declares "
+            f"{', '.join(sorted(declared)) or 'no auxiliary outputs'}. Fix: use those names, "
+            f"or give aux_weights in recipes: for the architectures that have them."
+        )
+    return {**declared, **override}
