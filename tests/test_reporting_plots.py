@@ -246,3 +246,76 @@ def test_published_weights_are_points_labelled_by_name_and_one_point_draws_no_tr
     assert sorted(labels(leaderboard_frame(two))) == ["espnet.a", "espnet.b"]
     written = {p.name for p in write_plots(two[:1], tmp_path / "one")}
     assert not any("miou_vs" in n for n in written)
+
+
+# -- layout: nothing cut off, nothing run together (issue 15, item 7) ---------------------------
+
+
+def captured(monkeypatch: pytest.MonkeyPatch, module: Any) -> list:
+    """The figures ``module.save`` is given, drawn (so text has its final place) but not saved."""
+    figures: list = []
+
+    def keep(figure, out_path):
+        figure.canvas.draw()
+        figures.append(figure)
+        return Path(out_path)
+
+    monkeypatch.setattr(module, "save", keep)
+    return figures
+
+
+LONG = "DeepLabV3-MobileNetV3-L (torchvision) with a long name"
+
+
+def test_heatmap_row_labels_fit_inside_the_figure(monkeypatch, tmp_path: Path) -> None:
+    import bench.reporting.plots as plots
+
+    figures = captured(monkeypatch, plots)
+    records = [
+        plot_record("enet", 0.52, title=LONG),
+        plot_record("background", 0.10, kind="baseline", dtype=None, params=None, samples=False),
+    ]
+    plots.plot_per_class_heatmap(records, tmp_path / "h.png")
+    (figure,) = figures
+    renderer = figure.canvas.get_renderer()
+    width = figure.bbox.width
+    labels = figure.axes[0].get_yticklabels()
+    texts = [t.get_text() for t in labels]
+    # The baseline has no speed record: it is no second device, so no row names a device.
+    assert texts and not any("[" in t for t in texts)
+    for label in labels:
+        box = label.get_window_extent(renderer)
+        assert 0 <= box.x0 and box.x1 <= width, (label.get_text(), box)
+
+
+def test_long_prediction_titles_wrap_and_do_not_overlap(tmp_path: Path, monkeypatch) -> None:
+    import bench.reporting.qualitative as qualitative
+
+    figures = captured(monkeypatch, qualitative)
+    records = [plot_record("enet", 0.52, title=LONG), plot_record("segnet", 0.5, title=LONG)]
+    write_samples(tmp_path, records)
+    plot_qualitative_grid(records, tmp_path, tmp_path / "q.png")
+    (figure,) = figures
+    renderer = figure.canvas.get_renderer()
+    titles = [ax.title for ax in figure.axes if ax.get_title()]
+    boxes = [t.get_window_extent(renderer) for t in titles]
+    assert any("\n" in t.get_text() for t in titles)  # the long ones wrapped
+    for a, b in zip(boxes, boxes[1:], strict=False):
+        assert a.x1 <= b.x0, "titles run into each other"
+    assert all(0 <= b.x0 and b.x1 <= figure.bbox.width for b in boxes)
+
+
+def test_the_baseline_line_names_it_once(monkeypatch, tmp_path: Path) -> None:
+    import bench.reporting.plots as plots
+
+    figures = captured(monkeypatch, plots)
+    base = plot_record("background", 0.186, kind="baseline", dtype=None, params=None)
+    named = base.replace(
+        arch_info=dataclasses.replace(base.arch_info, title="all background (baseline)")
+    )
+    plain = base.replace(arch_info=dataclasses.replace(base.arch_info, title="all sky"))
+    models = fixture_records()[:3]
+    for baseline in (named, plain):
+        plots.plot_miou_vs_gflops([*models, baseline], tmp_path / "g.png")
+    texts = [[t.get_text() for t in f.axes[0].texts if "18.6" in t.get_text()] for f in figures]
+    assert texts == [["all background (baseline): 18.6%"], ["baseline: all sky: 18.6%"]]

@@ -88,7 +88,9 @@ def labels(rows: pd.DataFrame) -> list[str]:
     The title (published weights: their name, as several share an architecture), plus
     ``[device/dtype]`` when the rows span several devices.
     """
-    with_device = rows[["device", "dtype"]].astype(str).drop_duplicates().shape[0] > 1
+    # Rows without a speed measurement (the baseline) have no device of their own to tell apart.
+    timed = rows[rows["dtype"].notna()]
+    with_device = timed[["device", "dtype"]].astype(str).drop_duplicates().shape[0] > 1
     out = []
     for row in rows.itertuples(index=False):
         weights = getattr(row, "weights", None)

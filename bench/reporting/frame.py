@@ -469,7 +469,8 @@ def per_class_rows(frame: pd.DataFrame) -> tuple[list[dict[str, Any]], list[str]
             if name not in names:
                 names.append(name)
     extra = sorted({n for r in chosen for n in _per_class(r["record"])} - set(names))
-    devices = {(r["device"], r["dtype"]) for r in chosen}
+    # Rows without a speed measurement (the baseline) have no device of their own to tell apart.
+    devices = {(r["device"], r["dtype"]) for r in chosen if isinstance(r["dtype"], str)}
     return chosen, names + extra, len(devices) > 1
 
 

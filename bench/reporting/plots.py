@@ -152,8 +152,10 @@ def _scatter(
         ax.annotate(label, (x, y), xytext=(offset, offset), textcoords="offset points", fontsize=8)
     for row in baselines.itertuples(index=False):
         ax.axhline(row.miou * 100.0, linestyle="--", color="grey", linewidth=1.0, zorder=1)
+        # The baseline's title may say "baseline" already: "all background (baseline)".
+        name = str(row.title) if "baseline" in str(row.title) else f"baseline: {row.title}"
         ax.annotate(
-            f"baseline: {row.title} ({row.miou * 100.0:.1f}%)",
+            f"{name}: {row.miou * 100.0:.1f}%",
             (0.01, row.miou * 100.0),
             xycoords=("axes fraction", "data"),
             xytext=(0, 3),
@@ -302,12 +304,15 @@ def plot_per_class_heatmap(data: Data, out_path: Path, *, title: str | None = No
     suite, dataset, setting = one_group(frame, "plot_per_class_heatmap")
     values = table.to_numpy(dtype=float) * 100.0
     n_rows, n_cols = values.shape
-    figure = new_figure(min(40.0, max(6.0, 0.6 * n_cols + 4.0)), min(30.0, 0.45 * n_rows + 2.2))
+    # Room for the row labels (about 0.075 in a character at 9 pt) beside the cells and the bar.
+    label_in = 0.075 * max((len(str(i)) for i in table.index), default=0)
+    width = min(40.0, max(6.0, 0.6 * n_cols + 2.5 + label_in))
+    figure = new_figure(width, min(30.0, 0.45 * n_rows + 2.2))
     ax = figure.add_subplot()
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")
     image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=0.0, vmax=100.0, aspect="auto")
     ax.set_xticks(range(n_cols), [str(c) for c in table.columns], rotation=45, ha="right")
-    ax.set_yticks(range(n_rows), [str(i) for i in table.index])
+    ax.set_yticks(range(n_rows), [str(i) for i in table.index], fontsize=9)
     if n_cols <= 30 and n_rows <= 40:
         for r in range(n_rows):
             for c in range(n_cols):

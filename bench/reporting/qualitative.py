@@ -8,6 +8,7 @@ unreadable or of the wrong shape are skipped with a warning, never a crash.
 from __future__ import annotations
 
 import math
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -220,7 +221,8 @@ def _grid_figure(
     n_cols = 2 + len(columns)
     figure = new_figure(2.1 * n_cols, 2.1 * n_shown + 0.9)
     axes = figure.subplots(n_shown, n_cols, squeeze=False)
-    titles = ["image", "ground truth", *(title for title, _ in columns)]
+    # A column is 2.1 in wide: about 24 characters at 8 pt. Longer titles wrap, never overlap.
+    titles = [textwrap.fill(t, 22) for t in ("image", "ground truth", *(t for t, _ in columns))]
     for r in range(n_shown):
         index = int(inputs["indices"][r])
         panels: list[np.ndarray | None] = [
