@@ -76,9 +76,12 @@ def plot_learning_curves(data: Data, out_path: Path, *, title: str | None = None
                          color=line.get_color(), label=name)  # fmt: skip
             if record.train.best_step is not None:
                 best = 100.0 * record.train.best_val_miou
+                last = record.train.best_step == max(record.train.val_steps)
+                # At the last point the label ends there, so it stays inside the axes.
                 axes[1].annotate(f"best {best:.1f}", (record.train.best_step, best),
-                                 textcoords="offset points", xytext=(0, 6), ha="center",
-                                 fontsize=7, color=line.get_color())  # fmt: skip
+                                 textcoords="offset points", xytext=(-4 if last else 0, 6),
+                                 ha="right" if last else "center", fontsize=7,
+                                 color=line.get_color())  # fmt: skip
     axes[0].set_yscale("log")
     axes[0].set_xlabel("optimiser step")
     axes[0].set_ylabel("training loss (window mean)")
@@ -88,6 +91,7 @@ def plot_learning_curves(data: Data, out_path: Path, *, title: str | None = None
         axes[1].set_xlabel("optimiser step")
         axes[1].set_ylabel("validation mIoU (%)")
         axes[1].grid(True, alpha=0.3)
+        axes[1].margins(y=0.1)  # room above the best point for its label
         axes[1].legend(fontsize=7)
     figure.suptitle(title or f"{suite} / {dataset} ({setting}): learning curves", fontsize=10)
     return save(figure, out_path)

@@ -359,12 +359,14 @@ def write_plots(records: Sequence[RunRecord] | pd.DataFrame, results_dir: Path) 
         models = ok[ok["kind"].isin(SCORED_KINDS) & ok["miou"].notna()]
         baselines = ok["kind"] == "baseline"
 
-        # A scatter of one point ranks nothing: trade-off figures need two rows or more.
+        # A scatter of one point ranks nothing: trade-off figures need two rows or more (of
+        # the figure's own device: latencies of other devices are not drawn beside them).
         timed = models[models["latency_p50_ms"] > 0]
-        if len(timed) < 2:
-            timed = timed.iloc[0:0]
         for device, dtype in sorted(set(zip(timed["device"], timed["dtype"], strict=True))):
-            subset = ok[((ok["device"] == device) & (ok["dtype"] == dtype)) | baselines]
+            same = (ok["device"] == device) & (ok["dtype"] == dtype)
+            if (same & ok.index.isin(timed.index)).sum() < 2:
+                continue
+            subset = ok[same | baselines]
             path = plots_dir / f"{prefix}__miou_vs_latency_{slug(device)}-{slug(dtype)}.png"
             written.append(plot_miou_vs_latency(subset, path))
 
