@@ -46,8 +46,14 @@ def test_each_window_mean_sits_at_the_windows_last_step():
 def test_the_figure_draws_the_recorded_loss_and_validation_curves(monkeypatch, tmp_path):
     figures = drawn(monkeypatch)
     records = [
-        trained("enet", [2.0, 1.5, 1.0, 0.8], val_steps=[10, 20], val_miou=[0.3, 0.45],
-                best_step=20, best_val_miou=0.45),  # fmt: skip
+        trained(
+            "enet",
+            [2.0, 1.5, 1.0, 0.8],
+            val_steps=[10, 20],
+            val_miou=[0.3, 0.45],
+            best_step=20,
+            best_val_miou=0.45,
+        ),  # fmt: skip
         trained("linknet", [2.5, 1.2, 0.9]),
     ]
     curves.plot_learning_curves(records, tmp_path / "c.png")

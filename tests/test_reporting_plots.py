@@ -287,7 +287,7 @@ def test_heatmap_row_labels_fit_inside_the_figure(monkeypatch, tmp_path: Path) -
     assert texts and not any("[" in t for t in texts)
     for label in labels:
         box = label.get_window_extent(renderer)
-        assert 0 <= box.x0 and box.x1 <= width, (label.get_text(), box)
+        assert box.x0 >= 0 and box.x1 <= width, (label.get_text(), box)
 
 
 def test_long_prediction_titles_wrap_and_do_not_overlap(tmp_path: Path, monkeypatch) -> None:
@@ -304,7 +304,7 @@ def test_long_prediction_titles_wrap_and_do_not_overlap(tmp_path: Path, monkeypa
     assert any("\n" in t.get_text() for t in titles)  # the long ones wrapped
     for a, b in zip(boxes, boxes[1:], strict=False):
         assert a.x1 <= b.x0, "titles run into each other"
-    assert all(0 <= b.x0 and b.x1 <= figure.bbox.width for b in boxes)
+    assert all(b.x0 >= 0 and b.x1 <= figure.bbox.width for b in boxes)
 
 
 def test_the_baseline_line_names_it_once(monkeypatch, tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,9 +130,7 @@ def test_a_resumed_run_keeps_the_curve_of_the_steps_before_the_kill(data, tmp_pa
         )  # fmt: skip
     scramble_global_rngs()
     scorer = Scorer(val_set, info)
-    resumed, _ = run(
-        train_set, info, CFG, scorer.validation(), state_file=path, resume=True
-    )
+    resumed, _ = run(train_set, info, CFG, scorer.validation(), state_file=path, resume=True)
     assert resumed.resumed_from_step == 4
     assert resumed.val_steps == full.val_steps and resumed.val_miou == full.val_miou
     assert (resumed.best_step, resumed.best_val_miou) == (full.best_step, full.best_val_miou)
