@@ -140,8 +140,8 @@ def test_an_unknown_option_is_a_config_error_not_a_type_error(tmp_path):
         "name in the suite's dataset_options (or the keyword arguments of build_dataset)."
     )
     # Checked before the data root is looked at: the option is the first thing to fix.
-    with pytest.raises(ConfigError, match=r"'camvid' has no option 'crop'.* size, augment, "):
-        registry.build_dataset("camvid", split="train", root=tmp_path / "missing", crop=64)
+    with pytest.raises(ConfigError, match=r"'camvid' has no option 'crops'.* size, crop, augment"):
+        registry.build_dataset("camvid", split="train", root=tmp_path / "missing", crops=64)
     # Known options still reach the factory.
     ds, _ = registry.build_dataset("synthetic", split="val", num_samples=3, size=32)
     assert len(ds) == 3
@@ -160,7 +160,16 @@ def test_a_factory_taking_any_option_is_not_checked(scratch_registry):
 
 def test_file_backed_options_are_segmentation_files_keywords():
     # The factory forwards **options; its signature shows SegmentationFiles' own keywords.
-    expected = ["size", "augment", "scale_range", "flip", "color_jitter", "protocol", "verify"]
+    expected = [
+        "size",
+        "crop",
+        "augment",
+        "scale_range",
+        "flip",
+        "color_jitter",
+        "protocol",
+        "verify",
+    ]
     for name in registry.file_dataset_names():
         assert registry.dataset_entry(name).options() == expected, name
 
