@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.ticker import ScalarFormatter
 
 from bench.errors import ConfigError
 from bench.records import RunRecord
@@ -83,6 +84,9 @@ def plot_learning_curves(data: Data, out_path: Path, *, title: str | None = None
                                  ha="right" if last else "center", fontsize=7,
                                  color=line.get_color())  # fmt: skip
     axes[0].set_yscale("log")
+    # Plain numbers on the log axis ("2", "0.9"), not "2 x 10^0".
+    axes[0].yaxis.set_major_formatter(ScalarFormatter())
+    axes[0].yaxis.set_minor_formatter(ScalarFormatter())
     axes[0].set_xlabel("optimiser step")
     axes[0].set_ylabel("training loss (window mean)")
     axes[0].grid(True, which="both", alpha=0.3)
