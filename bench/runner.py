@@ -64,6 +64,7 @@ import architectures
 from bench import complexity as cx
 from bench import locks
 from bench import speed as sp
+from bench import sweep_semisup as semisup
 from bench.checkpoint import save_checkpoint
 from bench.data import build_dataset
 from bench.devices import device_type, resolve_device, run_flags
@@ -191,6 +192,12 @@ class Sweep:
         self.eval_set, _ = build_dataset(
             suite.dataset, split=suite.eval.split, root=suite.data_root, **opts
         )
+        # The semi-supervised track trains on the labelled subset (bench.sweep_semisup).
+        self.semi = semisup.prepare(
+            suite.semisup, self.train_set, self.info, suite.dataset, self.results_dir
+        )
+        if self.semi is not None:
+            self.train_set = self.semi.labelled
         check_settings(suite.train_configs(), self.device, len(self.train_set))  # before models
         self.val_set = validation_set(  # train.eval_every's split, else None
             suite.train_configs(), suite.dataset, self.info, suite.data_root, opts
@@ -287,10 +294,13 @@ class Sweep:
             torch.manual_seed(s.seed)
             model = build_model(
                 arch,
-                num_classes=self.info.num_classes,
+                num_classes=semisup.head_classes(s.semisup, self.info.num_classes),
                 backbone_weights=s.backbone_weights.get(arch),  # ImageNet trunk from a file
                 **s.arch_options.get(arch, {}),
             )
+            model = semisup.wrap(s.semisup, model)  # GAN-SS: K + 1 outputs in training
+            if self.semi is not None:
+                record = record.replace(semisup=self.semi.section())
             report = None
             if s.complexity.enabled and self.ranks.is_main:
                 stage = self._enter("complexity")
@@ -382,6 +392,9 @@ class Sweep:
             scalars=scalars,
             ranks=self.ranks,
             validation=None if self.val_set is None else self._validation(arch, model, run_id),
+            semisup=None
+            if self.semi is None
+            else self.semi.supervision(self.info.num_classes, tuple(s.resolution), t.batch_size),
         )
         info = {**result.to_dict(), "class_weighting": t.class_weighting}
         if weights is not None:

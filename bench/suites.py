@@ -26,6 +26,7 @@ from bench.fileio import cached_sha256
 from bench.speed.config import SpeedConfig
 from bench.train import TrainConfig
 from bench.train.config import HASH_KEY
+from bench.train.semisup import SemiSupConfig
 from bench.validation import require_int, require_size, require_text
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
@@ -138,6 +139,8 @@ class SuiteConfig:
             entry of the suite's dataset; see ``list weights``). Such a suite trains nothing
             (``train.steps: 0``) and writes records of kind ``loaded``.
         seed: Seed of model initialisation and data order, in [0, 2**64 - 1].
+        seeds: Several seeds (``run --seeds 0,1,2`` sets it): the suite runs once per seed
+            (:meth:`variants`), each a setting of its own; empty: ``seed`` alone.
         threads: torch CPU threads, >= 1, or ``None`` for torch's default.
         train: The training settings.
         recipes: Overrides of ``train`` per architecture name (``{enet: {optimizer: adam,
@@ -148,6 +151,10 @@ class SuiteConfig:
             when non-empty, so suites without recipes keep their ids.
         speed: The timing settings.
         complexity: The counting settings.
+        semisup: The semi-supervised track's settings (:class:`~bench.train.semisup.SemiSupConfig`:
+            methods and labelled shares; the suite runs once per combination,
+            :meth:`variants`), or None: supervised training on the whole training split.
+            Part of :attr:`fingerprint` only when set.
         source: The file the suite was read from (set by :func:`load_suite`).
     """
 
@@ -169,6 +176,8 @@ class SuiteConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
     complexity: ComplexityConfig = field(default_factory=ComplexityConfig)
+    semisup: SemiSupConfig | None = None
+    seeds: list[int] = field(default_factory=list)
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -208,6 +217,13 @@ class SuiteConfig:
                 f"train.steps: {self.train.steps}. Set train.steps: 0, or remove weights."
             )
         require_int("seed", self.seed, minimum=0, maximum=_MAX_SEED, fix="Set e.g. seed: 0.")
+        for seed in self.seeds:
+            require_int("seeds[]", seed, minimum=0, maximum=_MAX_SEED, fix="Set e.g. [0, 1, 2].")
+        if self.semisup is not None and self.weights:
+            raise ConfigError(
+                "A suite with weights scores published models and trains nothing; semisup "
+                "needs training. Remove one of them."
+            )
         if self.threads is not None:
             require_int("threads", self.threads, minimum=1, fix="Use null for torch's default.")
         _check_backbone_weights(self.backbone_weights)
@@ -244,10 +260,27 @@ class SuiteConfig:
         if self.weights:
             return published_setting(self.eval.split, (h, w))
         budget = f"epochs{self.train.epochs}" if self.train.epochs else f"steps{self.train.steps}"
+        semi = f"-{self.semisup.tag}" if self.semisup is not None and self.semisup.concrete else ""
         return (
             f"{h}x{w}-{budget}-bs{self.train.batch_size}-"
-            f"{self.speed.dtype}-seed{self.seed}-{self.fingerprint}"
+            f"{self.speed.dtype}-seed{self.seed}{semi}-{self.fingerprint}"
         )
+
+    def variants(self) -> list[SuiteConfig]:
+        """The concrete suites this one runs: one per seed and ``semisup`` combination.
+
+        A suite without ``seeds`` and with at most one method and share is its only variant.
+        Methods vary slowest, then shares, then seeds; each variant has its own setting id.
+        """
+        seeds = self.seeds or [self.seed]
+        semis = list(self.semisup.variants()) if self.semisup is not None else [None]
+        if len(seeds) == 1 and len(semis) == 1 and semis[0] == self.semisup and not self.seeds:
+            return [self]
+        return [
+            dataclasses.replace(self, semisup=semi, seed=seed, seeds=[])
+            for semi in semis
+            for seed in seeds
+        ]
 
     def weights_names(self) -> list[str]:
         """The declared weights this suite scores, in declaration order.
@@ -277,6 +310,9 @@ class SuiteConfig:
         data = dataclasses.asdict(self)
         for key in ("name", "description", "archs", "exclude", "weights", "source"):
             data.pop(key)
+        data.pop("seeds")  # each variant hashes its own seed
+        if self.semisup is None:
+            data.pop("semisup")  # added later: suites without it keep their ids
         data.pop("backbone_weights")  # added later: by content, and only when set
         if self.backbone_weights:
             data["backbone_weights"] = {
@@ -382,6 +418,7 @@ _SECTIONS = {
     "eval": EvalConfig,
     "speed": SpeedConfig,
     "complexity": ComplexityConfig,
+    "semisup": SemiSupConfig,
 }
 
 

@@ -8,6 +8,8 @@ and reported by :func:`bench.cli.main`.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import sys
 from typing import TYPE_CHECKING
@@ -161,17 +163,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.suites import load_suite
 
     suite = load_suite(args.suite)
+    if args.seeds:
+        suite = dataclasses.replace(suite, seeds=list(args.seeds))
+    variants = suite.variants()  # one per seed and semi-supervised method and share
     job = torchrun_job(
         suite, device=args.device, timeout_per_arch=args.timeout_per_arch, shard=args.shard
     )
-    if job is None:
-        return _run_suite(args, suite, None)
-    with job:
-        return _run_suite(args, suite, job)
+    with job if job is not None else contextlib.nullcontext():
+        codes = []
+        for i, variant in enumerate(variants):
+            if len(variants) > 1:
+                print(f"[{i + 1}/{len(variants)}] {variant.setting}")
+            codes.append(_run_suite(args, variant, job, render=i == len(variants) - 1))
+            if codes[-1] == 130:
+                return 130
+        return max(codes)
 
 
-def _run_suite(args: argparse.Namespace, suite: SuiteConfig, job: TorchrunJob | None) -> int:
-    """:func:`cmd_run` once the suite is loaded (and the torchrun job, if any, started)."""
+def _run_suite(
+    args: argparse.Namespace, suite: SuiteConfig, job: TorchrunJob | None, render: bool = True
+) -> int:
+    """:func:`cmd_run` for one concrete suite (the torchrun job, if any, started).
+
+    ``render``: regenerate the leaderboard afterwards (the last variant of a suite does).
+    """
     import architectures
     from bench.distributed_sweep import DistributedSweep
     from bench.errors import ConfigError
@@ -179,6 +194,7 @@ def _run_suite(args: argparse.Namespace, suite: SuiteConfig, job: TorchrunJob | 
     from bench.records import load_records
     from bench.runner import Sweep, SweepInterrupted
     from bench.suites import with_backbone_weights
+    from bench.sweep_semisup import semisup_archs
 
     if suite.weights:
         return _run_published(args, suite)
@@ -193,6 +209,9 @@ def _run_suite(args: argparse.Namespace, suite: SuiteConfig, job: TorchrunJob | 
                 f"(its architectures: {', '.join(archs)})."
             )
         archs = [a for a in archs if a in args.archs]
+    archs = semisup_archs(suite.semisup, archs)  # those the suite's method can train
+    if not archs:
+        return 0
     if args.backbone_weights:
         suite = with_backbone_weights(suite, args.backbone_weights, archs)
     check_writable(args.results_dir, "--results-dir")
@@ -244,7 +263,7 @@ def _run_suite(args: argparse.Namespace, suite: SuiteConfig, job: TorchrunJob | 
             f"`python run_bench.py leaderboard --results-dir {args.results_dir}` (one shared "
             f"folder) or `python run_bench.py merge DIR... --into DIR`."
         )
-    elif job is None or job.ranks.is_main:
+    elif render and (job is None or job.ranks.is_main):
         written = write_leaderboard(args.results_dir, load_records(args.results_dir))
         print(f"leaderboard: {', '.join(str(p) for p in written[:2])} (+{len(written) - 2} plots)")
     if summary.failed:

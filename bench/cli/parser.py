@@ -39,6 +39,18 @@ def _csv(value: str) -> list[str]:
     return items
 
 
+def _seeds(value: str) -> list[int]:
+    try:
+        seeds = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated non-negative integers (e.g. 0,1,2); got {value!r}"
+        )
+    return seeds
+
+
 def _shape(value: str) -> tuple[int, int, int, int]:
     try:
         parts = tuple(int(v) for v in value.split(","))
@@ -122,6 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--device", default="auto", help="auto (CUDA when available, else CPU), cpu, or cuda[:N]"
+    )
+    p.add_argument(
+        "--seeds",
+        type=_seeds,
+        default=None,
+        metavar="S,S,...",
+        help="repeat the suite once per seed (model initialisation and data order), each a "
+        "setting of its own, instead of the suite's seed (the suite key seeds: does the same)",
     )
     p.add_argument("--results-dir", type=Path, default=Path("results"))
     p.add_argument(

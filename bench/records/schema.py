@@ -41,6 +41,9 @@ env             versions, device, git commit, seed, threads, backend flags, and 
 samples         null, or file, inputs_file: predictions kept for the qualitative figure
 amendments      changes made to the record after its run, each with the command that made
                 them (e.g. parameters re-counted when schema 2 split params/params_with_aux)
+semisup         (semi-supervised track only; left out otherwise) method, labelled_fraction or
+                labelled_per_class, labelled_images, unlabelled_images, split_file and its
+                split_sha256, split_seed, image_labels, params
 ==============  ==========================================================================
 
 A section is null where it does not apply (a failed run, a baseline, a suite without speed).
@@ -366,6 +369,31 @@ class TrainInfo(_Section):
 
 
 @dataclass(frozen=True)
+class SemiSupInfo(_Section):
+    """``semisup``: the semi-supervised setting a run trained under (absent otherwise).
+
+    ``method`` is ``supervised`` for the supervised-only baseline at the same labelled share.
+    The labelled subset is the split file's (``split_file``, relative to the results folder,
+    with its ``split_sha256``); the other ``unlabelled_images`` of the training split gave
+    images only, or with image-level class labels derived from their masks when
+    ``image_labels`` (weak supervision). ``params`` holds the method's own settings.
+    """
+
+    key: ClassVar[str] = "semisup"
+
+    method: str = field(default="", metadata=_NAME)
+    labelled_fraction: float | None = _meta(lo=0.0, hi=1.0)
+    labelled_per_class: int | None = _meta(**_POSITIVE)
+    labelled_images: int | None = _meta(**_COUNT)
+    unlabelled_images: int | None = _meta(**_COUNT)
+    split_file: str | None = None
+    split_sha256: str | None = None
+    split_seed: int | None = _meta(**_COUNT)
+    image_labels: bool | None = None
+    params: dict[str, int | float | bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class PublishedFigure(_Section):
     """``weights.published[]``: a figure the authors published for the weights."""
 
@@ -486,6 +514,7 @@ class RunRecord:
     command: str = ""
     samples: Samples | None = None
     amendments: tuple[Amendment, ...] = ()
+    semisup: SemiSupInfo | None = field(default=None, metadata={"omit_none": True})
 
     # -- reading and writing ------------------------------------------------------------------
     @classmethod

@@ -45,6 +45,7 @@ from bench.train.losses import needs_targets, segmentation_loss, summed_losses
 from bench.train.periodic import Validation, due, validate
 from bench.train.precision import autocast, check_amp, grad_scaler
 from bench.train.scalars import LOSS_TAG, LR_TAG, THROUGHPUT_TAG, ScalarWriter
+from bench.train.semisup.methods import SemiMethod, SemiSupervision
 from bench.train.state import (
     BatchStream,
     Progress,
@@ -254,6 +255,7 @@ def train(
     scalars: ScalarWriter | None = None,
     ranks: Ranks | None = None,
     validation: Validation | None = None,
+    semisup: SemiSupervision | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``cfg.steps`` optimiser steps; deterministic for a given seed.
 
@@ -283,6 +285,11 @@ def train(
         validation: Scores the model on the validation split every ``cfg.eval_every`` steps
             (and after the last) and keeps the best (:mod:`bench.train.periodic`); None, or
             ``eval_every: 0``: no validation.
+        semisup: A semi-supervised method and its unlabelled images
+            (:mod:`bench.train.semisup`): ``dataset`` is then the labelled subset, each
+            micro-batch also draws a batch of unlabelled images (their own seeded order,
+            saved with the state), the method's loss replaces the loop's, and its networks
+            take their steps after the segmenter's. None: supervised training.
 
     Returns:
         What the run did (:class:`TrainResult`).
@@ -300,6 +307,12 @@ def train(
     ranks = ranks if ranks is not None and ranks.torchrun else None
     if ranks is not None:
         parallel.check_parallel(cfg, ranks.world_size, device)
+        if semisup is not None and semisup.method is not None:
+            raise ConfigError(
+                f"semisup method {semisup.method.name} does not run under torchrun yet (its "
+                f"discriminator or generator is not synchronised across processes). Fix: run "
+                f"it in one process."
+            )
     torch.manual_seed(seed if ranks is None else parallel.rank_seed(seed, ranks))
     generator = torch.Generator().manual_seed(seed)
     if ranks is not None:
@@ -322,6 +335,10 @@ def train(
     if class_weights is not None:
         class_weights = class_weights.to(device)
     stream = BatchStream(loader, generator)
+    method = None if semisup is None else semisup.method
+    ustream = _unlabelled_stream(semisup, seed, cfg.num_workers)
+    if method is not None:
+        method.setup(model, device)
     parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
     world = None if ranks is None else ranks.world_size
     identity = RunIdentity(run_name, cfg, seed, torch.device(device).type, world)
@@ -335,7 +352,11 @@ def train(
         found = distributed.broadcast(ranks, found)  # rank 0 decides; every rank reads it
     if path is not None and found:
         rank = 0 if ranks is None else ranks.rank
-        prog = restore_state(load_state(path, identity), stream=stream, rank=rank, **parts)
+        restore_extra = None if semisup is None else _restorer(method, ustream)
+        prog = restore_state(
+            load_state(path, identity), stream=stream, rank=rank, restore_extra=restore_extra,
+            **parts,
+        )  # fmt: skip
         resumed_from = prog.step
     elif path is not None and not resume and main:
         path.unlink(missing_ok=True)
@@ -365,7 +386,13 @@ def train(
             sync = ranks is None or micro == cfg.accumulate - 1
             with contextlib.nullcontext() if sync else net.no_sync():
                 with autocast(cfg.amp, device):
-                    if own_loss:
+                    if method is not None:
+                        loss = method.loss(
+                            net, images, masks, None if ustream is None else ustream.next(),
+                            step=step, ignore_index=ignore_index, aux_weights=aux_weights,
+                            class_weights=class_weights,
+                        )  # fmt: skip
+                    elif own_loss:
                         loss = summed_losses(net(images, targets=masks, ignore_index=ignore_index))
                     else:
                         loss = segmentation_loss(
@@ -387,6 +414,8 @@ def train(
                 last += value
                 _backward(loss, scaler)
         _step(model, optimizer, scaler, cfg.grad_clip)
+        if method is not None:
+            method.after_step(net, step, lr_factor(step, cfg))
         scheduler.step()
         prog.step, prog.last_loss = step + 1, last
         prog.running += last
@@ -416,7 +445,10 @@ def train(
             prog.seconds = seconds_before + saving - start
             rank_rng = None if ranks is None else distributed.gather(ranks, rng_states())
             if main:
-                save_state(path, identity, prog, stream=stream, rank_rng=rank_rng, **parts)
+                extra = _semisup_state(semisup, method, ustream)
+                save_state(
+                    path, identity, prog, stream=stream, rank_rng=rank_rng, extra=extra, **parts
+                )
             window_start += time.perf_counter() - saving  # the save is not training throughput
     bn_batches = 0
     if cfg.precise_bn_batches > 0 and any(
@@ -445,6 +477,49 @@ def train(
         best_step=prog.best_step,
         best_val_miou=None if prog.best_step is None else round(prog.best_miou, 6),
     )
+
+
+def _unlabelled_stream(
+    semisup: SemiSupervision | None, seed: int, num_workers: int
+) -> BatchStream | None:
+    """The unlabelled images' batches, in an order of their own (seeded from ``seed``)."""
+    if semisup is None or semisup.unlabelled is None or semisup.method is None:
+        return None
+    if len(semisup.unlabelled) < semisup.batch_size:
+        raise ConfigError(
+            f"The unlabelled set has {len(semisup.unlabelled)} images, fewer than one batch of "
+            f"{semisup.batch_size}. Lower semisup.unlabelled_batch_size or the labelled share."
+        )
+    generator = torch.Generator().manual_seed(seed + 1)
+    loader = DataLoader(
+        semisup.unlabelled, batch_size=semisup.batch_size, shuffle=True, drop_last=True,
+        generator=generator, num_workers=num_workers,
+    )  # fmt: skip
+    return BatchStream(loader, generator)
+
+
+def _semisup_state(
+    semisup: SemiSupervision | None, method: SemiMethod | None, ustream: BatchStream | None
+) -> dict | None:
+    """What a semi-supervised run saves besides the loop's state (see ``save_state``)."""
+    if semisup is None:
+        return None
+    return {
+        "method": {} if method is None else method.state_dict(),
+        "unlabelled": None if ustream is None else ustream.position(),
+    }
+
+
+def _restorer(method: SemiMethod | None, ustream: BatchStream | None):  # noqa: ANN202
+    """Puts back what :func:`_semisup_state` saved."""
+
+    def restore(saved: dict) -> None:
+        if method is not None:
+            method.load_state_dict(saved["method"])
+        if ustream is not None and saved.get("unlabelled") is not None:
+            ustream.seek(saved["unlabelled"])
+
+    return restore
 
 
 def _backward(loss: torch.Tensor, scaler: torch.amp.GradScaler | None) -> None:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import pickle
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -210,6 +210,7 @@ def save_state(
     scaler: torch.amp.GradScaler | None,
     stream: BatchStream,
     rank_rng: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
     """Writes the full training state after ``progress.step`` steps, atomically.
 
@@ -224,6 +225,8 @@ def save_state(
         stream: The batches (their position is saved).
         rank_rng: Under torchrun: every rank's :func:`rng_states`, in rank order (rank 0 writes
             the file); None: this process's alone.
+        extra: What a semi-supervised method saves besides (its networks and optimisers, the
+            unlabelled stream's position), under the key ``"semisup"``; None: nothing.
 
     Returns:
         ``path``.
@@ -250,6 +253,8 @@ def save_state(
     }
     if rank_rng is not None:
         state["rank_rng"] = list(rank_rng)
+    if extra is not None:
+        state["semisup"] = extra
     return write_atomic(Path(path), lambda handle: torch.save(state, handle))
 
 
@@ -308,6 +313,7 @@ def restore_state(
     scaler: torch.amp.GradScaler | None,
     stream: BatchStream,
     rank: int = 0,
+    restore_extra: Callable[[dict[str, Any]], None] | None = None,
 ) -> Progress:
     """Puts a loaded state back: modules, data position, then the global random states.
 
@@ -322,6 +328,8 @@ def restore_state(
         scaler: The fresh fp16 gradient scaler, or None.
         stream: The fresh batch stream.
         rank: This process's rank: under torchrun it continues its own saved random states.
+        restore_extra: Called with the saved ``extra`` (see :func:`save_state`) before the
+            random states are restored (it may replay a second data stream); None: none.
 
     Returns:
         The loop's counters at the saved step.
@@ -341,6 +349,13 @@ def restore_state(
     if scaler is not None and state["scaler"] is not None:
         scaler.load_state_dict(state["scaler"])
     stream.seek(state["data"])
+    if restore_extra is not None:
+        if "semisup" not in state:
+            raise CheckpointError(
+                "The saved training state holds no semi-supervised state (it was saved by a "
+                "supervised run). Delete the state file to train from the start."
+            )
+        restore_extra(state["semisup"])
     restore_rng_states(state["rank_rng"][rank] if "rank_rng" in state else state["rng"])
     p = state["progress"]
     return Progress(
