@@ -374,7 +374,7 @@ class Sweep:
         resumed sweep continues from it (:func:`bench.train.train`, ``resume``).
         """
         s, t = self.suite, self.suite.train_for(arch)  # the suite's train, with arch's recipe
-        weights = self.arch_weights(arch)
+        weights, k = self.arch_weights(arch), self.info.num_classes
         result = train(
             model,
             self.train_set,
@@ -394,7 +394,7 @@ class Sweep:
             validation=None if self.val_set is None else self._validation(arch, model, run_id),
             semisup=None
             if self.semi is None
-            else self.semi.supervision(self.info.num_classes, tuple(s.resolution), t.batch_size),
+            else self.semi.supervision(k, tuple(s.resolution), t.batch_size, model),
         )
         info = {**result.to_dict(), "class_weighting": t.class_weighting}
         if weights is not None:
@@ -486,6 +486,8 @@ class Sweep:
         title = baseline_title(self.info.class_names[0])
         record = self._base_record(BASELINE_ARCH, "baseline")
         record = record.replace(arch_info=ArchSection(title=title, family="baseline"))
+        if self.semi is not None:  # reported with its track, not as a ranking of its own
+            record = record.replace(semisup=self.semi.section())
         ev = evaluate(
             None,
             self.eval_set,

@@ -20,7 +20,13 @@ from bench.data.info import DatasetInfo
 from bench.data.semisup import UnlabelledImages, draw_labelled, sample_ids, split_file
 from bench.errors import ConfigError
 from bench.records import SemiSupInfo
-from bench.train.semisup import RealClasses, SemiSupConfig, SemiSupervision, build_method
+from bench.train.semisup import (
+    DecoupledTraining,
+    RealClasses,
+    SemiSupConfig,
+    SemiSupervision,
+    build_method,
+)
 
 SPLITS_DIR = "splits"  # inside the results folder
 
@@ -60,10 +66,17 @@ class SemiSupData:
         )
 
     def supervision(
-        self, num_classes: int, size: tuple[int, int], batch_size: int
+        self, num_classes: int, size: tuple[int, int], batch_size: int, model: object = None
     ) -> SemiSupervision:
-        """What :func:`bench.train.train` takes: the method and the unlabelled images."""
+        """What :func:`bench.train.train` takes: the method and the unlabelled images.
+
+        The supervised-only counterpart of DecoupledNet (``model`` has ``set_stage``) keeps
+        its two stages, on the labelled images alone (no unlabelled images, no weak labels).
+        """
         method = build_method(self.cfg, num_classes, size)
+        arch = getattr(model, "model", model)
+        if method is None and callable(getattr(arch, "set_stage", None)):
+            return SemiSupervision(DecoupledTraining(self.cfg), None, batch_size)
         unlabelled = None if method is None else self.unlabelled
         return SemiSupervision(method, unlabelled, self.cfg.unlabelled_batch_size or batch_size)
 

@@ -29,6 +29,7 @@ from bench.reporting._output import writing
 from bench.reporting.frame import leaderboard_csv
 from bench.reporting.markdown import render_markdown
 from bench.reporting.plots import write_plots
+from bench.reporting.semisup import write_semisup_plots
 
 __all__ = ["write_report"]
 
@@ -64,4 +65,6 @@ def write_report(results_dir: Path | str, records: Sequence[RunRecord]) -> list[
     for path, text in ((md_path, markdown), (csv_path, csv_text)):
         with writing(path):
             write_text_atomic(path, text)
-    return [md_path, csv_path, *write_plots(records, results_dir)]
+    supervised = [r for r in records if r.semisup is None]
+    plots = write_plots(supervised, results_dir) if supervised else []
+    return [md_path, csv_path, *plots, *write_semisup_plots(records, results_dir / "plots")]

@@ -38,6 +38,7 @@ from bench.reporting.ranking import (
     UNSUPPORTED_MARK,
     group_tables,
 )
+from bench.reporting.semisup import semisup_section
 
 __all__ = ["NA", "render_markdown"]
 
@@ -282,7 +283,15 @@ def render_markdown(records: Sequence[RunRecord]) -> str:
         ConfigError: ``records`` is empty.
         TypeError: An element of ``records`` is not a :class:`RunRecord`.
     """
-    frame = report_frame(records)
+    if not records:
+        raise ConfigError(
+            "render_markdown: no run records given; expected at least one record. Fix: run "
+            "`python run_bench.py run` first, then render the records it wrote."
+        )
+    semi = semisup_section(records)  # the semi-supervised track has a section of its own
+    frame = report_frame([r for r in records if getattr(r, "semisup", None) is None])
+    if frame.empty and semi:
+        return "\n".join(_header(len(records), 0, known_cpus=False) + semi).rstrip() + "\n"
     if frame.empty:
         raise ConfigError(
             "render_markdown: no run records given; expected at least one record. Fix: run "
@@ -296,6 +305,7 @@ def render_markdown(records: Sequence[RunRecord]) -> str:
         lines += [title, "", *group_tables(members)]
     lines += _paper_section(rows)
     lines += published_section(rows)
+    lines += semi
     while lines and lines[-1] == "":
         lines.pop()
     return "\n".join(lines) + "\n"

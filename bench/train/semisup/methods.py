@@ -331,8 +331,10 @@ class DecoupledTraining(SemiMethod):
                         "semisup method decouplednet needs image-level labels for its "
                         "unlabelled images; set semisup.image_labels: true."
                     )
-                losses.append(summed_losses(self.arch.classify_images(u.to(images.device),
-                                                                      labels.to(images.device))))  # fmt: skip
+                d = int(getattr(net, "divisor", 1))  # PadCrop's: the entry's input divisor
+                u = F.pad(u.to(images.device), (0, -u.shape[-1] % d, 0, -u.shape[-2] % d))
+                objects = labels.to(images.device)[:, list(self.arch.object_classes)]
+                losses.append(summed_losses(self.arch(u, image_labels=objects)))
             return sum(losses) / len(losses)
         self.arch.set_stage("segment")
         return summed_losses(net(images, targets=masks, ignore_index=ignore_index))
