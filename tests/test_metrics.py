@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import AbstractContextManager
 from unittest import mock
 
 import numpy as np
@@ -413,11 +414,13 @@ def test_inputs_are_not_modified_and_strided_inputs_work() -> None:
 def test_chunked_update_matches_one_pass(
     monkeypatch: pytest.MonkeyPatch, chunk: int, dtype: torch.dtype
 ) -> None:
-    """CPU updates run in chunks of ``_CPU_CHUNK`` pixels; a ragged last chunk included."""
+    """CPU updates run in chunks of ``_CPU_CHUNK`` (uint8) or ``_CPU_WIDE_CHUNK`` (wider labels)
+    pixels; a ragged last chunk included."""
     rng = np.random.default_rng(6)
     k = 5
     pred, target = random_batch(rng, k, (3, 11, 13), 0.1)  # 429 pixels: 429 % 64 = 45
     monkeypatch.setattr(metrics, "_CPU_CHUNK", chunk)
+    monkeypatch.setattr(metrics, "_CPU_WIDE_CHUNK", chunk)
     cm = ConfusionMatrix(k)
     cm.update(torch.from_numpy(pred).to(dtype), torch.from_numpy(target).to(dtype))
     np.testing.assert_array_equal(cm.matrix.numpy(), np_confusion(pred, target, k, 255))
@@ -444,6 +447,94 @@ def test_more_classes_than_uint8_with_int16_ids() -> None:
     cm = ConfusionMatrix(k, ignore_index=-1)
     cm.update(torch.from_numpy(pred).to(torch.int16), torch.from_numpy(target).to(torch.int16))
     np.testing.assert_array_equal(cm.matrix.numpy(), np_confusion(pred, target, k, -1))
+
+
+# --- wide labels on CPU (int64, as argmax and data loaders give them) -------------------------
+
+
+def general_path_forbidden() -> AbstractContextManager[object]:
+    """Fails the test if the update leaves the wide-label CPU path for the general one."""
+    return mock.patch.object(
+        ConfusionMatrix, "_histogram", side_effect=AssertionError("took the general path")
+    )
+
+
+@pytest.mark.parametrize("ignore_index", [255, 3, -1, -100])
+@pytest.mark.parametrize("dtype", [torch.int16, torch.int32, torch.int64])
+def test_wide_labels_hand_computed_example(dtype: torch.dtype, ignore_index: int) -> None:
+    """The hand-computed example, its ignored pixels labelled with each kind of ignore index."""
+    target = [[ignore_index if v == 255 else v for v in row] for row in EX_TARGET]
+    cm = ConfusionMatrix(3, ignore_index=ignore_index)
+    with general_path_forbidden():
+        cm.update(t(EX_PRED, dtype), t(target, dtype))
+    assert cm.matrix.tolist() == EX_MATRIX
+
+
+@pytest.mark.parametrize("ignore_index", [255, 21, -1])
+def test_int64_path_equals_uint8_path_over_many_chunks(
+    monkeypatch: pytest.MonkeyPatch, ignore_index: int
+) -> None:
+    rng = np.random.default_rng(7)
+    k = 21
+    pred, target = random_batch(rng, k, (4, 64, 64), 0.05, ignore=ignore_index)  # int64
+    monkeypatch.setattr(metrics, "_CPU_WIDE_CHUNK", 1000)  # 17 chunks, the last one ragged
+    wide = ConfusionMatrix(k, ignore_index=ignore_index)
+    with general_path_forbidden():
+        wide.update(torch.from_numpy(pred), torch.from_numpy(target))
+    # The same labels as uint8, a negative ignore index relabelled 255.
+    ignore8 = 255 if ignore_index < 0 else ignore_index
+    target8 = np.where(target == ignore_index, ignore8, target)
+    narrow = ConfusionMatrix(k, ignore_index=ignore8)
+    narrow.update(torch.from_numpy(pred).to(torch.uint8), torch.from_numpy(target8).to(torch.uint8))
+    assert torch.equal(wide.matrix, narrow.matrix)
+    np.testing.assert_array_equal(wide.matrix.numpy(), np_confusion(pred, target, k, ignore_index))
+
+
+@pytest.mark.parametrize(
+    ("ignore_index", "which", "value", "message"),
+    [
+        (255, "target", 100, r"ignore index 255; found 100\. "),  # its own histogram row
+        (255, "target", 300, r"ignore index 255; found 300\. "),  # above the range check
+        (255, "target", -5, r"ignore index 255; found -5\. "),
+        (255, "target", 2**40 + 1, rf"found {2**40 + 1}\. "),  # low bits: class 1
+        (-1, "target", -2, r"ignore index -1; found -2\. "),
+        (-1, "target", 255, r"ignore index -1; found 255\. "),
+        (255, "pred", 21, r"found values in \[0, 21\]\. Is num_classes=21"),
+        (255, "pred", -1, r"found values in \[-1, 20\]\. "),
+        (-1, "pred", 2**32, rf"found values in \[0, {2**32}\]\. "),  # low bits: class 0
+    ],
+)
+def test_invalid_int64_label_in_a_middle_chunk_raises_and_adds_nothing(
+    monkeypatch: pytest.MonkeyPatch, ignore_index: int, which: str, value: int, message: str
+) -> None:
+    rng = np.random.default_rng(8)
+    k = 21
+    pred, target = random_batch(rng, k, (4, 64, 64), 0.05, ignore=ignore_index)
+    monkeypatch.setattr(metrics, "_CPU_WIDE_CHUNK", 1000)
+    cm = ConfusionMatrix(k, ignore_index=ignore_index)
+    cm.update(torch.from_numpy(pred), torch.from_numpy(target))
+    before = cm.matrix.clone()
+    bad = {"pred": pred.copy(), "target": target.copy()}
+    bad[which].reshape(-1)[5500] = value  # chunk 6 of 17
+    with pytest.raises(ConfigError, match=message):
+        cm.update(torch.from_numpy(bad["pred"]), torch.from_numpy(bad["target"]))
+    assert torch.equal(cm.matrix, before)
+
+
+def test_invalid_prediction_is_reported_before_an_earlier_invalid_target() -> None:
+    """As on the general path: predictions are checked first, wherever the bad labels are."""
+    cm = ConfusionMatrix(3)
+    with pytest.raises(ConfigError, match=r"Predictions must be class ids in \[0, 2\]"):
+        cm.update(t([[0, 1, 2, 5]]), t([[7, 1, 2, 0]]))
+    assert cm.matrix.sum() == 0
+
+
+def test_one_dimensional_strided_int64_inputs() -> None:
+    rng = np.random.default_rng(9)
+    pred, target = random_batch(rng, 5, (3000,), 0.1)
+    cm = ConfusionMatrix(5)
+    cm.update(torch.from_numpy(pred)[::3], torch.from_numpy(target)[1::3])
+    np.testing.assert_array_equal(cm.matrix.numpy(), np_confusion(pred[::3], target[1::3], 5, 255))
 
 
 # --- compute_metrics and SegMetrics -----------------------------------------------------------
@@ -535,7 +626,10 @@ def test_matches_independent_numpy_implementation(
         pred = rng.choice(pred_classes, size=shape)
         target = rng.choice(gt_classes, size=shape)
         target[rng.random(shape) < ignore_frac] = ignore
-        with mock.patch.object(metrics, "_CPU_CHUNK", chunk):
+        with (
+            mock.patch.object(metrics, "_CPU_CHUNK", chunk),
+            mock.patch.object(metrics, "_CPU_WIDE_CHUNK", chunk),
+        ):
             cm.update(
                 torch.from_numpy(pred).to(pred_dtype), torch.from_numpy(target).to(target_dtype)
             )
