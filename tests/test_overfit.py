@@ -25,6 +25,24 @@ OVERFIT_BOUNDS: dict[str, tuple[float, str]] = {
         "19-38 px; it plateaus at 0.74-0.77 (0.769 at 5e-3 and 0.760 at 1e-3 in 150 steps, "
         "measured 2026-12-06), where the stride-8 LR-ASPP on the same trunk passes",
     ),
+    "fcn8s": (
+        0.80,
+        "VGG16 without batch norm and zero-initialised class scorers (the paper's): it predicts "
+        "the class prior for its first 40-50 steps at every rate tried, then learns; at 5e-4 it "
+        "reached 0.855 at step 150 and was still rising (0.801 at 1e-4, 0.812 at 1e-3; measured "
+        "2026-12-06), 8x8 logits at 64x64",
+    ),
+    "fcn16s": (
+        0.65,
+        "output stride 16 (4x4 logits at 64x64, as DeepLabV3-MobileNetV3 below) on top of the "
+        "FCN-8s slow start: 0.689 at step 140 at 1e-4 (measured 2026-12-06)",
+    ),
+    "fcn32s": (
+        0.35,
+        "output stride 32: its 2x2 logits, upsampled by a fixed bilinear 32x kernel (the "
+        "paper's), cannot draw 19-38 px shapes at all; it reached 0.407 at step 100 at 1e-4 "
+        "(0.21 at 5e-3; measured 2026-12-06), the class prior being 0.186",
+    ),
 }
 """``{arch: (lowest batch mIoU it must reach, why it cannot reach TARGET at 64x64)}``."""
 
@@ -36,7 +54,15 @@ _REFINENET_LR = (
     "0.27 batch mIoU, measured 2026-12-06); at 1e-4 RefineNet-50 reached 0.914 at step 60 and "
     "RefineNet-101 0.914 at step 70 (the paper trains at 5e-4 with SGD from ImageNet weights)",
 )
+_FCN_REASON = (
+    "VGG16 without batch norm (134M parameters): at AdamW 5e-3 it never leaves the class prior "
+    "(FCN-32s 0.21 in 150 steps, measured 2026-12-06); the quick suite trains it at 1e-3 with "
+    "warm-up for the same reason"
+)
 OVERFIT_LR: dict[str, tuple[float, str]] = {
+    "fcn8s": (5e-4, _FCN_REASON + "; FCN-8s 0.855 at 5e-4, 0.812 at 1e-3, 0.801 at 1e-4"),
+    "fcn16s": (1e-4, _FCN_REASON + "; FCN-16s 0.689 at 1e-4"),
+    "fcn32s": (1e-4, _FCN_REASON + "; FCN-32s 0.407 at 1e-4"),
     "refinenet50": _REFINENET_LR,
     "refinenet101": _REFINENET_LR,
     "maskrcnn_r50_fpn": (
