@@ -311,3 +311,32 @@ def test_each_method_runs_the_architectures_it_can_train():
     dec = SemiSupConfig(method="decouplednet", labelled_fraction=0.5)
     assert semisup_archs(dec, ["enet"]) == []
     assert semisup_archs(None, ["enet", "maskrcnn_r50_fpn"]) == ["enet", "maskrcnn_r50_fpn"]
+
+
+# -- end to end -----------------------------------------------------------------------------------
+
+
+def test_run_writes_one_record_per_method_with_its_semisup_section(tmp_path, capsys):
+    from bench.cli import main
+    from bench.records import load_records
+    from tests.factories import write_suite
+
+    suite = write_suite(
+        tmp_path,
+        "dataset: synthetic\ndataset_options: {num_samples: 16}\nresolution: [32, 32]\n"
+        "archs: [enet, maskrcnn_r50_fpn]\nthreads: 1\n"
+        "train: {steps: 2, batch_size: 2, precise_bn_batches: 0}\n"
+        "eval: {split: val, batch_size: 8, num_samples: 0}\nspeed: {enabled: false}\n"
+        "complexity: {enabled: false}\n"
+        "semisup: {method: [supervised, advsemi], labelled_fraction: 0.25}\n",
+    )
+    results = tmp_path / "results"
+    argv = ["run", "--suite", str(suite), "--archs", "enet", "--results-dir", str(results), "-q"]
+    assert main(argv) == 0
+    models = [r for r in load_records(results) if r.kind == "model"]
+    assert sorted(r.semisup.method for r in models) == ["advsemi", "supervised"]
+    split = {r.semisup.split_sha256 for r in models}
+    assert len(split) == 1  # both methods saw the same labelled images
+    listed = (results / models[0].semisup.split_file).read_text().split()
+    assert len(listed) == 4 and models[0].semisup.unlabelled_images == 12
+    assert "## Semi-supervised track" in (results / "LEADERBOARD.md").read_text()
