@@ -37,6 +37,7 @@ from architectures import linknet, refinenet, pspnet  # noqa: E402,F401  isort: 
 from architectures import erfnet, bisenet, segformer, icnet  # noqa: E402,F401  isort: skip
 from architectures import deeplabv3plus, frrn, maskrcnn  # noqa: E402,F401  isort: skip
 from architectures import espnet  # noqa: E402,F401  isort: skip
+from architectures import decouplednet  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "ArchEntry",

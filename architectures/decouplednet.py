@@ -1,0 +1,822 @@
+"""DecoupledNet: a multi-label classifier, bridging layers and a figure/ground deconvolution net.
+
+Paper: S. Hong, H. Noh, B. Han, "Decoupled Deep Neural Network for Semi-supervised Semantic
+Segmentation", NIPS 2015, arXiv 1506.04924.
+Reference implementation consulted (for understanding only): the authors' Caffe models and
+MATLAB inference, https://github.com/HyeonwooNoh/DecoupledNet (commit ebd2130):
+``model/DecoupledNet_Full_anno/DecoupledNet_Full_anno_inference_deploy.prototxt``,
+``training/002_train_seg_Full_anno/002_train_seg_Full_anno.prototxt`` and ``solver.prototxt``,
+``training/001_convert_classification_network_to_fp_bp_network/gen_fp_bp_model.py`` and
+``inference/DecoupledNet_inference.m``. Our own code; layer names follow the reference.
+
+Structure (sizes for the paper's 320x320 input, C object classes: 20 on PASCAL VOC):
+
+* **Classification network**: VGG16's 13 convolutions and five 2x2 max-poolings (pool5:
+  512 x 10 x 10; the poolings keep their argmax "switches" for the decoder), fc6 as a 7x7
+  convolution 512 -> 4096 and fc7 as a 1x1 convolution 4096 -> 4096, each followed by ReLU,
+  then ``cls-score``, a 1x1 convolution 4096 -> C. Its map is average-pooled over all positions
+  (the reference's 4x4 average pooling of its 4x4 map) into C logits; a sigmoid gives the
+  multi-label class scores. Background is not a class of the classifier.
+* **Class-specific activation** (the reference's ``*-bp`` layers): the class score is
+  back-propagated through the classifier down to pool5. The reference places the top signal at
+  the position that wins a 4x4 max-pooling of each class's score map (its ``score-pool-mask``),
+  multiplies by the transposed ``cls-score`` weights (``cls-score-voc-bp``, bias 0), by the
+  ReLU7 mask, by the transposed fc7 weights (``fc7-bp``, a deconvolution with fc7's weights,
+  bias 0), by the ReLU6 mask, and by the transposed fc6 weights (``fc6-bp``, a 7x7
+  deconvolution with fc6's weights, bias 0), giving ``pool5-bp`` (512 x 10 x 10). That is the
+  gradient of ``sum_c w_c * score_c[argmax_c]`` with respect to pool5, with ``w`` the top
+  signal. We compute it as that **explicit product of transposed weights**
+  (:func:`class_specific_activation`, no ``torch.autograd.grad``): the 1x1 layers are matrix
+  products, the 7x7 transposed convolution is the transposed weight matrix applied to each
+  position followed by ``F.fold`` (col2im). The tests check it against ``torch.autograd.grad``.
+* **Bridging layers**: batch norm of pool5 and batch norm of the class-specific activation,
+  concatenated (1024 x 10 x 10), then ``fc6-seg`` (7x7 convolution 1024 -> 2048, batch norm,
+  ReLU) and ``fc7-seg`` (1x1 convolution 2048 -> 2048, batch norm, ReLU). The prototxt begins
+  its "deconvolution" comment before ``fc6-seg``; we call the layers that combine the two
+  streams the bridge (the grouping changes no computation).
+* **Segmentation network** (DeconvNet): ``fc6-deconv`` (7x7 deconvolution 2048 -> 512, batch
+  norm, ReLU), then five stages, deepest first, each a max-unpooling with the switches of the
+  matching pooling followed by 3x3 deconvolutions with batch norm and ReLU: 512, 512, 512 |
+  512, 512, 256 | 256, 256, 128 | 128, 64 | 64, 64; then ``seg-score``, a 1x1 convolution
+  64 -> 2 (background, figure) at the input resolution.
+
+Training (builder default: ``stage="joint"``; :meth:`DecoupledNet.set_stage` changes it). The
+harness calls ``model(images, targets=masks, ignore_index=k)`` (``ArchInfo.train_needs_targets``)
+and minimises the sum of the returned losses (labels outside ``[0, K)`` count as ignored whatever
+``ignore_index`` says, so the padding ``bench.models.PadCrop`` adds is ignored even though it
+passes ``targets`` alone):
+
+* ``"classify"`` (the paper's first stage: the classifier on image-level labels):
+  ``{"loss_cls"}``, binary cross-entropy with logits of the C average-pooled scores against
+  :func:`image_labels_from_masks` (a class is present if a non-ignored pixel has it; background
+  excluded). Images with image-level labels only: ``model(images, image_labels=multi_hot)``
+  (``(N, C)`` float). The segmentation network does not run.
+* ``"segment"`` (the paper's second stage, classifier fixed): ``{"loss_seg"}``. The classifier
+  runs under ``torch.no_grad()`` (no gradient reaches any of its parameters, trunk included;
+  the class-specific activation is computed there too). Each image contributes one (image,
+  class) pair, a class present in its mask drawn uniformly with torch's global CPU RNG (so the
+  harness's seed fixes it), as the reference's ``SELECT_SEG_BINARY`` data layer picks one class
+  per image; images without an object class contribute none. The top signal is the sigmoid of
+  the class's max-pooled score (the reference's ``cls-score-sigmoid`` times the one-hot
+  ``cls-label``). Loss: 2-way cross-entropy, figure = pixels of that class, ground = every other
+  labelled pixel, ignored pixels ignored (reference: ``SOFTMAX_LOSS``, ``ignore_label: 255``).
+* ``"joint"`` (ours, so that the generic harness trains the entry as any supervised one): both
+  losses in one graph, ``{"loss_cls", "loss_seg"}``; the segmentation loss reaches the trunk
+  through pool5, and the classifier's fc6, fc7 and cls-score weights through the class-specific
+  activation (the reference's ``*-bp`` layers are frozen copies of them).
+
+Inference (``model(images)`` in eval mode; in train mode without targets the same with batch
+statistics), as ``inference/DecoupledNet_inference.m``:
+
+1. Class scores ``s`` = sigmoid of the average-pooled logits; class ``c`` is detected where
+   ``s_c > threshold`` (strictly; ``run_demo.m`` sets 0.5, our default).
+2. With a background class, one "background" pass whose top signal is ``s_c`` for every
+   detected class at once (``label = cls_score .* (cls_score > 0.5)``): its ground probability
+   is the background map. The reference hard-codes 0.5 in that line and uses ``config.thres``
+   for detection; we use ``threshold`` for both (the same at the default).
+3. One pass per detected class ``c`` with top signal ``s_c`` on class ``c`` only; its figure
+   probability is class ``c``'s map. The passes of a batch run as one batch of rows
+   (:func:`plan_passes`); each image has its own detected set.
+4. The maps of the background and the detected classes are normalised to sum to 1 per pixel
+   (pixels where they sum to 0 get 1 on each of them first, as the reference); undetected
+   classes get no map. :func:`assemble_scores` returns ``log`` of the normalised map for the
+   background and detected classes and :data:`NOT_DETECTED` (-100, below any ``log`` of a
+   float32) for the others, so ``argmax`` gives the reference's label map and ``softmax`` gives
+   back its normalised scores.
+
+No class detected: the reference has **no top-1 fallback**: only the background map is
+non-zero and the whole image is background. ``fallback="reference"`` (default) does the same;
+``fallback="top1"`` detects the top-scoring class when none passes. Without a background class
+(``background=None``, e.g. CamVid: every class is an object class of the classifier, there is
+no background pass, and the detected classes' figure maps are normalised among themselves) the
+top-scoring class is always taken when none passes, since a pixel must get some class.
+
+Deviations:
+
+* **Input size**: the reference pads each image to a square and resizes it to 320x320; here any
+  H x W that is a multiple of 32 (``input_divisor=32``; the harness pads other sizes) and the
+  output is at the input resolution. fc6, fc6-seg and fc6-deconv are "same" 7x7 layers
+  (padding 3; fc6-deconv is then computed as the equivalent convolution) instead of valid ones
+  (10 -> 4 -> 10 at 320), so that small inputs work (pool5 is 2x2 at 64x64); the pooling of the
+  score map and the arg-max of the top signal are over the whole H/32 x W/32 map, as the
+  reference's 4x4 poolings are over its whole 4x4 map. Parameters are unchanged; the MACs of
+  those layers and of fc7, fc7-seg are those of a 10x10 map at 320x320, not 4x4.
+* The 3x3 stride-1 deconvolutions of the decoder are ``nn.Conv2d`` (the same function with the
+  kernel flipped and transposed, the same parameter count).
+* No dropout after fc6/fc7 (the classifier's training prototxt is not in the repository; the
+  segmentation prototxts, where it is fixed, have none). Batch norm is PyTorch's (the
+  reference's Caffe BN starts its shift at 0.001; ours at 0).
+* Trained from scratch by default; the paper starts from ImageNet VGG16 fine-tuned on VOC
+  image labels. ``pretrained_backbone=True`` loads torchvision's ImageNet VGG16 into the 13
+  convolutions and, convolutionalised, into fc6 and fc7 (from the local hub cache only).
+* The official solvers (SGD 0.01, momentum 0.9, weight decay 5e-4, ``iter_size`` 16) are a
+  recipe, not part of the network: the harness's optimiser applies.
+
+Parameters (VGG16 trunk, counted on the built model): 307,450,390 at 21 classes (20 object
+classes) and 307,380,741 at 4 classes; 4,097 per object class (cls-score). The parts: VGG16
+convolutions 14.71M, fc6 102.76M, fc7 16.78M, cls-score 0.08M (20 classes), bridge 106.97M (the
+two batch norms, fc6-seg 102.76M, fc7-seg 4.20M, their batch norms), fc6-deconv 51.38M with its
+batch norm, decoder stages 14.76M, seg-score 130. The paper and the reference's README state no
+parameter count, so ``paper_params`` is not declared.
+
+Compute (multiply-adds, ``FlopCounterMode``; VGG16 trunk, 21 classes): the classifier costs
+43.28 GMACs at 320x320 (1.73 at 64x64) and every pass 62.73 GMACs (2.51 at 64x64): 11.96 for
+the class-specific activation, computed densely over the H/32 x W/32 map as the reference's
+``*-bp`` deconvolutions are, and 50.76 for the bridge and the segmentation network. An image
+with ``d`` detected classes and a background class costs ``43.28 + (d + 1) x 62.73`` GMACs at
+320x320, so the complexity and speed of a run record depend on the weights and the images, as
+Mask R-CNN's do; the paper reports no compute. The "same" fc layers see a 10x10 map at 320x320
+where the reference's see 4x4 (fc6 alone: 10.28 GMACs against 1.64).
+
+``trunk="small"`` (for CPU suites; not the paper's): the same layout, much narrower: stages of
+16 | 32 | 64, 64 | 128, 128 | 128, 128 channels (one convolution in the first two stages),
+fc6 a 3x3 convolution 128 -> 256, fc7 256 -> 256, fc6-seg 3x3 256 -> 256, fc7-seg 256 -> 256,
+fc6-deconv 3x3 256 -> 128, the decoder mirroring the trunk (128, 128 | 128, 64 | 64, 32 | 16 |
+16), seg-score 16 -> 2: 2,475,990 parameters at 21 classes, 2,471,621 at 4 (257 per object
+class).
+
+Initialisation: Kaiming normal for the convolutions (fan-out for the trunk and decoder as
+torchvision's VGG, fan-in for fc6, fc7 and the bridge's as FCN's entry), biases 0, batch norm
+weight 1 and bias 0; ``cls-score`` and ``seg-score`` normal with std 0.01 (the reference's
+Gaussian filler), biases 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, NamedTuple, get_args
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models import VGG16_Weights
+
+from architectures._pretrained import load_local_state_dict
+from architectures._registry import ArchInfo, register
+
+_PAPER = "1506.04924"
+_REFERENCE = "https://github.com/HyeonwooNoh/DecoupledNet"
+
+Trunk = Literal["vgg16", "small"]
+Stage = Literal["classify", "segment", "joint"]
+Fallback = Literal["reference", "top1"]
+
+NOT_DETECTED = -100.0
+"""Output of the classes that get no map (below ``log`` of any positive float32, -103.3)."""
+
+
+@dataclass(frozen=True)
+class TrunkConfig:
+    """Widths of one trunk variant.
+
+    Attributes:
+        stages: Output channels of the 3x3 convolutions of each stage (each stage ends with a
+            2x2 max-pooling), shallowest first.
+        fc_width: Channels of fc6 and fc7.
+        fc_kernel: Kernel of fc6, fc6-seg and fc6-deconv (odd; "same" padding).
+        seg_width: Channels of fc6-seg and fc7-seg.
+    """
+
+    stages: tuple[tuple[int, ...], ...]
+    fc_width: int
+    fc_kernel: int
+    seg_width: int
+
+    def decoder_stages(self) -> tuple[tuple[int, ...], ...]:
+        """Decoder widths, deepest first: each stage mirrors its encoder stage and its last
+        layer outputs the width of the next (shallower) stage, as the reference's deconv
+        layers (5: 512, 512, 512; 4: 512, 512, 256; ...; 1: 64, 64)."""
+        out = []
+        for i in range(len(self.stages) - 1, -1, -1):
+            widths = list(self.stages[i])
+            if i > 0:
+                widths[-1] = self.stages[i - 1][-1]
+            out.append(tuple(widths))
+        return tuple(out)
+
+
+TRUNKS: dict[str, TrunkConfig] = {
+    "vgg16": TrunkConfig(
+        stages=((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512)),
+        fc_width=4096,
+        fc_kernel=7,
+        seg_width=2048,
+    ),
+    "small": TrunkConfig(
+        stages=((16,), (32,), (64, 64), (128, 128), (128, 128)),
+        fc_width=256,
+        fc_kernel=3,
+        seg_width=256,
+    ),
+}
+
+
+class _SameConv2d(nn.Conv2d):
+    """A stride-1, odd-kernel "same" convolution computed as unfold + matmul.
+
+    The same parameters and function as ``nn.Conv2d(..., padding=k // 2)``. On CPU the backward
+    of PyTorch's convolution for 7x7 kernels with thousands of channels on the tiny H/32 maps is
+    tens of times slower than this (measured for FCN's fc6, ``architectures/fcn.py``).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
+        if kernel_size % 2 != 1:
+            raise ValueError(f"_SameConv2d needs an odd kernel size; got {kernel_size}.")
+        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        cols = F.unfold(x, self.kernel_size, padding=self.padding)  # (N, C*k*k, H*W)
+        out = self.weight.flatten(1) @ cols + self.bias[:, None]  # (N, O, H*W)
+        return out.view(n, self.out_channels, h, w)
+
+
+def class_specific_activation(
+    fc6_weight: torch.Tensor,
+    fc7_weight: torch.Tensor,
+    cls_weight: torch.Tensor,
+    relu6_mask: torch.Tensor,
+    relu7_mask: torch.Tensor,
+    top: torch.Tensor,
+) -> torch.Tensor:
+    """The top signal back-propagated through cls-score, fc7 and fc6 (with their ReLU masks).
+
+    Computes ``W6^T (m6 * (W7^T (m7 * (Wc^T top))))`` position by position, where ``W6^T`` is
+    the transposed "same" convolution of fc6: the gradient with respect to pool5 of
+    ``sum(top * cls_map)``; biases do not enter.
+
+    Args:
+        fc6_weight: ``(F, C5, k, k)``, fc6's convolution weight (``k`` odd, padding ``k // 2``).
+        fc7_weight: ``(F, F, 1, 1)``, fc7's.
+        cls_weight: ``(C, F, 1, 1)``, cls-score's.
+        relu6_mask: ``(Q, F, h, w)``, where fc6's pre-activation is positive (bool or 0/1).
+        relu7_mask: ``(Q, F, h, w)``, the same for fc7.
+        top: ``(Q, C, h, w)``, the signal on the class score map (zero except at the selected
+            positions).
+
+    Returns:
+        ``(Q, C5, h, w)``, the class-specific activation at pool5.
+    """
+    h, w = int(top.shape[-2]), int(top.shape[-1])  # ints, also under fvcore's jit tracing
+    k = int(fc6_weight.shape[-1])
+    g7 = cls_weight.flatten(1).t() @ top.flatten(2)  # (Q, F, h*w)
+    g7 = g7 * relu7_mask.flatten(2).to(g7.dtype)
+    g6 = fc7_weight.flatten(1).t() @ g7  # (Q, F, h*w)
+    g6 = g6 * relu6_mask.flatten(2).to(g6.dtype)
+    cols = fc6_weight.flatten(1).t() @ g6  # (Q, C5*k*k, h*w)
+    return F.fold(cols, (h, w), k, padding=k // 2)  # (Q, C5, h, w): col2im, the transpose
+
+
+def image_labels_from_masks(
+    masks: torch.Tensor, num_classes: int, background: int | None, ignore_index: int = 255
+) -> torch.Tensor:
+    """Image-level multi-hot labels over the object classes, from semantic masks.
+
+    Args:
+        masks: ``(N, H, W)`` integer masks.
+        num_classes: ``K``, background included.
+        background: The background class (excluded from the labels), or ``None``.
+        ignore_index: Ignored label; every label outside ``[0, K)`` is ignored too.
+
+    Returns:
+        ``(N, C)`` float, 1.0 where a non-ignored pixel of the image has object class ``c``;
+        ``C = K - 1`` with a background class (the remaining classes in order), else ``K``.
+    """
+    n = masks.shape[0]
+    m = masks.long().flatten(1)  # (N, H*W)
+    valid = (m >= 0) & (m < num_classes) & (m != ignore_index)
+    m = torch.where(valid, m, torch.full_like(m, num_classes))  # ignored -> a spare column
+    present = torch.zeros(n, num_classes + 1, device=masks.device)
+    present.scatter_(1, m, 1.0)
+    return present[:, object_classes(num_classes, background)]
+
+
+def object_classes(num_classes: int, background: int | None) -> list[int]:
+    """The class ids of the classifier's outputs, in order: every class but ``background``."""
+    return [c for c in range(num_classes) if c != background]
+
+
+class Passes(NamedTuple):
+    """The bridging + segmentation passes of an inference batch, one row each.
+
+    Attributes:
+        image: ``(Q,)`` the image of each pass.
+        top: ``(Q, C)`` the top signal per object class (``s_c`` where the pass has ``c`` on).
+        channel: ``(Q,)`` the output class the pass's map goes to: the background class for a
+            background pass (its ground probability), else the detected class (its figure
+            probability).
+    """
+
+    image: torch.Tensor
+    top: torch.Tensor
+    channel: torch.Tensor
+
+
+def plan_passes(
+    scores: torch.Tensor,
+    threshold: float,
+    num_classes: int,
+    background: int | None,
+    fallback: Fallback = "reference",
+) -> Passes:
+    """The passes the paper's inference runs (module docstring, steps 1-3).
+
+    Args:
+        scores: ``(N, C)`` sigmoid class scores.
+        threshold: Class ``c`` is detected where ``scores[:, c] > threshold``.
+        num_classes: ``K``.
+        background: The background class, or ``None``.
+        fallback: ``"reference"`` or ``"top1"`` (what happens when no class is detected).
+
+    Returns:
+        Per image in order: its background pass (with a background class), then one pass per
+        detected class in class order.
+    """
+    ids = object_classes(num_classes, background)
+    detected = scores > threshold  # (N, C)
+    if fallback == "top1" or background is None:
+        none = ~detected.any(dim=1)
+        top1 = F.one_hot(scores.argmax(dim=1), scores.shape[1]).bool()
+        detected = detected | (none[:, None] & top1)
+    image, top, channel = [], [], []
+    eye = torch.eye(scores.shape[1], dtype=scores.dtype, device=scores.device)
+    for i in range(scores.shape[0]):
+        if background is not None:
+            image.append(i)
+            top.append(scores[i] * detected[i].to(scores.dtype))
+            channel.append(background)
+        for c in torch.nonzero(detected[i]).flatten().tolist():
+            image.append(i)
+            top.append(scores[i, c] * eye[c])
+            channel.append(ids[c])
+    device = scores.device
+    return Passes(
+        image=torch.tensor(image, dtype=torch.long, device=device),
+        top=torch.stack(top) if top else scores.new_zeros(0, scores.shape[1]),
+        channel=torch.tensor(channel, dtype=torch.long, device=device),
+    )
+
+
+def assemble_scores(
+    seg_logits: torch.Tensor, passes: Passes, batch: int, num_classes: int, background: int | None
+) -> torch.Tensor:
+    """The paper's label scores from the passes' figure/ground logits (module docstring, step 4).
+
+    Args:
+        seg_logits: ``(Q, 2, H, W)`` ground/figure logits, one row per pass.
+        passes: What :func:`plan_passes` returned.
+        batch: ``N``.
+        num_classes: ``K``.
+        background: The background class, or ``None``.
+
+    Returns:
+        ``(N, K, H, W)`` float32: ``log`` of the normalised map for the background and the
+        detected classes, :data:`NOT_DETECTED` for the others.
+    """
+    h, w = seg_logits.shape[-2:]
+    probs = seg_logits.float().softmax(dim=1)  # (Q, 2, H, W)
+    is_bg = passes.channel == background if background is not None else None
+    maps = torch.zeros(batch, num_classes, h, w, device=seg_logits.device)
+    candidate = torch.zeros(batch, num_classes, dtype=torch.bool, device=seg_logits.device)
+    for q in range(seg_logits.shape[0]):
+        i, c = int(passes.image[q]), int(passes.channel[q])
+        maps[i, c] = probs[q, 0] if is_bg is not None and bool(is_bg[q]) else probs[q, 1]
+        candidate[i, c] = True
+    cand = candidate[:, :, None, None].float()
+    maps = maps + (maps.sum(dim=1, keepdim=True) <= 0).float() * cand  # as the reference
+    maps = maps / maps.sum(dim=1, keepdim=True).clamp_min(torch.finfo(maps.dtype).tiny)
+    logs = maps.clamp_min(torch.finfo(maps.dtype).tiny).log()
+    return torch.where(candidate[:, :, None, None], logs, torch.full_like(logs, NOT_DETECTED))
+
+
+class Encoded(NamedTuple):
+    """What the classification network computes for a batch.
+
+    Attributes:
+        pool5: ``(N, C5, H/32, W/32)``.
+        switches: The argmax indices of the five poolings, shallowest first.
+        sizes: The spatial size before each pooling, shallowest first.
+        pre6: ``(N, F, H/32, W/32)`` fc6 before its ReLU.
+        pre7: ``(N, F, H/32, W/32)`` fc7 before its ReLU.
+        cls_map: ``(N, C, H/32, W/32)`` the class score map.
+    """
+
+    pool5: torch.Tensor
+    switches: tuple[torch.Tensor, ...]
+    sizes: tuple[tuple[int, int], ...]
+    pre6: torch.Tensor
+    pre7: torch.Tensor
+    cls_map: torch.Tensor
+
+
+def _conv_relu(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True)]
+
+
+def _conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+class DecoupledNet(nn.Module):
+    """DecoupledNet (module docstring): classifier, bridging layers, figure/ground decoder.
+
+    Args:
+        num_classes: ``K``, background included when ``background`` is not ``None``.
+        trunk: ``"vgg16"`` (the paper's) or ``"small"``.
+        background: The background class id, or ``None`` when every class is an object class.
+        threshold: Detection threshold on the sigmoid class scores.
+        fallback: ``"reference"`` or ``"top1"``: what inference does when no class is detected.
+        stage: The initial training stage (:meth:`set_stage`).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        trunk: Trunk = "vgg16",
+        background: int | None = 0,
+        threshold: float = 0.5,
+        fallback: Fallback = "reference",
+        stage: Stage = "joint",
+    ) -> None:
+        super().__init__()
+        if trunk not in TRUNKS:
+            raise ValueError(f"trunk must be one of {sorted(TRUNKS)}; got {trunk!r}.")
+        if background is not None and not (
+            isinstance(background, int) and 0 <= background < num_classes
+        ):
+            raise ValueError(
+                f"background must be None or a class id in [0, {num_classes}); got "
+                f"{background!r}. Use background=None for a dataset without a background class."
+            )
+        if background is not None and num_classes < 2:
+            raise ValueError(
+                f"with a background class DecoupledNet needs num_classes >= 2; got {num_classes}."
+            )
+        if not 0.0 < float(threshold) < 1.0:
+            raise ValueError(f"threshold must be in (0, 1); got {threshold!r}.")
+        if fallback not in get_args(Fallback):
+            raise ValueError(f"fallback must be one of {get_args(Fallback)}; got {fallback!r}.")
+        cfg = TRUNKS[trunk]
+        self.num_classes = num_classes
+        self.background = background
+        self.threshold = float(threshold)
+        self.fallback = fallback
+        self.trunk = trunk
+        self.object_classes = object_classes(num_classes, background)
+        c_obj = len(self.object_classes)
+        c5 = cfg.stages[-1][-1]
+
+        # Classification network.
+        stages, cin = [], 3
+        for widths in cfg.stages:
+            layers: list[nn.Module] = []
+            for width in widths:
+                layers += _conv_relu(cin, width)
+                cin = width
+            stages.append(nn.Sequential(*layers))
+        self.features = nn.ModuleList(stages)
+        self.fc6 = _SameConv2d(c5, cfg.fc_width, cfg.fc_kernel)
+        self.fc7 = nn.Conv2d(cfg.fc_width, cfg.fc_width, 1)
+        self.cls_score = nn.Conv2d(cfg.fc_width, c_obj, 1)
+
+        # Bridging layers.
+        self.bn_pool5 = nn.BatchNorm2d(c5)
+        self.bn_pool5_bp = nn.BatchNorm2d(c5)
+        self.fc6_seg = _SameConv2d(2 * c5, cfg.seg_width, cfg.fc_kernel)
+        self.bn6_seg = nn.BatchNorm2d(cfg.seg_width)
+        self.fc7_seg = nn.Conv2d(cfg.seg_width, cfg.seg_width, 1)
+        self.bn7_seg = nn.BatchNorm2d(cfg.seg_width)
+
+        # Segmentation network.
+        self.fc6_deconv = _SameConv2d(cfg.seg_width, c5, cfg.fc_kernel)
+        self.bn6_deconv = nn.BatchNorm2d(c5)
+        decoder, cin = [], c5
+        for widths in cfg.decoder_stages():
+            layers = []
+            for width in widths:
+                layers += _conv_bn_relu(cin, width)
+                cin = width
+            decoder.append(nn.Sequential(*layers))
+        self.decoder = nn.ModuleList(decoder)
+        self.seg_score = nn.Conv2d(cin, 2, 1)
+
+        self._init_weights()
+        self.set_stage(stage)
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        for conv in (self.fc6, self.fc7, self.fc6_seg, self.fc7_seg):
+            nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
+        for conv in (self.cls_score, self.seg_score):
+            nn.init.normal_(conv.weight, std=0.01)  # the reference's Gaussian filler
+
+    # ----------------------------------------------------------------------- stages
+
+    @property
+    def stage(self) -> Stage:
+        """The training stage: ``"classify"``, ``"segment"`` or ``"joint"``."""
+        return self._stage
+
+    def set_stage(self, stage: Stage) -> None:
+        """Selects what a training call with targets optimises (module docstring).
+
+        Args:
+            stage: ``"classify"`` (classifier on image-level labels), ``"segment"`` (bridge and
+                segmentation network, classifier fixed) or ``"joint"`` (both, one graph).
+
+        Raises:
+            ValueError: For another value.
+        """
+        if stage not in get_args(Stage):
+            raise ValueError(f"stage must be one of {get_args(Stage)}; got {stage!r}.")
+        self._stage: Stage = stage
+
+    # ----------------------------------------------------------------------- parts
+
+    def encode(self, x: torch.Tensor) -> Encoded:
+        """The classification network on ``(N, 3, H, W)``, H and W multiples of 32."""
+        h, w = x.shape[-2:]
+        if h % 32 or w % 32:
+            raise ValueError(
+                f"DecoupledNet needs H and W divisible by 32 (five 2x2 poolings and unpoolings); "
+                f"got {h}x{w}. Pad the input (bench.models.PadCrop does) to "
+                f"{-(-h // 32) * 32}x{-(-w // 32) * 32}."
+            )
+        switches, sizes = [], []
+        for stage in self.features:
+            x = stage(x)
+            sizes.append((int(x.shape[-2]), int(x.shape[-1])))
+            x, idx = F.max_pool2d(x, 2, 2, return_indices=True)  # (N, C, h/2, w/2)
+            switches.append(idx)
+        pre6 = self.fc6(x)  # (N, F, H/32, W/32)
+        pre7 = self.fc7(F.relu(pre6))
+        cls_map = self.cls_score(F.relu(pre7))  # (N, C, H/32, W/32)
+        return Encoded(x, tuple(switches), tuple(sizes), pre6, pre7, cls_map)
+
+    def class_activation(
+        self, enc: Encoded, image: torch.Tensor, top: torch.Tensor
+    ) -> torch.Tensor:
+        """Class-specific activation at pool5 for each pass.
+
+        Args:
+            enc: The batch's classification network outputs.
+            image: ``(Q,)`` the image of each pass.
+            top: ``(Q, C)`` the signal per class, placed at the arg-max position of that class's
+                score map (first maximum in row-major order, as Caffe's max pooling).
+
+        Returns:
+            ``(Q, C5, H/32, W/32)``.
+        """
+        n, c, h, w = enc.cls_map.shape
+        where = F.one_hot(enc.cls_map.flatten(2).argmax(dim=2), h * w)  # (N, C, h*w)
+        top_map = top[:, :, None] * where[image].to(top.dtype)  # (Q, C, h*w)
+        return class_specific_activation(
+            self.fc6.weight,
+            self.fc7.weight,
+            self.cls_score.weight,
+            enc.pre6[image] > 0,
+            enc.pre7[image] > 0,
+            top_map.view(-1, c, h, w),
+        )
+
+    def segment(
+        self,
+        pool5: torch.Tensor,
+        activation: torch.Tensor,
+        switches: tuple[torch.Tensor, ...],
+        sizes: tuple[tuple[int, int], ...],
+    ) -> torch.Tensor:
+        """Bridging layers and segmentation network: one figure/ground map per row.
+
+        Args:
+            pool5: ``(Q, C5, h, w)`` the pool5 features of each pass's image.
+            activation: ``(Q, C5, h, w)`` the class-specific activation of each pass.
+            switches: The pooling indices of each pass's image, shallowest first.
+            sizes: The pre-pooling sizes, shallowest first.
+
+        Returns:
+            ``(Q, 2, H, W)`` logits: channel 0 ground (background), channel 1 figure.
+        """
+        x = torch.cat([self.bn_pool5(pool5), self.bn_pool5_bp(activation)], dim=1)
+        x = F.relu(self.bn6_seg(self.fc6_seg(x)))  # (Q, S, h, w)
+        x = F.relu(self.bn7_seg(self.fc7_seg(x)))
+        x = F.relu(self.bn6_deconv(self.fc6_deconv(x)))  # (Q, C5, h, w)
+        for stage, idx, size in zip(self.decoder, reversed(switches), reversed(sizes), strict=True):
+            x = F.max_unpool2d(x, idx, 2, stride=2, output_size=size)  # (Q, C, 2h, 2w)
+            x = stage(x)
+        return self.seg_score(x)  # (Q, 2, H, W)
+
+    def class_logits(self, enc: Encoded) -> torch.Tensor:
+        """``(N, C)`` image-level logits: the score map averaged over all positions."""
+        return enc.cls_map.mean(dim=(2, 3))
+
+    # ----------------------------------------------------------------------- forward
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        *,
+        ignore_index: int = 255,
+        image_labels: torch.Tensor | None = None,
+    ) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Losses in train mode with ``targets`` or ``image_labels``, else label scores.
+
+        Args:
+            x: ``(N, 3, H, W)`` images, H and W multiples of 32.
+            targets: ``(N, H, W)`` masks (training only).
+            ignore_index: The ignored label (every label outside ``[0, K)`` is ignored too).
+            image_labels: ``(N, C)`` multi-hot object labels, for the ``"classify"`` stage.
+
+        Returns:
+            ``(N, K, H, W)`` label scores (:func:`assemble_scores`), or the dict of losses.
+        """
+        if self.training and (targets is not None or image_labels is not None):
+            return self.losses(x, targets, ignore_index=ignore_index, image_labels=image_labels)
+        return self.predict(x)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """The paper's inference (module docstring): ``(N, K, H, W)`` label scores."""
+        enc = self.encode(x)
+        scores = torch.sigmoid(self.class_logits(enc))  # (N, C)
+        passes = plan_passes(
+            scores, self.threshold, self.num_classes, self.background, self.fallback
+        )
+        activation = self.class_activation(enc, passes.image, passes.top)
+        seg = self.segment(
+            enc.pool5[passes.image],
+            activation,
+            tuple(s[passes.image] for s in enc.switches),
+            enc.sizes,
+        )  # (Q, 2, H, W)
+        out = assemble_scores(seg, passes, x.shape[0], self.num_classes, self.background)
+        return out.to(seg.dtype)
+
+    def losses(
+        self,
+        x: torch.Tensor,
+        targets: torch.Tensor | None,
+        *,
+        ignore_index: int = 255,
+        image_labels: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """The training losses of the current stage (module docstring).
+
+        Raises:
+            ValueError: Missing or misshapen labels for the stage.
+        """
+        if self._stage != "classify" and targets is None:
+            raise ValueError(
+                f"stage {self._stage!r} trains the segmentation network and needs pixel "
+                f"targets; images with image-level labels only (image_labels=...) train in "
+                f"stage 'classify' (model.set_stage('classify'))."
+            )
+        c_obj = len(self.object_classes)
+        if image_labels is not None and tuple(image_labels.shape) != (x.shape[0], c_obj):
+            raise ValueError(
+                f"image_labels must be (N, C) = {(x.shape[0], c_obj)} multi-hot over the object "
+                f"classes {self.object_classes}; got shape {tuple(image_labels.shape)}."
+            )
+        mask_labels = None
+        if targets is not None:
+            mask_labels = image_labels_from_masks(
+                targets, self.num_classes, self.background, ignore_index
+            )
+        labels = image_labels if image_labels is not None else mask_labels
+        if self._stage == "classify":
+            logits = self.class_logits(self.encode(x))
+            return {"loss_cls": F.binary_cross_entropy_with_logits(logits, labels.to(logits))}
+        if self._stage == "segment":
+            with torch.no_grad():  # the classifier is fixed: nothing of it gets a gradient
+                enc = self.encode(x)
+                image, top, target = self._pairs(enc, targets, mask_labels, ignore_index)
+                activation = self.class_activation(enc, image, top)
+            return {"loss_seg": self._seg_loss(enc, image, activation, target)}
+        enc = self.encode(x)
+        logits = self.class_logits(enc)
+        loss_cls = F.binary_cross_entropy_with_logits(logits, labels.to(logits))
+        image, top, target = self._pairs(enc, targets, mask_labels, ignore_index)
+        activation = self.class_activation(enc, image, top)
+        return {"loss_cls": loss_cls, "loss_seg": self._seg_loss(enc, image, activation, target)}
+
+    def _pairs(
+        self, enc: Encoded, targets: torch.Tensor, labels: torch.Tensor, ignore_index: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One (image, class) pair per image that has an object class, drawn with torch's
+        global CPU RNG; the top signal (sigmoid of the class's max-pooled score on that class)
+        and the figure/ground target (1 figure, 0 ground, -100 ignored)."""
+        image, cls = [], []
+        for i in range(labels.shape[0]):
+            present = torch.nonzero(labels[i]).flatten().tolist()
+            if present:
+                image.append(i)
+                cls.append(present[int(torch.randint(len(present), (1,)))])
+        device = targets.device
+        image_t = torch.tensor(image, dtype=torch.long, device=device)
+        cls_t = torch.tensor(cls, dtype=torch.long, device=device)
+        c_obj = labels.shape[1]
+        max_score = torch.sigmoid(enc.cls_map.flatten(2).amax(dim=2))  # (N, C)
+        top = max_score[image_t] * F.one_hot(cls_t, c_obj).to(max_score.dtype)  # (P, C)
+        masks = targets[image_t].long()  # (P, H, W)
+        ids = torch.tensor(self.object_classes, dtype=torch.long, device=device)[cls_t]
+        valid = (masks >= 0) & (masks < self.num_classes) & (masks != ignore_index)
+        target = torch.where(valid, (masks == ids[:, None, None]).long(), -100)
+        return image_t, top, target
+
+    def _seg_loss(
+        self, enc: Encoded, image: torch.Tensor, activation: torch.Tensor, target: torch.Tensor
+    ) -> torch.Tensor:
+        if image.numel() == 0:  # no image of the batch has an object class
+            return enc.pool5.new_zeros((), requires_grad=True)
+        seg = self.segment(
+            enc.pool5[image], activation, tuple(s[image] for s in enc.switches), enc.sizes
+        )  # (P, 2, H, W)
+        return F.cross_entropy(seg, target, ignore_index=-100)
+
+    # ----------------------------------------------------------------------- weights
+
+    def load_vgg16_imagenet(self, state: dict[str, torch.Tensor]) -> None:
+        """Copy torchvision VGG16 ImageNet weights, convolutionalising fc6 and fc7."""
+        if self.trunk != "vgg16":
+            raise ValueError(
+                f"ImageNet weights exist for trunk='vgg16' only; this model has "
+                f"trunk={self.trunk!r}. Build it with pretrained_backbone=False."
+            )
+        convs = [m for stage in self.features for m in stage if isinstance(m, nn.Conv2d)]
+        keys = sorted(
+            {k.rsplit(".", 1)[0] for k in state if k.startswith("features.")},
+            key=lambda k: int(k.split(".")[1]),
+        )
+        for conv, key in zip(convs, keys, strict=True):
+            conv.weight.data.copy_(state[f"{key}.weight"])
+            conv.bias.data.copy_(state[f"{key}.bias"])
+        self.fc6.weight.data.copy_(state["classifier.0.weight"].view(4096, 512, 7, 7))
+        self.fc6.bias.data.copy_(state["classifier.0.bias"])
+        self.fc7.weight.data.copy_(state["classifier.3.weight"].view(4096, 4096, 1, 1))
+        self.fc7.bias.data.copy_(state["classifier.3.bias"])
+
+
+@register(
+    ArchInfo(
+        name="decouplednet",
+        title="DecoupledNet",
+        paper=_PAPER,
+        year=2015,
+        family="semi-supervised",
+        reference=_REFERENCE,
+        input_divisor=32,
+        min_num_classes=2,
+        train_needs_targets=True,
+        notes=(
+            "'Same' 7x7 fc layers (any multiple of 32, not 320x320); stage 'joint' (default) "
+            "trains classifier and segmentation together; inference as the reference's MATLAB "
+            "(background pass, one pass per detected class, no top-1 fallback). No paper "
+            "parameter count."
+        ),
+    )
+)
+def decouplednet(
+    *,
+    num_classes: int,
+    trunk: Trunk = "vgg16",
+    background: int | None = 0,
+    threshold: float = 0.5,
+    fallback: Fallback = "reference",
+    stage: Stage = "joint",
+    pretrained_backbone: bool = False,
+) -> nn.Module:
+    """DecoupledNet; 307.45M parameters at 21 classes with the VGG16 trunk.
+
+    Args:
+        num_classes: ``K``, background included when ``background`` is not ``None``.
+        trunk: ``"vgg16"`` (the paper's) or ``"small"`` (a narrow VGG-like trunk for CPU suites).
+        background: The background class (0 for PASCAL VOC and the synthetic set), or ``None``
+            when every class is an object class (CamVid).
+        threshold: Detection threshold on the sigmoid class scores.
+        fallback: ``"reference"`` (no class detected: all background, as the authors' code) or
+            ``"top1"`` (the top-scoring class is detected then).
+        stage: The training stage, ``"joint"``, ``"classify"`` or ``"segment"``.
+        pretrained_backbone: Load torchvision's ImageNet VGG16 (convolutions, fc6, fc7) from the
+            local hub cache (``trunk="vgg16"`` only).
+    """
+    if pretrained_backbone and trunk != "vgg16":
+        raise ValueError(
+            f"pretrained_backbone=True needs trunk='vgg16' (ImageNet VGG16); got trunk={trunk!r}."
+        )
+    model = DecoupledNet(
+        num_classes,
+        trunk=trunk,
+        background=background,
+        threshold=threshold,
+        fallback=fallback,
+        stage=stage,
+    )
+    if pretrained_backbone:
+        model.load_vgg16_imagenet(load_local_state_dict(VGG16_Weights.IMAGENET1K_V1))
+    return model
