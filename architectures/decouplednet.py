@@ -1,144 +1,112 @@
 """DecoupledNet: a multi-label classifier, bridging layers and a figure/ground deconvolution net.
 
 Paper: S. Hong, H. Noh, B. Han, "Decoupled Deep Neural Network for Semi-supervised Semantic
-Segmentation", NIPS 2015, arXiv 1506.04924.
-Reference implementation consulted (for understanding only): the authors' Caffe models and
-MATLAB inference, https://github.com/HyeonwooNoh/DecoupledNet (commit ebd2130):
-``model/DecoupledNet_Full_anno/DecoupledNet_Full_anno_inference_deploy.prototxt``,
-``training/002_train_seg_Full_anno/002_train_seg_Full_anno.prototxt`` and ``solver.prototxt``,
-``training/001_convert_classification_network_to_fp_bp_network/gen_fp_bp_model.py`` and
-``inference/DecoupledNet_inference.m``. Our own code; layer names follow the reference.
+Segmentation", NIPS 2015, arXiv 1506.04924. Reference consulted (for understanding only):
+https://github.com/HyeonwooNoh/DecoupledNet (commit ebd2130): the deploy prototxt of
+``model/DecoupledNet_Full_anno``, ``training/002_train_seg_Full_anno`` (prototxt, solver),
+``training/001_.../gen_fp_bp_model.py`` and ``inference/DecoupledNet_inference.m``. Our own code;
+layer names follow the reference. Sizes below for its 320x320 input and C object classes.
 
-Structure (sizes for the paper's 320x320 input, C object classes: 20 on PASCAL VOC):
+* **Classification network**: VGG16's 13 convolutions and five 2x2 max-poolings (pool5 512 x 10
+  x 10; the poolings keep their argmax "switches" for the decoder), fc6 (7x7 conv 512 -> 4096)
+  and fc7 (1x1, 4096 -> 4096), each with ReLU, and ``cls-score`` (1x1, 4096 -> C), averaged over
+  all positions (the reference's 4x4 average pooling of its 4x4 map) into C logits; sigmoid
+  scores, multi-label. Background is not a class of the classifier.
+* **Class-specific activation** (the reference's ``*-bp`` layers): the top signal sits at the
+  position that wins a max-pooling of each class's score map (``score-pool-mask``) and is
+  multiplied by the transposed cls-score weights, the ReLU7 mask, the transposed fc7 weights,
+  the ReLU6 mask and the transposed fc6 weights (deconvolutions with copies of those weights,
+  bias 0, ``gen_fp_bp_model.py``), giving ``pool5-bp``: the gradient of
+  ``sum_c w_c * score_c[argmax_c]`` at pool5. We compute it as that **explicit product of
+  transposed weights** (:func:`class_specific_activation`; matrix products, then ``F.fold`` for
+  fc6's transpose), not with ``torch.autograd.grad``; the tests compare the two.
+* **Bridging layers**: batch norm of pool5 and of the class-specific activation, concatenated
+  (1024 channels), ``fc6-seg`` (7x7, 1024 -> 2048) and ``fc7-seg`` (1x1, 2048 -> 2048), each
+  with batch norm and ReLU. (The prototxt's "deconvolution" comment starts at fc6-seg; we call
+  the layers that combine the two streams the bridge: the grouping changes no computation.)
+* **Segmentation network** (DeconvNet): ``fc6-deconv`` (7x7, 2048 -> 512, BN, ReLU), then per
+  stage, deepest first, max-unpooling with the matching switches and 3x3 deconvolutions with BN
+  and ReLU: 512, 512, 512 | 512, 512, 256 | 256, 256, 128 | 128, 64 | 64, 64; ``seg-score``
+  (1x1, 64 -> 2: ground, figure) at the input resolution.
 
-* **Classification network**: VGG16's 13 convolutions and five 2x2 max-poolings (pool5:
-  512 x 10 x 10; the poolings keep their argmax "switches" for the decoder), fc6 as a 7x7
-  convolution 512 -> 4096 and fc7 as a 1x1 convolution 4096 -> 4096, each followed by ReLU,
-  then ``cls-score``, a 1x1 convolution 4096 -> C. Its map is average-pooled over all positions
-  (the reference's 4x4 average pooling of its 4x4 map) into C logits; a sigmoid gives the
-  multi-label class scores. Background is not a class of the classifier.
-* **Class-specific activation** (the reference's ``*-bp`` layers): the class score is
-  back-propagated through the classifier down to pool5. The reference places the top signal at
-  the position that wins a 4x4 max-pooling of each class's score map (its ``score-pool-mask``),
-  multiplies by the transposed ``cls-score`` weights (``cls-score-voc-bp``, bias 0), by the
-  ReLU7 mask, by the transposed fc7 weights (``fc7-bp``, a deconvolution with fc7's weights,
-  bias 0), by the ReLU6 mask, and by the transposed fc6 weights (``fc6-bp``, a 7x7
-  deconvolution with fc6's weights, bias 0), giving ``pool5-bp`` (512 x 10 x 10). That is the
-  gradient of ``sum_c w_c * score_c[argmax_c]`` with respect to pool5, with ``w`` the top
-  signal. We compute it as that **explicit product of transposed weights**
-  (:func:`class_specific_activation`, no ``torch.autograd.grad``): the 1x1 layers are matrix
-  products, the 7x7 transposed convolution is the transposed weight matrix applied to each
-  position followed by ``F.fold`` (col2im). The tests check it against ``torch.autograd.grad``.
-* **Bridging layers**: batch norm of pool5 and batch norm of the class-specific activation,
-  concatenated (1024 x 10 x 10), then ``fc6-seg`` (7x7 convolution 1024 -> 2048, batch norm,
-  ReLU) and ``fc7-seg`` (1x1 convolution 2048 -> 2048, batch norm, ReLU). The prototxt begins
-  its "deconvolution" comment before ``fc6-seg``; we call the layers that combine the two
-  streams the bridge (the grouping changes no computation).
-* **Segmentation network** (DeconvNet): ``fc6-deconv`` (7x7 deconvolution 2048 -> 512, batch
-  norm, ReLU), then five stages, deepest first, each a max-unpooling with the switches of the
-  matching pooling followed by 3x3 deconvolutions with batch norm and ReLU: 512, 512, 512 |
-  512, 512, 256 | 256, 256, 128 | 128, 64 | 64, 64; then ``seg-score``, a 1x1 convolution
-  64 -> 2 (background, figure) at the input resolution.
+Training: the harness calls ``model(images, targets=masks, ignore_index=k)``
+(``train_needs_targets``) and minimises the sum of the returned losses. Labels outside
+``[0, K)`` count as ignored whatever ``ignore_index`` says (``bench.models.PadCrop`` pads the
+targets but passes no ``ignore_index``). :meth:`DecoupledNet.set_stage` selects:
 
-Training (builder default: ``stage="joint"``; :meth:`DecoupledNet.set_stage` changes it). The
-harness calls ``model(images, targets=masks, ignore_index=k)`` (``ArchInfo.train_needs_targets``)
-and minimises the sum of the returned losses (labels outside ``[0, K)`` count as ignored whatever
-``ignore_index`` says, so the padding ``bench.models.PadCrop`` adds is ignored even though it
-passes ``targets`` alone):
-
-* ``"classify"`` (the paper's first stage: the classifier on image-level labels):
-  ``{"loss_cls"}``, binary cross-entropy with logits of the C average-pooled scores against
+* ``"classify"`` (the paper's first stage): ``{"loss_cls"}``, BCE with logits against
   :func:`image_labels_from_masks` (a class is present if a non-ignored pixel has it; background
-  excluded). Images with image-level labels only: ``model(images, image_labels=multi_hot)``
-  (``(N, C)`` float). The segmentation network does not run.
-* ``"segment"`` (the paper's second stage, classifier fixed): ``{"loss_seg"}``. The classifier
-  runs under ``torch.no_grad()`` (no gradient reaches any of its parameters, trunk included;
-  the class-specific activation is computed there too). Each image contributes one (image,
-  class) pair, a class present in its mask drawn uniformly with torch's global CPU RNG (so the
-  harness's seed fixes it), as the reference's ``SELECT_SEG_BINARY`` data layer picks one class
-  per image; images without an object class contribute none. The top signal is the sigmoid of
-  the class's max-pooled score (the reference's ``cls-score-sigmoid`` times the one-hot
-  ``cls-label``). Loss: 2-way cross-entropy, figure = pixels of that class, ground = every other
-  labelled pixel, ignored pixels ignored (reference: ``SOFTMAX_LOSS``, ``ignore_label: 255``).
-* ``"joint"`` (ours, so that the generic harness trains the entry as any supervised one): both
-  losses in one graph, ``{"loss_cls", "loss_seg"}``; the segmentation loss reaches the trunk
-  through pool5, and the classifier's fc6, fc7 and cls-score weights through the class-specific
-  activation (the reference's ``*-bp`` layers are frozen copies of them).
+  excluded), or against ``image_labels=`` (``(N, C)`` multi-hot) for images without masks.
+* ``"segment"`` (second stage, classifier fixed): ``{"loss_seg"}``. The classifier, trunk
+  included, and the class-specific activation run under ``torch.no_grad()``. Each image gives
+  one (image, class) pair, a class of its mask drawn with torch's global CPU RNG (the
+  reference's ``SELECT_SEG_BINARY`` picks one class per image); images without an object class
+  give none. Top signal: sigmoid of the class's max-pooled score (``cls-score-sigmoid`` times
+  the one-hot ``cls-label``). Loss: 2-way cross-entropy, figure = that class, ground = every
+  other labelled pixel, ignored pixels ignored (``SOFTMAX_LOSS``, ``ignore_label: 255``).
+* ``"joint"`` (ours, the default, so that the harness trains the entry as any supervised one):
+  both losses in one graph; the segmentation loss also reaches the trunk through pool5 and
+  fc6, fc7, cls-score through the activation (the reference's ``*-bp`` copies are frozen).
 
-Inference (``model(images)`` in eval mode; in train mode without targets the same with batch
-statistics), as ``inference/DecoupledNet_inference.m``:
+Inference (eval; in train mode without targets the same with batch statistics), as
+``DecoupledNet_inference.m``: (1) class ``c`` is detected where its sigmoid score
+``s_c > threshold`` (``run_demo.m``: 0.5, our default); (2) with a background class, a
+background pass with top signal ``s_c`` on every detected class at once (``label = cls_score
+.* (cls_score > 0.5)``; the reference hard-codes that 0.5, we use ``threshold``): its ground
+probability is the background map; (3) one pass per detected class with ``s_c`` on that class
+alone: its figure probability is the class's map (:func:`plan_passes`; the passes of a batch run
+as one batch of rows, each image with its own detected set); (4) those maps are normalised to
+sum to 1 per pixel (where they sum to 0, each first gets 1, as the reference) and
+:func:`assemble_scores` returns their ``log``, and :data:`NOT_DETECTED` (-100) for undetected
+classes: ``argmax`` is the reference's label map, ``softmax`` its normalised scores.
+**No class detected**: the reference has no top-1 fallback (only the background map is non-zero:
+all background); ``fallback="reference"`` (default) does the same, ``fallback="top1"`` takes the
+top-scoring class. With ``background=None`` (e.g. CamVid: every class is an object class, there
+is no background pass) the top-scoring class is always taken then: a pixel needs some class.
 
-1. Class scores ``s`` = sigmoid of the average-pooled logits; class ``c`` is detected where
-   ``s_c > threshold`` (strictly; ``run_demo.m`` sets 0.5, our default).
-2. With a background class, one "background" pass whose top signal is ``s_c`` for every
-   detected class at once (``label = cls_score .* (cls_score > 0.5)``): its ground probability
-   is the background map. The reference hard-codes 0.5 in that line and uses ``config.thres``
-   for detection; we use ``threshold`` for both (the same at the default).
-3. One pass per detected class ``c`` with top signal ``s_c`` on class ``c`` only; its figure
-   probability is class ``c``'s map. The passes of a batch run as one batch of rows
-   (:func:`plan_passes`); each image has its own detected set.
-4. The maps of the background and the detected classes are normalised to sum to 1 per pixel
-   (pixels where they sum to 0 get 1 on each of them first, as the reference); undetected
-   classes get no map. :func:`assemble_scores` returns ``log`` of the normalised map for the
-   background and detected classes and :data:`NOT_DETECTED` (-100, below any ``log`` of a
-   float32) for the others, so ``argmax`` gives the reference's label map and ``softmax`` gives
-   back its normalised scores.
+Deviations: (a) any H x W that is a multiple of 32 (``input_divisor=32``; the reference pads to
+a square and resizes to 320). fc6, fc6-seg and fc6-deconv are "same" layers (padding 3,
+fc6-deconv computed as the equivalent convolution) instead of valid ones (10 -> 4 -> 10 at 320),
+so that pool5 may be 2x2 (64x64 input); the poolings of the score map are over the whole map,
+as the reference's over its 4x4 map. Same parameters; more MACs (below). (b) The decoder's
+stride-1 3x3 deconvolutions are ``nn.Conv2d`` (the same function and parameter count). (c) No
+dropout after fc6/fc7 (the segmentation prototxts, where the classifier is fixed, have none; its
+training prototxt is not published). PyTorch's batch norm (Caffe's shift starts at 0.001). (d)
+From scratch by default (the paper: ImageNet VGG16 fine-tuned on VOC image labels);
+``pretrained_backbone=True`` loads torchvision's ImageNet VGG16 into the convolutions and,
+convolutionalised, fc6 and fc7 (local hub cache only). (e) The official solver (SGD 0.01,
+momentum 0.9, weight decay 5e-4, ``iter_size`` 16) is a recipe: the harness's optimiser applies.
 
-No class detected: the reference has **no top-1 fallback**: only the background map is
-non-zero and the whole image is background. ``fallback="reference"`` (default) does the same;
-``fallback="top1"`` detects the top-scoring class when none passes. Without a background class
-(``background=None``, e.g. CamVid: every class is an object class of the classifier, there is
-no background pass, and the detected classes' figure maps are normalised among themselves) the
-top-scoring class is always taken when none passes, since a pixel must get some class.
+Parameters (VGG16 trunk, counted): 307,450,390 at 21 classes and 307,380,741 at 4 classes
+(4,097 per object class); VGG16 convolutions 14.71M, fc6 102.76M, fc7 16.78M, bridge 106.97M
+(fc6-seg 102.76M, fc7-seg 4.20M, four batch norms), fc6-deconv 51.38M with its batch norm,
+decoder stages 14.76M, seg-score 130. The paper and the reference state no count, so no
+``paper_params``. Compute (``FlopCounterMode``, 21 classes): the classifier 43.28 GMACs at
+320x320 (1.73 at 64x64), each pass 62.73 (2.51): 11.96 for the activation (dense over the map,
+as the reference's ``*-bp`` deconvolutions) and 50.76 for bridge and decoder; an image with
+``d`` detected classes costs ``43.28 + (d + 1) x 62.73`` GMACs, so a record's complexity and
+speed depend on weights and images (as Mask R-CNN's). The "same" fc layers see 10x10 at 320,
+the reference's 4x4 (fc6: 10.28 GMACs against 1.64). The paper reports no compute.
 
-Deviations:
+``trunk="small"`` (for CPU suites, not the paper's): two 3x3 convolutions per stage of 32 | 64 |
+128 | 256 | 256 channels, fc6 3x3 256 -> 512, fc7 512 -> 512, fc6-seg 3x3 512 -> 512, fc7-seg
+512 -> 512, fc6-deconv 3x3 512 -> 256, the decoder mirroring the trunk (256, 256 | 256, 128 |
+128, 64 | 64, 32 | 32, 32), seg-score 32 -> 2: 9,974,550 parameters at 21 classes, 9,965,829 at
+4. A narrower first version (16 | 32 | 64, 64 | 128, 128 | 128, 128, fc 256; 2.5M) stayed at the
+all-background 0.186 batch mIoU in the overfit check at AdamW 5e-3, 1e-3, 3e-4 and 1e-4: the 16
+channels of its last decoder layer were all zero on object pixels, whose figure probability was
+then the seg-score bias alone (0.47). This width reached 0.70 at 1e-4 (0.186 at 1e-3).
 
-* **Input size**: the reference pads each image to a square and resizes it to 320x320; here any
-  H x W that is a multiple of 32 (``input_divisor=32``; the harness pads other sizes) and the
-  output is at the input resolution. fc6, fc6-seg and fc6-deconv are "same" 7x7 layers
-  (padding 3; fc6-deconv is then computed as the equivalent convolution) instead of valid ones
-  (10 -> 4 -> 10 at 320), so that small inputs work (pool5 is 2x2 at 64x64); the pooling of the
-  score map and the arg-max of the top signal are over the whole H/32 x W/32 map, as the
-  reference's 4x4 poolings are over its whole 4x4 map. Parameters are unchanged; the MACs of
-  those layers and of fc7, fc7-seg are those of a 10x10 map at 320x320, not 4x4.
-* The 3x3 stride-1 deconvolutions of the decoder are ``nn.Conv2d`` (the same function with the
-  kernel flipped and transposed, the same parameter count).
-* No dropout after fc6/fc7 (the classifier's training prototxt is not in the repository; the
-  segmentation prototxts, where it is fixed, have none). Batch norm is PyTorch's (the
-  reference's Caffe BN starts its shift at 0.001; ours at 0).
-* Trained from scratch by default; the paper starts from ImageNet VGG16 fine-tuned on VOC
-  image labels. ``pretrained_backbone=True`` loads torchvision's ImageNet VGG16 into the 13
-  convolutions and, convolutionalised, into fc6 and fc7 (from the local hub cache only).
-* The official solvers (SGD 0.01, momentum 0.9, weight decay 5e-4, ``iter_size`` 16) are a
-  recipe, not part of the network: the harness's optimiser applies.
+Overfit check (``tests/overfit.py``, 150 AdamW steps, 2-core CPU, one thread, ~8 s a step): the
+default (VGG16) build stays at the all-background 0.186 at the shared 5e-3 (the loss jumps from
+1.4 to 4.5e5 at the second step: no batch norm in the trunk, as FCN's) and reaches 0.859 at
+1e-4, still rising (0.44 at step 10, 0.70 at 60, 0.80 at 90). What slows it: one (image, class)
+pair per image, and the background pass (several classes on) is evaluated but never trained; in
+a run of the first small trunk its ground probability on object pixels was 0.69-0.92.
 
-Parameters (VGG16 trunk, counted on the built model): 307,450,390 at 21 classes (20 object
-classes) and 307,380,741 at 4 classes; 4,097 per object class (cls-score). The parts: VGG16
-convolutions 14.71M, fc6 102.76M, fc7 16.78M, cls-score 0.08M (20 classes), bridge 106.97M (the
-two batch norms, fc6-seg 102.76M, fc7-seg 4.20M, their batch norms), fc6-deconv 51.38M with its
-batch norm, decoder stages 14.76M, seg-score 130. The paper and the reference's README state no
-parameter count, so ``paper_params`` is not declared.
-
-Compute (multiply-adds, ``FlopCounterMode``; VGG16 trunk, 21 classes): the classifier costs
-43.28 GMACs at 320x320 (1.73 at 64x64) and every pass 62.73 GMACs (2.51 at 64x64): 11.96 for
-the class-specific activation, computed densely over the H/32 x W/32 map as the reference's
-``*-bp`` deconvolutions are, and 50.76 for the bridge and the segmentation network. An image
-with ``d`` detected classes and a background class costs ``43.28 + (d + 1) x 62.73`` GMACs at
-320x320, so the complexity and speed of a run record depend on the weights and the images, as
-Mask R-CNN's do; the paper reports no compute. The "same" fc layers see a 10x10 map at 320x320
-where the reference's see 4x4 (fc6 alone: 10.28 GMACs against 1.64).
-
-``trunk="small"`` (for CPU suites; not the paper's): the same layout, much narrower: stages of
-16 | 32 | 64, 64 | 128, 128 | 128, 128 channels (one convolution in the first two stages),
-fc6 a 3x3 convolution 128 -> 256, fc7 256 -> 256, fc6-seg 3x3 256 -> 256, fc7-seg 256 -> 256,
-fc6-deconv 3x3 256 -> 128, the decoder mirroring the trunk (128, 128 | 128, 64 | 64, 32 | 16 |
-16), seg-score 16 -> 2: 2,475,990 parameters at 21 classes, 2,471,621 at 4 (257 per object
-class).
-
-Initialisation: Kaiming normal for the convolutions (fan-out for the trunk and decoder as
-torchvision's VGG, fan-in for fc6, fc7 and the bridge's as FCN's entry), biases 0, batch norm
-weight 1 and bias 0; ``cls-score`` and ``seg-score`` normal with std 0.01 (the reference's
-Gaussian filler), biases 0.
+Initialisation: Kaiming normal (fan-out for trunk and decoder, fan-in for fc6, fc7, fc6-seg,
+fc7-seg), biases 0, batch norm 1 and 0; cls-score and seg-score normal with std 0.01 (the
+reference's Gaussian filler).
 """
 
 from __future__ import annotations
@@ -167,15 +135,9 @@ NOT_DETECTED = -100.0
 
 @dataclass(frozen=True)
 class TrunkConfig:
-    """Widths of one trunk variant.
-
-    Attributes:
-        stages: Output channels of the 3x3 convolutions of each stage (each stage ends with a
-            2x2 max-pooling), shallowest first.
-        fc_width: Channels of fc6 and fc7.
-        fc_kernel: Kernel of fc6, fc6-seg and fc6-deconv (odd; "same" padding).
-        seg_width: Channels of fc6-seg and fc7-seg.
-    """
+    """Widths of a trunk: ``stages`` (3x3 convolutions per stage, each stage ending with a 2x2
+    max-pooling), ``fc_width`` (fc6, fc7), ``fc_kernel`` (fc6, fc6-seg, fc6-deconv; odd, "same"
+    padding) and ``seg_width`` (fc6-seg, fc7-seg)."""
 
     stages: tuple[tuple[int, ...], ...]
     fc_width: int
@@ -183,9 +145,8 @@ class TrunkConfig:
     seg_width: int
 
     def decoder_stages(self) -> tuple[tuple[int, ...], ...]:
-        """Decoder widths, deepest first: each stage mirrors its encoder stage and its last
-        layer outputs the width of the next (shallower) stage, as the reference's deconv
-        layers (5: 512, 512, 512; 4: 512, 512, 256; ...; 1: 64, 64)."""
+        """Deepest first; each mirrors its encoder stage, its last layer giving the width of the
+        next shallower stage (the reference: 512, 512, 512 | 512, 512, 256 | ... | 64, 64)."""
         out = []
         for i in range(len(self.stages) - 1, -1, -1):
             widths = list(self.stages[i])
@@ -195,29 +156,18 @@ class TrunkConfig:
         return tuple(out)
 
 
+_VGG16_STAGES = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
+_SMALL_STAGES = ((32, 32), (64, 64), (128, 128), (256, 256), (256, 256))
 TRUNKS: dict[str, TrunkConfig] = {
-    "vgg16": TrunkConfig(
-        stages=((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512)),
-        fc_width=4096,
-        fc_kernel=7,
-        seg_width=2048,
-    ),
-    "small": TrunkConfig(
-        stages=((16,), (32,), (64, 64), (128, 128), (128, 128)),
-        fc_width=256,
-        fc_kernel=3,
-        seg_width=256,
-    ),
+    "vgg16": TrunkConfig(_VGG16_STAGES, fc_width=4096, fc_kernel=7, seg_width=2048),
+    "small": TrunkConfig(_SMALL_STAGES, fc_width=512, fc_kernel=3, seg_width=512),
 }
 
 
 class _SameConv2d(nn.Conv2d):
-    """A stride-1, odd-kernel "same" convolution computed as unfold + matmul.
-
-    The same parameters and function as ``nn.Conv2d(..., padding=k // 2)``. On CPU the backward
-    of PyTorch's convolution for 7x7 kernels with thousands of channels on the tiny H/32 maps is
-    tens of times slower than this (measured for FCN's fc6, ``architectures/fcn.py``).
-    """
+    """``nn.Conv2d(..., padding=k // 2)`` (odd ``k``, stride 1) computed as unfold + matmul: on
+    CPU, PyTorch's backward of 7x7 convolutions with thousands of channels on the tiny H/32 maps
+    is tens of times slower (measured for FCN's fc6, ``architectures/fcn.py``)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
         if kernel_size % 2 != 1:
@@ -239,23 +189,13 @@ def class_specific_activation(
     relu7_mask: torch.Tensor,
     top: torch.Tensor,
 ) -> torch.Tensor:
-    """The top signal back-propagated through cls-score, fc7 and fc6 (with their ReLU masks).
+    """``W6^T (m6 * (W7^T (m7 * (Wc^T top))))`` at each position: the gradient at pool5 of
+    ``sum(top * cls_map)`` (biases do not enter), ``W6^T`` being the transposed "same"
+    convolution of fc6.
 
-    Computes ``W6^T (m6 * (W7^T (m7 * (Wc^T top))))`` position by position, where ``W6^T`` is
-    the transposed "same" convolution of fc6: the gradient with respect to pool5 of
-    ``sum(top * cls_map)``; biases do not enter.
-
-    Args:
-        fc6_weight: ``(F, C5, k, k)``, fc6's convolution weight (``k`` odd, padding ``k // 2``).
-        fc7_weight: ``(F, F, 1, 1)``, fc7's.
-        cls_weight: ``(C, F, 1, 1)``, cls-score's.
-        relu6_mask: ``(Q, F, h, w)``, where fc6's pre-activation is positive (bool or 0/1).
-        relu7_mask: ``(Q, F, h, w)``, the same for fc7.
-        top: ``(Q, C, h, w)``, the signal on the class score map (zero except at the selected
-            positions).
-
-    Returns:
-        ``(Q, C5, h, w)``, the class-specific activation at pool5.
+    Shapes: ``fc6_weight`` ``(F, C5, k, k)``, ``fc7_weight`` ``(F, F, 1, 1)``, ``cls_weight``
+    ``(C, F, 1, 1)``; the ReLU masks (where fc6's, fc7's pre-activation is positive) ``(Q, F, h,
+    w)``; ``top`` ``(Q, C, h, w)``. Returns ``(Q, C5, h, w)``.
     """
     h, w = int(top.shape[-2]), int(top.shape[-1])  # ints, also under fvcore's jit tracing
     k = int(fc6_weight.shape[-1])
@@ -270,18 +210,9 @@ def class_specific_activation(
 def image_labels_from_masks(
     masks: torch.Tensor, num_classes: int, background: int | None, ignore_index: int = 255
 ) -> torch.Tensor:
-    """Image-level multi-hot labels over the object classes, from semantic masks.
-
-    Args:
-        masks: ``(N, H, W)`` integer masks.
-        num_classes: ``K``, background included.
-        background: The background class (excluded from the labels), or ``None``.
-        ignore_index: Ignored label; every label outside ``[0, K)`` is ignored too.
-
-    Returns:
-        ``(N, C)`` float, 1.0 where a non-ignored pixel of the image has object class ``c``;
-        ``C = K - 1`` with a background class (the remaining classes in order), else ``K``.
-    """
+    """``(N, C)`` float multi-hot labels over the object classes (every class but ``background``,
+    in order) of ``(N, H, W)`` masks: 1.0 where a pixel of the image has the class. Pixels equal
+    to ``ignore_index`` or outside ``[0, K)`` are ignored."""
     n = masks.shape[0]
     m = masks.long().flatten(1)  # (N, H*W)
     valid = (m >= 0) & (m < num_classes) & (m != ignore_index)
@@ -297,15 +228,10 @@ def object_classes(num_classes: int, background: int | None) -> list[int]:
 
 
 class Passes(NamedTuple):
-    """The bridging + segmentation passes of an inference batch, one row each.
-
-    Attributes:
-        image: ``(Q,)`` the image of each pass.
-        top: ``(Q, C)`` the top signal per object class (``s_c`` where the pass has ``c`` on).
-        channel: ``(Q,)`` the output class the pass's map goes to: the background class for a
-            background pass (its ground probability), else the detected class (its figure
-            probability).
-    """
+    """The passes of an inference batch, one row each: ``image`` ``(Q,)``, ``top`` ``(Q, C)``
+    (the top signal per object class) and ``channel`` ``(Q,)``, the output class the pass's map
+    goes to (the background class for a background pass: its ground probability; else the
+    detected class: its figure probability)."""
 
     image: torch.Tensor
     top: torch.Tensor
@@ -319,19 +245,9 @@ def plan_passes(
     background: int | None,
     fallback: Fallback = "reference",
 ) -> Passes:
-    """The passes the paper's inference runs (module docstring, steps 1-3).
-
-    Args:
-        scores: ``(N, C)`` sigmoid class scores.
-        threshold: Class ``c`` is detected where ``scores[:, c] > threshold``.
-        num_classes: ``K``.
-        background: The background class, or ``None``.
-        fallback: ``"reference"`` or ``"top1"`` (what happens when no class is detected).
-
-    Returns:
-        Per image in order: its background pass (with a background class), then one pass per
-        detected class in class order.
-    """
+    """The passes of the paper's inference (module docstring, steps 1-3) for ``(N, C)`` sigmoid
+    scores: per image, its background pass (with a background class), then one pass per detected
+    class in class order."""
     ids = object_classes(num_classes, background)
     detected = scores > threshold  # (N, C)
     if fallback == "top1" or background is None:
@@ -360,19 +276,9 @@ def plan_passes(
 def assemble_scores(
     seg_logits: torch.Tensor, passes: Passes, batch: int, num_classes: int, background: int | None
 ) -> torch.Tensor:
-    """The paper's label scores from the passes' figure/ground logits (module docstring, step 4).
-
-    Args:
-        seg_logits: ``(Q, 2, H, W)`` ground/figure logits, one row per pass.
-        passes: What :func:`plan_passes` returned.
-        batch: ``N``.
-        num_classes: ``K``.
-        background: The background class, or ``None``.
-
-    Returns:
-        ``(N, K, H, W)`` float32: ``log`` of the normalised map for the background and the
-        detected classes, :data:`NOT_DETECTED` for the others.
-    """
+    """``(N, K, H, W)`` float32 label scores (module docstring, step 4) from the passes'
+    ``(Q, 2, H, W)`` ground/figure logits: ``log`` of the normalised maps, :data:`NOT_DETECTED`
+    for the classes without one."""
     h, w = seg_logits.shape[-2:]
     probs = seg_logits.float().softmax(dim=1)  # (Q, 2, H, W)
     is_bg = passes.channel == background if background is not None else None
@@ -390,16 +296,9 @@ def assemble_scores(
 
 
 class Encoded(NamedTuple):
-    """What the classification network computes for a batch.
-
-    Attributes:
-        pool5: ``(N, C5, H/32, W/32)``.
-        switches: The argmax indices of the five poolings, shallowest first.
-        sizes: The spatial size before each pooling, shallowest first.
-        pre6: ``(N, F, H/32, W/32)`` fc6 before its ReLU.
-        pre7: ``(N, F, H/32, W/32)`` fc7 before its ReLU.
-        cls_map: ``(N, C, H/32, W/32)`` the class score map.
-    """
+    """The classification network's outputs: ``pool5``, the five poolings' ``switches`` and
+    pre-pooling ``sizes`` (shallowest first), fc6 and fc7 before their ReLU (``pre6``, ``pre7``)
+    and the class score map ``cls_map`` ``(N, C, H/32, W/32)``."""
 
     pool5: torch.Tensor
     switches: tuple[torch.Tensor, ...]
@@ -418,16 +317,7 @@ def _conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
 
 
 class DecoupledNet(nn.Module):
-    """DecoupledNet (module docstring): classifier, bridging layers, figure/ground decoder.
-
-    Args:
-        num_classes: ``K``, background included when ``background`` is not ``None``.
-        trunk: ``"vgg16"`` (the paper's) or ``"small"``.
-        background: The background class id, or ``None`` when every class is an object class.
-        threshold: Detection threshold on the sigmoid class scores.
-        fallback: ``"reference"`` or ``"top1"``: what inference does when no class is detected.
-        stage: The initial training stage (:meth:`set_stage`).
-    """
+    """DecoupledNet (module docstring); the arguments are the builder's (:func:`decouplednet`)."""
 
     def __init__(
         self,
@@ -442,15 +332,11 @@ class DecoupledNet(nn.Module):
         if trunk not in TRUNKS:
             raise ValueError(f"trunk must be one of {sorted(TRUNKS)}; got {trunk!r}.")
         if background is not None and not (
-            isinstance(background, int) and 0 <= background < num_classes
+            isinstance(background, int) and 0 <= background < num_classes and num_classes > 1
         ):
             raise ValueError(
-                f"background must be None or a class id in [0, {num_classes}); got "
-                f"{background!r}. Use background=None for a dataset without a background class."
-            )
-        if background is not None and num_classes < 2:
-            raise ValueError(
-                f"with a background class DecoupledNet needs num_classes >= 2; got {num_classes}."
+                f"background must be None or a class id in [0, {num_classes}) with at least 2 "
+                f"classes; got {background!r}. Use background=None for a dataset without one."
             )
         if not 0.0 < float(threshold) < 1.0:
             raise ValueError(f"threshold must be in (0, 1); got {threshold!r}.")
@@ -524,15 +410,8 @@ class DecoupledNet(nn.Module):
         return self._stage
 
     def set_stage(self, stage: Stage) -> None:
-        """Selects what a training call with targets optimises (module docstring).
-
-        Args:
-            stage: ``"classify"`` (classifier on image-level labels), ``"segment"`` (bridge and
-                segmentation network, classifier fixed) or ``"joint"`` (both, one graph).
-
-        Raises:
-            ValueError: For another value.
-        """
+        """``"classify"``, ``"segment"`` or ``"joint"``: what a training call optimises (module
+        docstring); ``ValueError`` for another value."""
         if stage not in get_args(Stage):
             raise ValueError(f"stage must be one of {get_args(Stage)}; got {stage!r}.")
         self._stage: Stage = stage
@@ -562,17 +441,8 @@ class DecoupledNet(nn.Module):
     def class_activation(
         self, enc: Encoded, image: torch.Tensor, top: torch.Tensor
     ) -> torch.Tensor:
-        """Class-specific activation at pool5 for each pass.
-
-        Args:
-            enc: The batch's classification network outputs.
-            image: ``(Q,)`` the image of each pass.
-            top: ``(Q, C)`` the signal per class, placed at the arg-max position of that class's
-                score map (first maximum in row-major order, as Caffe's max pooling).
-
-        Returns:
-            ``(Q, C5, H/32, W/32)``.
-        """
+        """``(Q, C5, H/32, W/32)`` activation of each pass (``image`` ``(Q,)``, ``top`` ``(Q, C)``),
+        the signal of class ``c`` at the first maximum of its score map (as Caffe's pooling)."""
         n, c, h, w = enc.cls_map.shape
         where = F.one_hot(enc.cls_map.flatten(2).argmax(dim=2), h * w)  # (N, C, h*w)
         top_map = top[:, :, None] * where[image].to(top.dtype)  # (Q, C, h*w)
@@ -592,17 +462,8 @@ class DecoupledNet(nn.Module):
         switches: tuple[torch.Tensor, ...],
         sizes: tuple[tuple[int, int], ...],
     ) -> torch.Tensor:
-        """Bridging layers and segmentation network: one figure/ground map per row.
-
-        Args:
-            pool5: ``(Q, C5, h, w)`` the pool5 features of each pass's image.
-            activation: ``(Q, C5, h, w)`` the class-specific activation of each pass.
-            switches: The pooling indices of each pass's image, shallowest first.
-            sizes: The pre-pooling sizes, shallowest first.
-
-        Returns:
-            ``(Q, 2, H, W)`` logits: channel 0 ground (background), channel 1 figure.
-        """
+        """Bridge and segmentation network on one row per pass (pool5, activation and switches
+        of the pass's image): ``(Q, 2, H, W)`` logits, channel 0 ground, channel 1 figure."""
         x = torch.cat([self.bn_pool5(pool5), self.bn_pool5_bp(activation)], dim=1)
         x = F.relu(self.bn6_seg(self.fc6_seg(x)))  # (Q, S, h, w)
         x = F.relu(self.bn7_seg(self.fc7_seg(x)))
@@ -626,17 +487,9 @@ class DecoupledNet(nn.Module):
         ignore_index: int = 255,
         image_labels: torch.Tensor | None = None,
     ) -> torch.Tensor | dict[str, torch.Tensor]:
-        """Losses in train mode with ``targets`` or ``image_labels``, else label scores.
-
-        Args:
-            x: ``(N, 3, H, W)`` images, H and W multiples of 32.
-            targets: ``(N, H, W)`` masks (training only).
-            ignore_index: The ignored label (every label outside ``[0, K)`` is ignored too).
-            image_labels: ``(N, C)`` multi-hot object labels, for the ``"classify"`` stage.
-
-        Returns:
-            ``(N, K, H, W)`` label scores (:func:`assemble_scores`), or the dict of losses.
-        """
+        """The stage's dict of losses in train mode with ``targets`` (``(N, H, W)`` masks) or
+        ``image_labels`` (``(N, C)`` multi-hot, stage ``"classify"``), else ``(N, K, H, W)``
+        label scores (:meth:`predict`)."""
         if self.training and (targets is not None or image_labels is not None):
             return self.losses(x, targets, ignore_index=ignore_index, image_labels=image_labels)
         return self.predict(x)
@@ -666,11 +519,8 @@ class DecoupledNet(nn.Module):
         ignore_index: int = 255,
         image_labels: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """The training losses of the current stage (module docstring).
-
-        Raises:
-            ValueError: Missing or misshapen labels for the stage.
-        """
+        """The training losses of the current stage; ``ValueError`` for missing or misshapen
+        labels."""
         if self._stage != "classify" and targets is None:
             raise ValueError(
                 f"stage {self._stage!r} trains the segmentation network and needs pixel "
@@ -683,11 +533,11 @@ class DecoupledNet(nn.Module):
                 f"image_labels must be (N, C) = {(x.shape[0], c_obj)} multi-hot over the object "
                 f"classes {self.object_classes}; got shape {tuple(image_labels.shape)}."
             )
-        mask_labels = None
-        if targets is not None:
-            mask_labels = image_labels_from_masks(
-                targets, self.num_classes, self.background, ignore_index
-            )
+        mask_labels = (
+            None
+            if targets is None
+            else image_labels_from_masks(targets, self.num_classes, self.background, ignore_index)
+        )
         labels = image_labels if image_labels is not None else mask_labels
         if self._stage == "classify":
             logits = self.class_logits(self.encode(x))
@@ -795,11 +645,11 @@ def decouplednet(
 
     Args:
         num_classes: ``K``, background included when ``background`` is not ``None``.
-        trunk: ``"vgg16"`` (the paper's) or ``"small"`` (a narrow VGG-like trunk for CPU suites).
-        background: The background class (0 for PASCAL VOC and the synthetic set), or ``None``
-            when every class is an object class (CamVid).
-        threshold: Detection threshold on the sigmoid class scores.
-        fallback: ``"reference"`` (no class detected: all background, as the authors' code) or
+        trunk: ``"vgg16"`` (the paper's) or ``"small"`` (a narrower trunk for CPU suites).
+        background: The background class (0: PASCAL VOC, the synthetic set), or ``None`` when
+            every class is an object class (CamVid).
+        threshold: Class ``c`` is detected where its sigmoid score exceeds it.
+        fallback: ``"reference"`` (nothing detected: all background, as the authors' code) or
             ``"top1"`` (the top-scoring class is detected then).
         stage: The training stage, ``"joint"``, ``"classify"`` or ``"segment"``.
         pretrained_backbone: Load torchvision's ImageNet VGG16 (convolutions, fc6, fc7) from the
