@@ -192,12 +192,10 @@ class Sweep:
         self.eval_set, _ = build_dataset(
             suite.dataset, split=suite.eval.split, root=suite.data_root, **opts
         )
-        # The semi-supervised track trains on the labelled subset (bench.sweep_semisup).
-        self.semi = semisup.prepare(
+        self.semi = semisup.prepare(  # the semi-supervised track trains on the labelled subset
             suite.semisup, self.train_set, self.info, suite.dataset, self.results_dir
         )
-        if self.semi is not None:
-            self.train_set = self.semi.labelled
+        self.train_set = self.train_set if self.semi is None else self.semi.labelled
         check_settings(suite.train_configs(), self.device, len(self.train_set))  # before models
         self.val_set = validation_set(  # train.eval_every's split, else None
             suite.train_configs(), suite.dataset, self.info, suite.data_root, opts
@@ -299,8 +297,7 @@ class Sweep:
                 **s.arch_options.get(arch, {}),
             )
             model = semisup.wrap(s.semisup, model)  # GAN-SS: K + 1 outputs in training
-            if self.semi is not None:
-                record = record.replace(semisup=self.semi.section())
+            record = semisup.with_section(self.semi, record)
             report = None
             if s.complexity.enabled and self.ranks.is_main:
                 stage = self._enter("complexity")
@@ -392,9 +389,7 @@ class Sweep:
             scalars=scalars,
             ranks=self.ranks,
             validation=None if self.val_set is None else self._validation(arch, model, run_id),
-            semisup=None
-            if self.semi is None
-            else self.semi.supervision(k, tuple(s.resolution), t.batch_size, model),
+            semisup=semisup.supervision(self.semi, k, tuple(s.resolution), t.batch_size, model),
         )
         info = {**result.to_dict(), "class_weighting": t.class_weighting}
         if weights is not None:
@@ -486,8 +481,7 @@ class Sweep:
         title = baseline_title(self.info.class_names[0])
         record = self._base_record(BASELINE_ARCH, "baseline")
         record = record.replace(arch_info=ArchSection(title=title, family="baseline"))
-        if self.semi is not None:  # reported with its track, not as a ranking of its own
-            record = record.replace(semisup=self.semi.section())
+        record = semisup.with_section(self.semi, record)  # reported with its track
         ev = evaluate(
             None,
             self.eval_set,

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset, Subset
 from bench.data.info import DatasetInfo
 from bench.data.semisup import UnlabelledImages, draw_labelled, sample_ids, split_file
 from bench.errors import ConfigError
-from bench.records import SemiSupInfo
+from bench.records import RunRecord, SemiSupInfo
 from bench.train.semisup import (
     DecoupledTraining,
     RealClasses,
@@ -177,3 +177,16 @@ def semisup_archs(cfg: SemiSupConfig | None, archs: list[str]) -> list[str]:
         if a not in keep:
             print(f"not run: {a} with semisup method {cfg.method} (see bench.sweep_semisup)")
     return keep
+
+
+def with_section(data: SemiSupData | None, record: RunRecord) -> RunRecord:
+    """``record`` with its ``semisup`` section (unchanged outside the track)."""
+    return record if data is None else record.replace(semisup=data.section())
+
+
+def supervision(
+    data: SemiSupData | None, num_classes: int, size: tuple[int, int], batch_size: int,
+    model: object,
+) -> SemiSupervision | None:  # fmt: skip
+    """:meth:`SemiSupData.supervision`, or None outside the track."""
+    return None if data is None else data.supervision(num_classes, size, batch_size, model)
