@@ -152,15 +152,17 @@ def write_semisup_plots(records: Sequence[RunRecord], plots_dir: Path) -> list[P
         groups[(row["suite"], row["dataset"])].append(row)
     written = []
     for (suite, dataset), rows in groups.items():
-        fig = new_figure(6.4, 4.2)
+        fig = new_figure(8.4, 4.2)
         ax = fig.add_subplot()
         lines: dict[tuple[str, str], list[dict]] = defaultdict(list)
         for r in rows:
             lines[(r["title"], r["method"])].append(r)
-        for (title, method), pts in sorted(lines.items()):
+        n = len(lines)
+        for i, ((title, method), pts) in enumerate(sorted(lines.items())):
             pts.sort(key=lambda p: p["share_value"])
+            shift = 2 ** (0.04 * (i - (n - 1) / 2))  # apart, so that error bars do not overlap
             ax.errorbar(
-                [p["share_value"] for p in pts], [p["miou"][0] for p in pts],
+                [p["share_value"] * shift for p in pts], [p["miou"][0] for p in pts],
                 yerr=[p["miou"][1] for p in pts], marker="o", capsize=3,
                 linestyle="--" if method == "supervised" else "-", label=f"{title}: {method}",
             )  # fmt: skip
@@ -172,6 +174,6 @@ def write_semisup_plots(records: Sequence[RunRecord], plots_dir: Path) -> list[P
         ax.set_ylabel("mIoU (%), mean ± std over seeds")
         ax.set_title(f"{suite} on {dataset}: semi-supervised vs supervised-only")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
         written.append(save(fig, plots_dir / f"{slug(suite)}__{slug(dataset)}__semisup.png"))
     return written
