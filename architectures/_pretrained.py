@@ -119,3 +119,30 @@ def read_backbone_file(path: Path, weights: WeightsEnum) -> dict[str, torch.Tens
         )
         raise ValueError(f"Backbone weights {path} are not {net}'s: {shown}. {fix}")
     return obj
+
+
+def copy_vgg16_imagenet(
+    state: dict[str, torch.Tensor],
+    convs: list[torch.nn.Conv2d],
+    fc6: torch.nn.Conv2d,
+    fc7: torch.nn.Conv2d,
+) -> None:
+    """Copies torchvision's VGG16 ImageNet weights into a fully convolutional VGG16.
+
+    Args:
+        state: torchvision's ``vgg16`` state dict (``features.N.*``, ``classifier.0/3.*``).
+        convs: The 13 convolutions, in order.
+        fc6: fc6 as a 7x7 convolution 512 -> 4096 (``classifier.0`` reshaped).
+        fc7: fc7 as a 1x1 convolution 4096 -> 4096 (``classifier.3`` reshaped).
+    """
+    keys = sorted(
+        {k.rsplit(".", 1)[0] for k in state if k.startswith("features.")},
+        key=lambda k: int(k.split(".")[1]),
+    )
+    for conv, key in zip(convs, keys, strict=True):
+        conv.weight.data.copy_(state[f"{key}.weight"])
+        conv.bias.data.copy_(state[f"{key}.bias"])
+    fc6.weight.data.copy_(state["classifier.0.weight"].view(4096, 512, 7, 7))
+    fc6.bias.data.copy_(state["classifier.0.bias"])
+    fc7.weight.data.copy_(state["classifier.3.weight"].view(4096, 4096, 1, 1))
+    fc7.bias.data.copy_(state["classifier.3.bias"])

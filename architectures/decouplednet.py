@@ -119,7 +119,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import VGG16_Weights
 
-from architectures._pretrained import load_local_state_dict
+from architectures._pretrained import copy_vgg16_imagenet, load_local_state_dict
 from architectures._registry import ArchInfo, register
 
 _PAPER = "1506.04924"
@@ -599,17 +599,7 @@ class DecoupledNet(nn.Module):
                 f"trunk={self.trunk!r}. Build it with pretrained_backbone=False."
             )
         convs = [m for stage in self.features for m in stage if isinstance(m, nn.Conv2d)]
-        keys = sorted(
-            {k.rsplit(".", 1)[0] for k in state if k.startswith("features.")},
-            key=lambda k: int(k.split(".")[1]),
-        )
-        for conv, key in zip(convs, keys, strict=True):
-            conv.weight.data.copy_(state[f"{key}.weight"])
-            conv.bias.data.copy_(state[f"{key}.bias"])
-        self.fc6.weight.data.copy_(state["classifier.0.weight"].view(4096, 512, 7, 7))
-        self.fc6.bias.data.copy_(state["classifier.0.bias"])
-        self.fc7.weight.data.copy_(state["classifier.3.weight"].view(4096, 4096, 1, 1))
-        self.fc7.bias.data.copy_(state["classifier.3.bias"])
+        copy_vgg16_imagenet(state, convs, self.fc6, self.fc7)
 
 
 @register(

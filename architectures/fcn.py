@@ -45,7 +45,7 @@ from torch import nn
 from torchvision.models import VGG16_Weights
 from torchvision.models.vgg import cfgs, make_layers
 
-from architectures._pretrained import load_local_state_dict
+from architectures._pretrained import copy_vgg16_imagenet, load_local_state_dict
 from architectures._registry import ArchInfo, register
 
 _PAPER = "1411.4038"
@@ -172,17 +172,7 @@ class FCN(nn.Module):
         convs = [
             m for m in (*self.to_pool3, *self.to_pool4, *self.to_pool5) if isinstance(m, nn.Conv2d)
         ]
-        conv_keys = sorted(
-            {k.rsplit(".", 1)[0] for k in state if k.startswith("features.")},
-            key=lambda k: int(k.split(".")[1]),
-        )
-        for conv, key in zip(convs, conv_keys, strict=True):
-            conv.weight.data.copy_(state[f"{key}.weight"])
-            conv.bias.data.copy_(state[f"{key}.bias"])
-        self.fc6.weight.data.copy_(state["classifier.0.weight"].view(4096, 512, 7, 7))
-        self.fc6.bias.data.copy_(state["classifier.0.bias"])
-        self.fc7.weight.data.copy_(state["classifier.3.weight"].view(4096, 4096, 1, 1))
-        self.fc7.bias.data.copy_(state["classifier.3.bias"])
+        copy_vgg16_imagenet(state, convs, self.fc6, self.fc7)
 
 
 def _build(num_classes: int, stride: int, pretrained_backbone: bool) -> FCN:

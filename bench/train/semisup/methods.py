@@ -71,16 +71,18 @@ class SemiMethod:
     def after_step(self, net: nn.Module, step: int, lr_factor: float) -> None:
         """Runs after the segmenter's optimiser step ``step`` (0-based)."""
 
+    def _parts(self) -> dict[str, Any]:
+        """The method's networks and optimisers by name (built by :meth:`setup`)."""
+        return {}
+
     def state_dict(self) -> dict[str, Any]:
         """The method's networks and optimisers, for the saved training state."""
-        return {}
+        return {name: part.state_dict() for name, part in self._parts().items()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Puts back what :meth:`state_dict` returned."""
-
-
-def _module_states(**parts: Any) -> dict[str, Any]:
-    return {k: v.state_dict() for k, v in parts.items()}
+        for name, part in self._parts().items():
+            part.load_state_dict(state[name])
 
 
 class AdvSemi(SemiMethod):
@@ -170,15 +172,8 @@ class AdvSemi(SemiMethod):
             group["lr"] = self.cfg.d_lr * lr_factor
         self.opt.step()
 
-    def state_dict(self) -> dict[str, Any]:
-        """See :meth:`SemiMethod.state_dict`."""
-        return _module_states(discriminator=self.d, optimizer=self.opt)
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """See :meth:`SemiMethod.load_state_dict`."""
-        assert self.d is not None and self.opt is not None
-        self.d.load_state_dict(state["discriminator"])
-        self.opt.load_state_dict(state["optimizer"])
+    def _parts(self) -> dict[str, Any]:
+        return {"discriminator": self.d, "optimizer": self.opt}
 
 
 class GanSS(SemiMethod):
@@ -267,15 +262,8 @@ class GanSS(SemiMethod):
             group["lr"] = self.cfg.g_lr * lr_factor
         self.opt.step()
 
-    def state_dict(self) -> dict[str, Any]:
-        """See :meth:`SemiMethod.state_dict`."""
-        return _module_states(generator=self.g, optimizer=self.opt)
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """See :meth:`SemiMethod.load_state_dict`."""
-        assert self.g is not None and self.opt is not None
-        self.g.load_state_dict(state["generator"])
-        self.opt.load_state_dict(state["optimizer"])
+    def _parts(self) -> dict[str, Any]:
+        return {"generator": self.g, "optimizer": self.opt}
 
 
 class DecoupledTraining(SemiMethod):
