@@ -293,7 +293,7 @@ def test_unknown_suite_name_suggests_close_matches():
     assert "Unknown suite 'smok'. Did you mean: smoke?" in msg
     assert (
         "Built-in suites: camvid, camvid_enet, camvid_full, camvid_published, camvid_recipes, "
-        "quick, smoke" in msg
+        "quick, semisup_camvid, semisup_synthetic, smoke" in msg
     )
 
 
@@ -381,7 +381,13 @@ def test_builtin_suite_setting_ids_are_stable():
         "camvid_recipes": "180x240-steps120-bs8-fp32-seed0-e8a371",  # its recipes are hashed
         "quick": "64x64-steps60-bs4-fp32-seed0-18fb5f",
         "smoke": "64x64-steps40-bs8-fp32-seed0-a7eb2e",
+        # Several methods and shares: each concrete variant has its own id (below).
+        "semisup_camvid": "180x240-steps400-bs8-fp32-seed0-3351a9",
+        "semisup_synthetic": "64x64-steps300-bs8-fp32-seed0-e1c3d7",
     }
+    # The first of the committed semisup_synthetic records' settings.
+    first = load_suite("semisup_synthetic").variants()[0].setting
+    assert first == "64x64-steps300-bs8-fp32-seed0-supervised-f0.125-baca29"
 
 
 @pytest.mark.parametrize(
