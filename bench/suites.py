@@ -219,6 +219,15 @@ class SuiteConfig:
         require_int("seed", self.seed, minimum=0, maximum=_MAX_SEED, fix="Set e.g. seed: 0.")
         for seed in self.seeds:
             require_int("seeds[]", seed, minimum=0, maximum=_MAX_SEED, fix="Set e.g. [0, 1, 2].")
+        methods = [] if self.semisup is None else self.semisup.method
+        if "gan_ss" in (methods if isinstance(methods, list) else [methods]) and any(
+            t.eval_every for t in self.train_configs()
+        ):
+            raise ConfigError(
+                "semisup method gan_ss does not support train.eval_every yet (its segmenter has "
+                "a K + 1-th 'fake' output that periodic validation does not drop). Set "
+                "train.eval_every: 0, or leave gan_ss out."
+            )
         if self.semisup is not None and self.weights:
             raise ConfigError(
                 "A suite with weights scores published models and trains nothing; semisup "

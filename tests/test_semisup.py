@@ -305,6 +305,16 @@ def test_bad_semisup_settings_are_refused_with_the_fix(tmp_path):
         SemiSupConfig(labelled_fraction=1.5)
 
 
+def test_gan_ss_with_periodic_validation_is_refused(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "dataset: synthetic\narchs: [enet]\ntrain: {steps: 4, eval_every: 2}\n"
+        "semisup: {method: [advsemi, gan_ss], labelled_fraction: 0.5}\n"
+    )
+    with pytest.raises(ConfigError, match="gan_ss does not support train.eval_every"):
+        load_suite(str(path))
+
+
 def test_each_method_runs_the_architectures_it_can_train():
     adv = SemiSupConfig(method="advsemi", labelled_fraction=0.5)
     assert semisup_archs(adv, ["enet", "maskrcnn_r50_fpn"]) == ["enet"]
