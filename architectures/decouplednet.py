@@ -121,6 +121,7 @@ from torchvision.models import VGG16_Weights
 
 from architectures._pretrained import copy_vgg16_imagenet, load_local_state_dict
 from architectures._registry import ArchInfo, register
+from architectures.fcn import Im2colConv2d  # fc6 as unfold + matmul (faster on CPU)
 
 _PAPER = "1506.04924"
 _REFERENCE = "https://github.com/HyeonwooNoh/DecoupledNet"
@@ -162,23 +163,6 @@ TRUNKS: dict[str, TrunkConfig] = {
     "vgg16": TrunkConfig(_VGG16_STAGES, fc_width=4096, fc_kernel=7, seg_width=2048),
     "small": TrunkConfig(_SMALL_STAGES, fc_width=512, fc_kernel=3, seg_width=512),
 }
-
-
-class _SameConv2d(nn.Conv2d):
-    """``nn.Conv2d(..., padding=k // 2)`` (odd ``k``, stride 1) computed as unfold + matmul: on
-    CPU, PyTorch's backward of 7x7 convolutions with thousands of channels on the tiny H/32 maps
-    is tens of times slower (measured for FCN's fc6, ``architectures/fcn.py``)."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
-        if kernel_size % 2 != 1:
-            raise ValueError(f"_SameConv2d needs an odd kernel size; got {kernel_size}.")
-        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, _, h, w = x.shape
-        cols = F.unfold(x, self.kernel_size, padding=self.padding)  # (N, C*k*k, H*W)
-        out = self.weight.flatten(1) @ cols + self.bias[:, None]  # (N, O, H*W)
-        return out.view(n, self.out_channels, h, w)
 
 
 def class_specific_activation(
@@ -361,20 +345,20 @@ class DecoupledNet(nn.Module):
                 cin = width
             stages.append(nn.Sequential(*layers))
         self.features = nn.ModuleList(stages)
-        self.fc6 = _SameConv2d(c5, cfg.fc_width, cfg.fc_kernel)
+        self.fc6 = Im2colConv2d(c5, cfg.fc_width, cfg.fc_kernel)
         self.fc7 = nn.Conv2d(cfg.fc_width, cfg.fc_width, 1)
         self.cls_score = nn.Conv2d(cfg.fc_width, c_obj, 1)
 
         # Bridging layers.
         self.bn_pool5 = nn.BatchNorm2d(c5)
         self.bn_pool5_bp = nn.BatchNorm2d(c5)
-        self.fc6_seg = _SameConv2d(2 * c5, cfg.seg_width, cfg.fc_kernel)
+        self.fc6_seg = Im2colConv2d(2 * c5, cfg.seg_width, cfg.fc_kernel)
         self.bn6_seg = nn.BatchNorm2d(cfg.seg_width)
         self.fc7_seg = nn.Conv2d(cfg.seg_width, cfg.seg_width, 1)
         self.bn7_seg = nn.BatchNorm2d(cfg.seg_width)
 
         # Segmentation network.
-        self.fc6_deconv = _SameConv2d(cfg.seg_width, c5, cfg.fc_kernel)
+        self.fc6_deconv = Im2colConv2d(cfg.seg_width, c5, cfg.fc_kernel)
         self.bn6_deconv = nn.BatchNorm2d(c5)
         decoder, cin = [], c5
         for widths in cfg.decoder_stages():

@@ -82,7 +82,7 @@ class _FixedUpsample(nn.Module):
         )
 
 
-class _Im2colConv2d(nn.Conv2d):
+class Im2colConv2d(nn.Conv2d):
     """A stride-1, odd-kernel "same" ``Conv2d`` computed as unfold + matmul.
 
     Same parameters, same function as ``nn.Conv2d``. Used for fc6 only: on CPU, PyTorch's
@@ -97,7 +97,7 @@ class _Im2colConv2d(nn.Conv2d):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
         if kernel_size % 2 != 1:
-            raise ValueError(f"_Im2colConv2d needs an odd kernel size; got {kernel_size}.")
+            raise ValueError(f"Im2colConv2d needs an odd kernel size; got {kernel_size}.")
         super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -133,7 +133,7 @@ class FCN(nn.Module):
         self.to_pool3 = features[:17]  # (N, 256, H/8, W/8)
         self.to_pool4 = features[17:24]  # (N, 512, H/16, W/16)
         self.to_pool5 = features[24:]  # (N, 512, H/32, W/32)
-        self.fc6 = _Im2colConv2d(512, 4096, 7)
+        self.fc6 = Im2colConv2d(512, 4096, 7)
         self.fc7 = nn.Conv2d(4096, 4096, 1)
         self.drop = nn.Dropout(dropout)  # element-wise, as the reference nets
         self.score_fr = nn.Conv2d(4096, num_classes, 1)

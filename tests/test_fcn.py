@@ -1,7 +1,7 @@
 """Tests for ``architectures.fcn``: FCN-32s/16s/8s (Long, Shelhamer, Darrell, arXiv 1411.4038).
 
 Parameter counts are derived by hand from the layer shapes; the upsampling is checked against
-``F.interpolate`` (bilinear, ``align_corners=False``) and hand-computed values; ``_Im2colConv2d``
+``F.interpolate`` (bilinear, ``align_corners=False``) and hand-computed values; ``Im2colConv2d``
 against ``nn.Conv2d``. Shape-only checks run on the meta device (no memory, no compute). No
 test downloads anything.
 """
@@ -20,8 +20,8 @@ import architectures
 from architectures import fcn as fcn_module
 from architectures.fcn import (
     FCN,
+    Im2colConv2d,
     _FixedUpsample,
-    _Im2colConv2d,
     _learnable_up2,
     bilinear_kernel,
 )
@@ -227,7 +227,7 @@ def test_im2col_conv_equals_conv2d(kernel: int, size: tuple[int, int]) -> None:
     """Outputs and all gradients equal a plain ``nn.Conv2d`` with "same" padding, including
     the zero gradient of the taps that only meet padding."""
     torch.manual_seed(3)
-    ours = _Im2colConv2d(6, 10, kernel)
+    ours = Im2colConv2d(6, 10, kernel)
     ref = nn.Conv2d(6, 10, kernel, padding=kernel // 2)
     ref.load_state_dict(ours.state_dict())
     x = torch.randn(2, 6, *size)
@@ -252,7 +252,7 @@ def test_im2col_conv_equals_conv2d(kernel: int, size: tuple[int, int]) -> None:
 
 def test_im2col_conv_rejects_even_kernel() -> None:
     with pytest.raises(ValueError, match="odd kernel size; got 4"):
-        _Im2colConv2d(2, 2, 4)
+        Im2colConv2d(2, 2, 4)
 
 
 # --------------------------------------------------------------------------- pretrained
