@@ -298,6 +298,21 @@ def test_run_unknown_suite_exits_2():
     assert "error: Unknown suite 'smok'. Did you mean: smoke?" in err
 
 
+def test_a_torchrun_rank_other_than_0_waits_before_it_reports_an_error(monkeypatch, capsys):
+    """Rank 0 prints a refusal that every rank meets; the others wait first, so torchrun (which
+    stops the job when one worker fails) cannot stop rank 0 before it has printed."""
+    waits: list[float] = []
+    monkeypatch.setattr(cli.time, "sleep", waits.append)
+    monkeypatch.setenv("RANK", "1")
+    assert main(["run", "--suite", "smok"]) == 2
+    assert waits == [cli.TORCHRUN_ERROR_WAIT_S]
+    assert "error (rank 1): Unknown suite 'smok'" in capsys.readouterr().err
+    monkeypatch.setenv("RANK", "0")
+    assert main(["run", "--suite", "smok"]) == 2
+    assert waits == [cli.TORCHRUN_ERROR_WAIT_S]  # rank 0 does not wait
+    assert capsys.readouterr().err.startswith("error: Unknown suite 'smok'")
+
+
 def test_plugin_that_raises_exits_2_with_its_traceback(tmp_path, restore_registry):
     plugin = tmp_path / "bad_plugin.py"
     plugin.write_text(RAISING_PLUGIN, encoding="utf-8")

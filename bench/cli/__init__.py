@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 from bench.cli.commands import COMMANDS, load_plugins
 from bench.cli.parser import build_parser
 from bench.errors import BenchError
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "TORCHRUN_ERROR_WAIT_S", "build_parser", "main"]
+
+#: Seconds a torchrun rank other than 0 waits before exiting on an error (see :func:`main`).
+TORCHRUN_ERROR_WAIT_S = 10.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     except (BenchError, ArchitectureError) as exc:
         if os.environ.get("RANK", "0") == "0":  # under torchrun every rank refuses alike
             print(f"error: {exc}", file=sys.stderr)
+        else:
+            # Rank 0 says it. Torchrun stops every worker as soon as one exits with an error,
+            # so the others wait before they exit: otherwise rank 0 (slower to start, on a busy
+            # machine) can be stopped before it has printed, and the message is lost. An error
+            # raised on this rank alone is printed after the wait, and ends the job.
+            time.sleep(TORCHRUN_ERROR_WAIT_S)
+            print(f"error (rank {os.environ['RANK']}): {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\ninterrupted: {args.command} stopped before it finished.", file=sys.stderr)
