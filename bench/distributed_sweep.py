@@ -235,8 +235,10 @@ class DistributedSweep(Sweep):
         if err is not None or not failed:
             return record
         rank, (stage, kind, message) = failed[0]
-        if record.samples is not None:
-            (self.results_dir / record.samples.file).unlink(missing_ok=True)
+        written = [record.samples.file if record.samples else None]
+        written.append(record.metrics.per_image_file if record.metrics else None)
+        for rel in filter(None, written):  # files of the record dropped below
+            (self.results_dir / rel).unlink(missing_ok=True)
         error = ErrorInfo(
             type=kind,
             message=f"rank {rank} of {self.ranks.world_size} failed: {message}",

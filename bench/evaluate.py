@@ -35,12 +35,18 @@ class EvalResult:
             with a "no class" channel, its last row empty).
         num_images: Images evaluated.
         sample_preds: ``(S, H, W)`` uint8 predictions of the first S images, or ``None``.
+        per_image: ``(N, K, K)`` int64 confusion matrices, one per image in the split's order
+            (they sum to ``matrix``): what bootstrap intervals resample. ``None`` on torchrun
+            ranks other than 0.
+        no_class: The matrices have a last "no class" row and column (``no_class_channel``).
     """
 
     metrics: SegMetrics
     matrix: np.ndarray
     num_images: int
     sample_preds: np.ndarray | None
+    per_image: np.ndarray | None = None
+    no_class: bool = False
 
 
 class LabelSpace(Protocol):
@@ -135,6 +141,7 @@ def evaluate(
         loader = DataLoader(dataset, batch_sampler=share)
         first = share[0][0] if share else len(dataset)  # index of this rank's first image
     kept: list[np.ndarray] = []
+    per_image: list[np.ndarray] = []
     n = 0
     for images, masks in tqdm(loader, desc=desc, disable=not progress, leave=False, unit="batch"):
         masks = masks.to(device)
@@ -153,19 +160,26 @@ def evaluate(
                     f"(N, {num_classes}, H, W) at the label resolution."
                 )
             pred = logits.argmax(1).to(_pred_dtype(num_classes))  # (N, H, W)
-        cm.update(pred, masks)
+        per_image.extend(cm.update_per_image(pred, masks).cpu().numpy())
         if first + n < num_samples:  # the first images of the split, wherever they are scored
             kept.extend(pred[: num_samples - first - n].cpu().numpy().astype(np.uint8))
         n += masks.shape[0]
+    k = num_classes
+    matrices: np.ndarray | None = (
+        np.stack(per_image) if per_image else np.zeros((0, k, k), dtype=np.int64)
+    )
     if ranks is not None:
         cm.all_reduce()
         n = len(dataset)  # the shares together
         gathered = distributed.gather(ranks, kept)
         kept = [] if gathered is None else [p for part in gathered for p in part]
-    samples = np.stack(kept) if kept else None
+        parts = distributed.gather(ranks, matrices)  # rank order is the split's order
+        matrices = None if parts is None else np.concatenate(parts)
     return EvalResult(
         metrics=cm.compute(labels.class_names, no_class=no_class_channel),
         matrix=cm.matrix.cpu().numpy(),
         num_images=n,
-        sample_preds=samples,
+        sample_preds=np.stack(kept) if kept else None,
+        per_image=matrices,
+        no_class=no_class_channel,
     )

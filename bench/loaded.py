@@ -214,6 +214,7 @@ def loaded_record(
     command: str,
     speed: Speed | None = None,
     complexity: ComplexityReport | None = None,
+    results_dir: Path | None = None,
 ) -> RunRecord:
     """A ``loaded`` run record: metrics, complexity at the evaluated size, provenance.
 
@@ -230,12 +231,15 @@ def loaded_record(
         command: The command line that made it.
         speed: The speed section, if it was timed.
         complexity: The count at ``loaded_size``, if already made (else counted here).
+        results_dir: Where the record goes: its per-image confusion matrices are written there
+            and its bootstrap intervals added (:func:`bench.record_sections.metrics_section`).
 
     Returns:
         The record (validated by :meth:`RunRecord.from_dict` when written).
     """
     arch = prepared.weights.name.split(".", 1)[0]
     now = utc_now()
+    run_id = new_run_id(suite, arch, dataset, now)
     report = complexity or count_complexity(prepared.model.cpu(), (1, 3, *loaded_size))
     scored = prepared.resolution(loaded_size)
     proto = prepared.scoring.protocol
@@ -257,7 +261,7 @@ def loaded_record(
     )
     return RunRecord(
         schema_version=SCHEMA_VERSION,
-        run_id=new_run_id(suite, arch, dataset, now),
+        run_id=run_id,
         created=created_stamp(now),
         kind="loaded",
         suite=suite,
@@ -268,7 +272,7 @@ def loaded_record(
         arch_info=arch_section(architectures.get_info(arch)),
         dataset_info=dataset_section(data_info),
         protocol=protocol,
-        metrics=metrics_section(result),
+        metrics=metrics_section(result, results_dir, run_id),
         complexity=Complexity.from_dict(report.to_dict()),
         speed=speed,
         weights=prepared.weights,
@@ -411,6 +415,7 @@ def run_published(
                     command=command,
                     speed=timed,
                     complexity=report,
+                    results_dir=results_dir,
                 )
                 outcomes.append((label, None))
             except (BenchError, ArchitectureError) as exc:

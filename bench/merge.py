@@ -155,16 +155,17 @@ def merge_results(sources: list[Path], into: Path) -> MergeReport:
 
 
 def _sample_paths(found: _Found) -> list[str]:
-    """The sample files a record references, checked to stay inside its results folder."""
-    samples = found.record.samples
+    """The files a record references (samples, per-image matrices), inside its results folder."""
+    samples, metrics = found.record.samples, found.record.metrics
+    named = [(f"samples.{key}", getattr(samples, key, None)) for key in ("file", "inputs_file")]
+    named.append(("metrics.per_image_file", getattr(metrics, "per_image_file", None)))
     paths = []
-    for key in ("file", "inputs_file"):
-        rel = getattr(samples, key) if samples is not None else None
+    for name, rel in named:
         if not rel:
             continue
         if Path(rel).is_absolute() or ".." in Path(rel).parts:  # never write outside `into`
             raise RecordError(
-                f"{found.path}: samples.{key} {rel!r} is not a relative path inside the results "
+                f"{found.path}: {name} {rel!r} is not a relative path inside the results "
                 f"folder; refusing to merge it."
             )
         paths.append(rel)

@@ -129,6 +129,35 @@ class ConfusionMatrix:
 
         self._commit(self._histogram(pred.reshape(-1), target.reshape(-1), lo, rows), lo)
 
+    @torch.no_grad()
+    def update_per_image(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """:meth:`update` with a batch, returning each image's own ``(N, K, K)`` matrix.
+
+        The batch's images go through :meth:`update` one at a time (the same checks and
+        counts), so the returned matrices sum to what the batch added.
+
+        Raises:
+            ConfigError: See :meth:`update`; nothing is added then (not even the images before
+                the bad one).
+            TypeError: See :meth:`update`.
+        """
+        if pred.shape != target.shape or pred.dim() < 1:
+            self.update(pred, target)  # raises the shape error
+        start = self.matrix.clone()
+        per_image = []
+        try:
+            for p, t in zip(pred, target, strict=True):
+                before = self.matrix.clone()
+                self.update(p, t)
+                per_image.append(self.matrix - before)
+        except BaseException:
+            self.matrix.copy_(start)
+            raise
+        k = self.num_classes
+        if not per_image:
+            return torch.zeros(0, k, k, dtype=torch.int64, device=self.matrix.device)
+        return torch.stack(per_image)
+
     def _commit(self, hist: torch.Tensor, lo: int) -> None:
         """Adds the class rows of a ``(rows, k)`` histogram of the label values ``lo..``.
 

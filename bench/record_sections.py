@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import traceback
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 import architectures
+from bench import bootstrap
 from bench import speed as sp
 from bench.data import DatasetInfo
 from bench.evaluate import EvalResult
 from bench.records import ArchSection, DatasetSection, ErrorInfo, Metrics, Speed
+from bench.records.store import SAMPLES_DIR
 
 # measure_relative_latency: at least 6 rounds (an even number: each order equally often) and
 # 2 s, so a fast model gets many rounds and a slow one (whose calls already average over many
@@ -37,6 +40,10 @@ def speed_section(
     matmul_gflops_per_s: float | None,
 ) -> Speed:
     """The record's ``speed``: :func:`bench.speed.measure_speed`, plus the normalised latency.
+
+    With ``config.variants``, each variant is timed last (:func:`bench.speed.measure_variants`,
+    its throughput at the main sweep's best batch size), so the main figures are measured as
+    without them.
 
     Args:
         model: The model to time.
@@ -67,7 +74,13 @@ def speed_section(
         rounds=NORMALISED_ROUNDS,
         min_time_s=NORMALISED_MIN_TIME_S,
     )
-    return Speed.from_dict({**measured.to_dict(), "normalised": normalised.to_dict()})
+    section = {**measured.to_dict(), "normalised": normalised.to_dict()}
+    if config.variants:
+        variants = sp.measure_variants(
+            model, shape, config, device=device, batch_size=measured.throughput.best_batch_size
+        )
+        section["variants"] = [v.to_dict() for v in variants]
+    return Speed.from_dict(section)
 
 
 def arch_section(info: architectures.ArchInfo) -> ArchSection:
@@ -91,9 +104,42 @@ def dataset_section(info: DatasetInfo) -> DatasetSection:
     )
 
 
-def metrics_section(ev: EvalResult) -> Metrics:
-    """The record's ``metrics``, with the confusion matrix they come from."""
-    return Metrics.from_dict({**ev.metrics.to_dict(), "confusion_matrix": ev.matrix.tolist()})
+def metrics_section(
+    ev: EvalResult,
+    results_dir: Path | None = None,
+    run_id: str | None = None,
+) -> Metrics:
+    """The record's ``metrics``, with the confusion matrix they come from.
+
+    With ``results_dir`` and ``run_id`` (and the per-image matrices, which rank 0 of a torchrun
+    job holds), the per-image confusion matrices are written to
+    ``samples/<run_id>.confusion.npz`` and the 95% bootstrap intervals (seeded, 1,000
+    resamples of the evaluation images) are added, with the file's name and sha256.
+
+    Args:
+        ev: The evaluation.
+        results_dir: The results folder, or None for no intervals (nothing written).
+        run_id: The record's run id (names the file).
+    """
+    section = {**ev.metrics.to_dict(), "confusion_matrix": ev.matrix.tolist()}
+    per_image = ev.per_image
+    if results_dir is not None and run_id is not None and per_image is not None and len(per_image):
+        rel = f"{SAMPLES_DIR}/{run_id}{bootstrap.PER_IMAGE_SUFFIX}"
+        sha = bootstrap.save_per_image(Path(results_dir) / rel, per_image)
+        seed = 0
+        intervals = bootstrap.bootstrap_intervals(per_image, seed=seed, no_class=ev.no_class)
+        section.update(
+            {
+                f"{name}_ci95": list(lo_hi)
+                for name, lo_hi in intervals.items()
+                if np.isfinite(lo_hi).all()  # NaN: no resample had a scored pixel
+            },
+            bootstrap_resamples=bootstrap.RESAMPLES,
+            bootstrap_seed=seed,
+            per_image_file=rel,
+            per_image_sha256=sha,
+        )
+    return Metrics.from_dict(section)
 
 
 def error_section(exc: BaseException, stage: str) -> ErrorInfo:

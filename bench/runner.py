@@ -252,6 +252,7 @@ class Sweep:
             protocol=self._protocol(),
             env=environment(self.device, s.seed, self.matmul_gflops),
             command=self.command,
+            seed_group=s.seed_group,  # the same for every seed of one setting: pooled by reports
         )
 
     def _write_inputs(self) -> str | None:
@@ -321,7 +322,7 @@ class Sweep:
                 desc=f"eval {arch}",
                 ranks=self.ranks,
             )
-            record = record.replace(metrics=metrics_section(ev))
+            record = record.replace(metrics=metrics_section(ev, self.results_dir, record.run_id))
             if scalars is not None:
                 last = record.train.steps if record.train else 0  # a recipe's, epochs' count
                 scalars.add_scalar(MIOU_TAG, ev.metrics.miou, last)
@@ -491,7 +492,7 @@ class Sweep:
             batch_size=self.suite.eval.batch_size,
             progress=False,
         )
-        return record.replace(metrics=metrics_section(ev))
+        return record.replace(metrics=metrics_section(ev, self.results_dir, record.run_id))
 
     # -- the sweep ----------------------------------------------------------------------------
     def run(
@@ -557,7 +558,7 @@ class Sweep:
         folder = self.results_dir / SAMPLES_DIR
         removed = []
         for path in sorted(folder.glob(f"{s.name}__{arch}__{s.dataset}__*.npz")):
-            if not (self.results_dir / RECORDS_DIR / f"{path.stem}.json").exists():
+            if not (self.results_dir / RECORDS_DIR / f"{path.name.split('.')[0]}.json").exists():
                 path.unlink(missing_ok=True)
                 removed.append(str(path))
         return removed

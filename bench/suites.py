@@ -275,6 +275,15 @@ class SuiteConfig:
             f"{self.speed.dtype}-seed{self.seed}{semi}-{self.fingerprint}"
         )
 
+    @property
+    def seed_group(self) -> str:
+        """6 hex digits naming this setting whatever its seed: :attr:`fingerprint` at seed 0.
+
+        Runs of one suite that differ only by ``seed`` (``run --seeds 0,1,2``) share it; the
+        leaderboard pools their mIoU over seeds by it.
+        """
+        return dataclasses.replace(self, seed=0).fingerprint
+
     def variants(self) -> list[SuiteConfig]:
         """The concrete suites this one runs: one per seed and ``semisup`` combination.
 
@@ -312,6 +321,7 @@ class SuiteConfig:
         existed; a suite with recipes has an id of its own, and changing a recipe changes it.
         The ``bs`` of :attr:`setting` stays the suite's ``train.batch_size`` even where a
         recipe sets another (the record's ``train.batch_size`` says what ran).
+        ``speed.variants`` never enters it (timed last, it changes no other figure).
         """
         import hashlib
         import json
@@ -320,6 +330,9 @@ class SuiteConfig:
         for key in ("name", "description", "archs", "exclude", "weights", "source"):
             data.pop(key)
         data.pop("seeds")  # each variant hashes its own seed
+        # speed.variants adds figures of its own and changes none of the others (it is timed
+        # last): never in the id, so a suite that adds variants keeps its results and baseline.
+        data["speed"].pop("variants")
         if self.semisup is None:
             data.pop("semisup")  # added later: suites without it keep their ids
         data.pop("backbone_weights")  # added later: by content, and only when set

@@ -85,6 +85,12 @@ FIXTURE_CLASSES = ("background", "disc", "square")
 # --------------------------------------------------------------------------- run records
 
 
+def run_metrics(record: dict[str, Any]) -> dict[str, Any]:
+    """A record's ``metrics`` less the per-image file's name (it holds the run id): what two runs
+    of one setting must agree on (the file's sha256 included: its bytes are deterministic)."""
+    return {k: v for k, v in record["metrics"].items() if k != "per_image_file"}
+
+
 def read_record_files(results_dir: Path) -> list[dict[str, Any]]:
     """Every ``records/*.json`` of ``results_dir`` as parsed JSON, sorted by ``run_id``."""
     files = sorted((Path(results_dir) / "records").glob("*.json"))

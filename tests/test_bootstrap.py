@@ -1,5 +1,5 @@
 """Tests for bench.bootstrap: vectorised percentile bootstrap over per-image confusion matrices,
-paired differences and tie ranks (issue 15, item 2: the statistics, not yet wired to records)."""
+paired differences and tie ranks (issue 15, item 2)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,16 @@ import pytest
 from bench.bootstrap import (
     batch_metrics,
     bootstrap_intervals,
+    differs,
     draw_counts,
     interval,
+    load_per_image,
     paired_difference,
     resampled_matrices,
+    save_per_image,
     tie_ranks,
 )
-from bench.errors import ConfigError
+from bench.errors import ConfigError, RecordError
 from bench.metrics import compute_metrics
 
 
@@ -92,3 +95,36 @@ def test_tie_ranks_share_a_rank_where_no_difference_is_shown():
 def test_interval_ignores_undefined_resamples():
     assert interval(np.array([np.nan, 1.0, 1.0])) == (1.0, 1.0)
     assert np.isnan(interval(np.array([np.nan]))[0])
+
+
+def test_batch_metrics_with_a_no_class_column_match_compute_metrics():
+    rng = np.random.default_rng(4)
+    mats = rng.integers(0, 20, size=(5, 4, 4))
+    mats[:, 3, :] = 0  # no ground-truth pixel is "no class"
+    got = batch_metrics(mats, no_class=True)
+    for i, m in enumerate(mats):
+        ref = compute_metrics(m, no_class=True)
+        assert got["miou"][i] == pytest.approx(ref.miou)
+        assert got["pixel_acc"][i] == pytest.approx(ref.pixel_acc)
+        assert got["mean_acc"][i] == pytest.approx(ref.mean_acc)
+
+
+def test_per_image_files_round_trip_and_check_their_hash(tmp_path):
+    mats = np.arange(2 * 3 * 3).reshape(2, 3, 3)
+    sha = save_per_image(tmp_path / "m.confusion.npz", mats)
+    assert (load_per_image(tmp_path / "m.confusion.npz", sha) == mats).all()
+    with pytest.raises(RecordError, match="expected sha256 0+"):
+        load_per_image(tmp_path / "m.confusion.npz", "0" * 64)
+    with pytest.raises(RecordError, match="not found"):
+        load_per_image(tmp_path / "other.npz")
+
+
+def test_differs_tells_apart_only_rows_whose_paired_interval_excludes_zero():
+    base = np.linspace(0.4, 0.6, 200)
+    values = np.stack([base, base + 0.01, base + np.where(np.arange(200) % 2, 0.02, -0.02)])
+    apart = differs(values)
+    # Row 1 is always 0.01 above row 0: told apart. Row 2 is 0.02 above or below row 0 (half
+    # the resamples each): not; and row 1 - row 2 is -0.01 or +0.03: not either.
+    assert apart.tolist() == [[False, True, False], [True, False, False], [False, False, False]]
+    nan_row = np.vstack([values[:1], np.full((1, 200), np.nan)])
+    assert differs(nan_row).tolist() == [[False, True], [True, False]]  # no data: apart

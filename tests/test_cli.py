@@ -19,6 +19,7 @@ import torch
 import architectures
 from bench import cli
 from bench import speed as speed_module
+from bench.bootstrap import bootstrap_intervals, load_per_image
 from bench.checkpoint import load_into
 from bench.cli import main
 from bench.complexity import count_complexity
@@ -195,11 +196,14 @@ def test_leaderboard_rerender_is_byte_identical(tiny_run):
     names = ("LEADERBOARD.md", "leaderboard.csv")
     from_run = [(results / n).read_bytes() for n in names]
     plots_before = sorted(p.name for p in (results / "plots").iterdir())
+    site_before = {p: p.read_bytes() for p in (results / "site").rglob("*") if p.is_file()}
     code, out, _ = run_cli(["leaderboard", "--results-dir", results])
     assert code == 0
     printed = out.splitlines()
     assert printed[:2] == [str(results / n) for n in names]
-    assert sorted(printed[2:]) == [str(results / "plots" / p) for p in plots_before]
+    figures = [str(results / "plots" / p) for p in plots_before]
+    assert sorted(p for p in printed[2:] if "/site/" not in p) == figures
+    assert {p: p.read_bytes() for p in (results / "site").rglob("*") if p.is_file()} == site_before
     assert [(results / n).read_bytes() for n in names] == from_run
     assert sorted(p.name for p in (results / "plots").iterdir()) == plots_before
 
@@ -500,9 +504,17 @@ def test_checkpoint_reproduces_the_records_metrics(tiny_run, arch):
         batch_size=suite.eval.batch_size,
         progress=False,
     )
-    assert {**result.metrics.to_dict(), "confusion_matrix": result.matrix.tolist()} == record[
-        "metrics"
-    ]
+    metrics = dict(record["metrics"])
+    saved = load_per_image(
+        tiny_run["results"] / metrics.pop("per_image_file"), metrics.pop("per_image_sha256")
+    )
+    assert (saved == result.per_image).all()  # the per-image matrices too
+    assert (result.per_image.sum(axis=0) == result.matrix).all()
+    intervals = bootstrap_intervals(result.per_image, metrics.pop("bootstrap_resamples"))
+    for name, (lo, hi) in intervals.items():
+        assert metrics.pop(f"{name}_ci95") == [lo, hi]
+    assert metrics.pop("bootstrap_seed") == 0
+    assert {**result.metrics.to_dict(), "confusion_matrix": result.matrix.tolist()} == metrics
 
 
 def test_eval_checkpoint_is_repeatable_and_differs_from_a_fresh_model(tiny_run, tmp_path):
@@ -601,9 +613,8 @@ def test_eval_with_suite_reproduces_the_run_record_of_a_checkpoint(tiny_run, tmp
     record = next(r for r in read_record_files(tiny_run["results"]) if r["arch"] == DEEPLAB)
     scored = json.loads(out.read_text())
     assert scored["num_images"] == record["protocol"]["num_images"]
-    assert {**scored["metrics"], "confusion_matrix": scored["confusion_matrix"]} == record[
-        "metrics"
-    ]
+    kept = {k: v for k, v in record["metrics"].items() if not k.startswith(("per_image", "boot"))}
+    assert {**scored["metrics"], "confusion_matrix": scored["confusion_matrix"]} == kept
 
 
 def test_eval_without_dataset_or_suite_exits_2():

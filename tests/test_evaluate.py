@@ -85,6 +85,31 @@ def test_constant_background_baseline_hand_computed_metrics():
     assert result.sample_preds is None
 
 
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_per_image_matrices_are_each_images_own_and_sum_to_the_split(batch_size):
+    result = evaluate(
+        None, dataset(), LABELS, constant_class=0, batch_size=batch_size, progress=False
+    )
+    # Image 1: truth 0, 1, 1 (and one ignored pixel), all predicted 0. Image 2: truth 2, 0, 0, 0.
+    assert result.per_image.tolist() == [
+        [[1, 0, 0], [2, 0, 0], [0, 0, 0]],
+        [[3, 0, 0], [0, 0, 0], [1, 0, 0]],
+    ]
+    assert (result.per_image.sum(axis=0) == result.matrix).all()
+    assert not result.no_class
+
+
+def test_a_bad_label_in_a_batch_adds_nothing_to_the_matrix():
+    from bench.metrics import ConfusionMatrix
+
+    cm = ConfusionMatrix(3)
+    bad = MASKS.clone()
+    bad[1, 0, 0] = 7  # the second image holds an invalid label
+    with pytest.raises(ConfigError):
+        cm.update_per_image(torch.zeros_like(MASKS), bad)
+    assert cm.matrix.sum() == 0  # not even the first image's counts
+
+
 def test_constant_class_two_scores_that_class():
     result = evaluate(
         None,

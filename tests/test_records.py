@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from datetime import datetime, timedelta, timezone
@@ -34,8 +35,13 @@ COMMITTED = sorted((ROOT / "results" / "records").glob("*.json"))
 def test_to_dict_writes_every_field_and_reads_back_equal():
     rec = minimal_record(metrics={"miou": 0.25, "pixel_acc": 0.5})
     data = rec.to_dict()
-    # Every field but the omit_none ones that are None (semisup: the semi-supervised track).
-    assert set(data) == {f for f in RunRecord.__dataclass_fields__} - {"semisup"}
+    # Every field but the omit_none ones that are None (semisup: the semi-supervised track;
+    # seed_group: runs pooled over seeds).
+    assert set(data) == {f for f in RunRecord.__dataclass_fields__} - {"semisup", "seed_group"}
+    assert set(data["metrics"]) == {f.name for f in dataclasses.fields(Metrics)} - {
+        "miou_ci95", "pixel_acc_ci95", "mean_acc_ci95", "bootstrap_resamples", "bootstrap_seed",
+        "per_image_file", "per_image_sha256",
+    }  # fmt: skip
     assert data["metrics"]["miou"] == 0.25 and data["metrics"]["mean_acc"] is None
     assert data["complexity"] is None and data["amendments"] == []
     assert RunRecord.from_dict(data) == rec

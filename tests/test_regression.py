@@ -32,6 +32,7 @@ from tests.factories import (
     minimal_record,
     read_record_files,
     run_cli,
+    run_metrics,
 )
 
 SETTING = "32x32-steps30-fake"
@@ -451,8 +452,8 @@ def test_check_catches_a_broken_skip_connection(
     assert by_key[("fault_conv_a", "mIoU (%)")][4:] == ("+0.000 pp", "ok")
     assert by_key[("background", "mIoU (%)")][4:] == ("+0.000 pp", "ok")
     assert "check regress_suite" in err and "1 regression" in err and "-> FAIL" in err, out
-    first = {r["arch"]: r["metrics"] for r in read_record_files(good)}
-    second = {r["arch"]: r["metrics"] for r in read_record_files(broken)}
+    first = {r["arch"]: run_metrics(r) for r in read_record_files(good)}
+    second = {r["arch"]: run_metrics(r) for r in read_record_files(broken)}
     assert first["fault_conv_a"] == second["fault_conv_a"]  # bit-identical, run to run
 
 

@@ -30,12 +30,18 @@ def test_write_report_writes_markdown_csv_and_plots(tmp_path: Path) -> None:
     records = two_records()
     paths = write_report(tmp_path, records)
     assert paths[:2] == [tmp_path / "LEADERBOARD.md", tmp_path / "leaderboard.csv"]
-    assert (tmp_path / "LEADERBOARD.md").read_text(encoding="utf-8") == render_markdown(records)
-    assert (tmp_path / "leaderboard.csv").read_text(encoding="utf-8") == leaderboard_csv(records)
+    md = render_markdown(records, tmp_path)
+    assert (tmp_path / "LEADERBOARD.md").read_text(encoding="utf-8") == md
+    csv = leaderboard_csv(records, tmp_path)
+    assert (tmp_path / "leaderboard.csv").read_text(encoding="utf-8") == csv
     assert [p.relative_to(tmp_path).as_posix() for p in paths[2:]] == [
         f"plots/{PREFIX}__miou_vs_latency_cpu-fp32.png",
         f"plots/{PREFIX}__miou_vs_gflops_64x64.png",
         f"plots/{PREFIX}__per_class_iou.png",
+        "site/index.html",
+        "site/plotly.min.js",
+        "site/site.css",
+        "site/site.js",
     ]
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(
         p.name for p in paths

@@ -17,6 +17,7 @@ from torch import nn
 
 import architectures
 from architectures import _registry
+from bench.bootstrap import bootstrap_intervals, load_per_image
 from bench.complexity import count_complexity
 from bench.data import build_dataset
 from bench.models import build_model
@@ -57,6 +58,7 @@ SCHEMA_KEYS = {
     "env",
     "command",
     "samples",
+    "seed_group",
 }
 TEST_ENTRY = {"year": 2026, "input_divisor": 1}  # of the temporary entries
 SPEED_ITERS = (2, 3)  # min_iters and max_iters of the tiny suite's speed section
@@ -153,6 +155,13 @@ def test_ok_record_is_complete(sweep, arch):
     present = union > 0
     assert r["metrics"]["miou"] == pytest.approx((np.diag(m)[present] / union[present]).mean())
     assert r["weights"] is None and r["kind"] == "model"
+    # The per-image matrices, named with their hash, sum to it; the intervals come from them.
+    metrics = r["metrics"]
+    per_image = load_per_image(results_dir / metrics["per_image_file"], metrics["per_image_sha256"])
+    assert per_image.shape == (16, *m.shape) and (per_image.sum(axis=0) == m).all()
+    intervals = bootstrap_intervals(per_image, metrics["bootstrap_resamples"])
+    assert metrics["miou_ci95"] == list(intervals["miou"]) and metrics["bootstrap_seed"] == 0
+    assert r["seed_group"] == load_suite(str(TINY_SUITE)).seed_group
 
 
 @pytest.mark.parametrize("arch", REAL_ARCHS)

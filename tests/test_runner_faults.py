@@ -35,6 +35,7 @@ from tests.factories import (
     fault_sweep_argv,
     read_record_files,
     run_cli,
+    run_metrics,
     subprocess_env,
 )
 
@@ -247,7 +248,7 @@ def test_timeout_per_arch_survives_a_crash_and_matches_in_process_numbers(tmp_pa
 
     Sweep(suite, results_dir=tmp_path / "inproc", **quiet).run(["fault_conv_a"])
     inproc = next(r for r in read_record_files(tmp_path / "inproc") if r["arch"] == "fault_conv_a")
-    assert by_arch["fault_conv_a"]["metrics"] == inproc["metrics"]
+    assert run_metrics(by_arch["fault_conv_a"]) == run_metrics(inproc)
     assert by_arch["fault_conv_a"]["train"]["loss_curve"] == inproc["train"]["loss_curve"]
     assert by_arch["fault_conv_a"]["complexity"] == inproc["complexity"]
 

@@ -31,7 +31,9 @@ def test_defaults_and_field_order_are_the_suite_format() -> None:
         ("max_batch", 16),
         ("dtype", "fp32"),
         ("channels_last", False),
+        ("variants", dataclasses.MISSING),  # default_factory=list; never in the setting id
     ]
+    assert SpeedConfig().variants == []
     hints = typing.get_type_hints(SpeedConfig)
     assert typing.get_args(hints["dtype"]) == ("fp32", "fp16", "bf16") == DTYPE_NAMES
 

@@ -15,7 +15,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from bench.cli.evaluation import cmd_eval
-from bench.cli.folders import check_writable, write_leaderboard
+from bench.cli.folders import check_writable, write_leaderboard, written_summary
 
 if TYPE_CHECKING:
     from bench.distributed_sweep import TorchrunJob
@@ -265,7 +265,7 @@ def _run_suite(
         )
     elif render and (job is None or job.ranks.is_main):
         written = write_leaderboard(args.results_dir, load_records(args.results_dir))
-        print(f"leaderboard: {', '.join(str(p) for p in written[:2])} (+{len(written) - 2} plots)")
+        print(f"leaderboard: {written_summary(written)}")
     if summary.failed:
         print(f"\n{len(summary.failed)} of {len(archs)} architectures FAILED:", file=sys.stderr)
         for arch, msg in summary.failed:
@@ -648,7 +648,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr if line.startswith("CONFLICT") else sys.stdout)
     if not args.no_leaderboard:
         written = write_leaderboard(args.into, load_records(args.into), "--into")
-        print(f"leaderboard: {', '.join(str(p) for p in written[:2])} (+{len(written) - 2} plots)")
+        print(f"leaderboard: {written_summary(written)}")
     return 1 if report.conflicts else 0
 
 

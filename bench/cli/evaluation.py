@@ -190,6 +190,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
             model, dataset, info, device=device, batch_size=args.batch_size, progress=not args.quiet
         )
     metrics = result.metrics.to_dict()
+    if result.per_image is not None and len(result.per_image):  # 95% bootstrap over the images
+        from bench.bootstrap import bootstrap_intervals
+
+        for name, lo_hi in bootstrap_intervals(result.per_image, no_class=result.no_class).items():
+            metrics[f"{name}_ci95"] = list(lo_hi)
     sample = dataset[0][1] if len(dataset) else None
     loaded_size = None if sample is None else tuple(sample.shape[-2:])
     scored_size = loaded_size
@@ -226,8 +231,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     }
     print(_protocol_line(out))
     for key in ("miou", "pixel_acc", "mean_acc", "fwiou", "mean_dice"):
-        v = metrics[key]
-        print(f"{key:>10}: {'n/a' if v is None else f'{100 * v:.2f} %'}")
+        v, ci = metrics[key], metrics.get(f"{key}_ci95")
+        ci_text = f" [{100 * ci[0]:.2f}, {100 * ci[1]:.2f}] (95% bootstrap)" if ci else ""
+        print(f"{key:>10}: {'n/a' if v is None else f'{100 * v:.2f} %'}{ci_text}")
     if weights is not None:
         for m in weights.published:
             print(f"{'published':>10}: {m.metric} {m.value:g} % ({m.split}; {m.source})")
@@ -265,6 +271,7 @@ def _write_loaded_record(
         device=str(device),
         suite=args.record_suite,
         command=command_line(args.argv),
+        results_dir=Path(args.results_dir),
     )
     path = write_record(args.results_dir, record)
     print(f"wrote {path}")

@@ -34,3 +34,11 @@ def write_leaderboard(results_dir: Path, records: list, option: str = "--results
         return write_report(results_dir, records)
     except ConfigError as exc:
         raise ConfigError(f"{option} {results_dir}: {exc}") from None
+
+
+def written_summary(written: list[Path]) -> str:
+    """``LEADERBOARD.md, leaderboard.csv (+3 plots, site/index.html)``: what was written."""
+    site = [p for p in written[2:] if p.parent.name == "site" and p.name == "index.html"]
+    plots = [p for p in written[2:] if p.parent.name == "plots"]
+    extras = f"+{len(plots)} plots" + (f", {site[0]}" if site else "")
+    return f"{', '.join(str(p) for p in written[:2])} ({extras})"

@@ -28,7 +28,9 @@ complexity      params (the network as evaluated and timed), params_with_aux (ev
                 operators, the cross-check, mode
 speed           device, dtype, latency_ms {p50, ...}, throughput, peak memory, efficiency,
                 threads, page faults, and normalised: latency relative to a reference network
-                timed interleaved in the same process (what ``check`` compares)
+                timed interleaved in the same process (what ``check`` compares); variants
+                (where the suite lists them; left out otherwise): the same model timed as
+                eager, channels_last, compile, fp16 or bf16, each with its status
 train           steps, seconds, final_loss, loss_curve, batch_size, optimizer, lr, ...; amp
                 (the training mixed precision), resumed_from_step (the saved step a
                 killed run continued from), val_steps, val_miou, best_step and best_val_miou
@@ -196,7 +198,14 @@ class ErrorInfo(_Section):
 
 @dataclass(frozen=True)
 class Metrics(_Section):
-    """``metrics``: accuracy from one confusion matrix over the evaluation split."""
+    """``metrics``: accuracy from one confusion matrix over the evaluation split.
+
+    The bootstrap fields (issue 15) came later and are left out of the JSON while None
+    (``omit_none``), so older records round-trip unchanged: ``*_ci95`` are 95% percentile
+    bootstrap intervals over the evaluation images (``bootstrap_resamples`` resamples, seed
+    ``bootstrap_seed``), resampled from the per-image confusion matrices in ``per_image_file``
+    (inside the results folder; ``per_image_sha256`` is its hash).
+    """
 
     key: ClassVar[str] = "metrics"
 
@@ -209,6 +218,13 @@ class Metrics(_Section):
     per_class_acc: dict[str, float | None] | None = _meta(**_FRACTION)
     per_class_dice: dict[str, float | None] | None = _meta(**_FRACTION)
     confusion_matrix: tuple[tuple[int, ...], ...] | None = _meta(**_COUNT)
+    miou_ci95: tuple[float, float] | None = _meta(**_FRACTION, omit_none=True)
+    pixel_acc_ci95: tuple[float, float] | None = _meta(**_FRACTION, omit_none=True)
+    mean_acc_ci95: tuple[float, float] | None = _meta(**_FRACTION, omit_none=True)
+    bootstrap_resamples: int | None = _meta(**_POSITIVE, omit_none=True)
+    bootstrap_seed: int | None = _meta(**_COUNT, omit_none=True)
+    per_image_file: str | None = _meta(nonempty=True, omit_none=True)
+    per_image_sha256: str | None = _meta(nonempty=True, omit_none=True)
 
 
 @dataclass(frozen=True)
@@ -297,11 +313,43 @@ class Normalised(_Section):
 
 
 _WITH_SPEED = "Required whenever the speed section is present."
+SpeedVariantName = Literal["eager", "channels_last", "compile", "fp16", "bf16"]
+
+
+@dataclass(frozen=True)
+class SpeedVariant(_Section):
+    """``speed.variants[]``: the model timed again under one deployment setting.
+
+    The suite's speed setting with one change (``bench.speed.variants``): ``eager`` (none),
+    ``channels_last``, ``compile`` (``torch.compile``) or ``fp16``/``bf16`` autocast. A failed
+    variant has status ``error``, the exception's type and first line in ``error`` and no
+    figures. ``speedup`` is the ``eager`` variant's p50 over this one's (same process).
+    """
+
+    key: ClassVar[str] = "speed.variants[]"
+
+    name: SpeedVariantName = field(metadata={"required_hint": "Every variant is named."})
+    status: Status = "ok"
+    error: str | None = None
+    dtype: DType | None = None
+    channels_last: bool | None = None
+    compiled: bool | None = None
+    latency_ms: LatencyMs | None = None
+    throughput_ips: float | None = _meta(**_NONNEG)
+    throughput_batch_size: int | None = _meta(**_POSITIVE)
+    compile_s: float | None = _meta(**_NONNEG)
+    speedup: float | None = _meta(**_NONNEG)
 
 
 @dataclass(frozen=True)
 class Speed(_Section):
-    """``speed``: inference speed on one device and dtype."""
+    """``speed``: inference speed on one device and dtype.
+
+    ``variants`` (``speed.variants`` of the suite; left out of the JSON when the suite lists
+    none, so older records round-trip unchanged) holds the same model timed under other
+    deployment settings; the other fields are the main measurement, which regression checks
+    compare.
+    """
 
     key: ClassVar[str] = "speed"
 
@@ -326,6 +374,16 @@ class Speed(_Section):
     minor_faults: int | None = _meta(**_COUNT)
     cudnn_benchmark: bool | None = None
     normalised: Normalised | None = None
+    variants: tuple[SpeedVariant, ...] | None = _meta(omit_none=True)
+
+    def best_variant(self) -> SpeedVariant | None:
+        """The ok variant with the lowest latency p50 (the first of equals); None if none."""
+        timed = [
+            v
+            for v in self.variants or ()
+            if v.status == "ok" and v.latency_ms is not None and v.latency_ms.p50 is not None
+        ]
+        return min(timed, key=lambda v: v.latency_ms.p50, default=None)  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True)
@@ -515,6 +573,10 @@ class RunRecord:
     samples: Samples | None = None
     amendments: tuple[Amendment, ...] = ()
     semisup: SemiSupInfo | None = field(default=None, metadata={"omit_none": True})
+    # Added later (left out while None, so older records round-trip): the setting's hash with
+    # the seed left out (SuiteConfig.seed_group). Records of one suite, dataset and seed_group
+    # differ only by their seed: the leaderboard pools them (mean and std over seeds).
+    seed_group: str | None = field(default=None, metadata={"omit_none": True, "nonempty": True})
 
     # -- reading and writing ------------------------------------------------------------------
     @classmethod

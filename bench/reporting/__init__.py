@@ -14,6 +14,8 @@ Modules (data flows one way; the renderers build on the frame and not on each ot
   :mod:`bench.reporting.qualitative`: the sample-prediction grid.
 * :mod:`bench.reporting.papers`: ``PAPERS.md`` from ``papers.json`` (written by
   :mod:`bench.papers`, which measures).
+* :mod:`bench.reporting.site`: the static web leaderboard ``site/`` (sortable tables,
+  interactive figures, samples, per-record detail; offline, from the CSV's rows).
 * :func:`write_report`: the one entry that writes the leaderboard files and figures.
 """
 
@@ -30,12 +32,13 @@ from bench.reporting.frame import leaderboard_csv
 from bench.reporting.markdown import render_markdown
 from bench.reporting.plots import write_plots
 from bench.reporting.semisup import write_semisup_plots
+from bench.reporting.site import write_site
 
 __all__ = ["write_report"]
 
 
 def write_report(results_dir: Path | str, records: Sequence[RunRecord]) -> list[Path]:
-    """Writes ``LEADERBOARD.md``, ``leaderboard.csv`` and the figures under ``plots/``.
+    """Writes ``LEADERBOARD.md``, ``leaderboard.csv``, the figures under ``plots/`` and ``site/``.
 
     Every file is written atomically: a render killed half-way leaves each file old or new,
     never truncated. Files under ``plots/`` of other names are left alone.
@@ -46,7 +49,8 @@ def write_report(results_dir: Path | str, records: Sequence[RunRecord]) -> list[
 
     Returns:
         The written paths: the Markdown file, the CSV file, then the PNGs in the order
-        :func:`bench.reporting.plots.write_plots` returns them.
+        :func:`bench.reporting.plots.write_plots` returns them, then the site's files
+        (:func:`bench.reporting.site.write_site`).
 
     Raises:
         ConfigError: ``records`` is empty, or a file cannot be written (read-only folder, a
@@ -58,8 +62,8 @@ def write_report(results_dir: Path | str, records: Sequence[RunRecord]) -> list[
         raise ConfigError(
             f"no run records to render into {results_dir}; run `python run_bench.py run` first."
         )
-    markdown = render_markdown(records)  # rendered before anything is written
-    csv_text = leaderboard_csv(records)
+    markdown = render_markdown(records, results_dir)  # rendered before anything is written
+    csv_text = leaderboard_csv(records, results_dir)
     md_path = results_dir / "LEADERBOARD.md"
     csv_path = results_dir / "leaderboard.csv"
     for path, text in ((md_path, markdown), (csv_path, csv_text)):
@@ -67,4 +71,6 @@ def write_report(results_dir: Path | str, records: Sequence[RunRecord]) -> list[
             write_text_atomic(path, text)
     supervised = [r for r in records if r.semisup is None]
     plots = write_plots(supervised, results_dir) if supervised else []
-    return [md_path, csv_path, *plots, *write_semisup_plots(records, results_dir / "plots")]
+    semisup_plots = write_semisup_plots(records, results_dir / "plots")
+    site = write_site(results_dir, records, csv_text)
+    return [md_path, csv_path, *plots, *semisup_plots, *site]

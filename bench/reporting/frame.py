@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,12 +39,25 @@ import pandas as pd
 
 from bench.errors import ConfigError
 from bench.records import RunRecord
+from bench.reporting.tables import GROUP, rank_column, rank_order
+
+__all__ = [  # rank_order and GROUP live in bench.reporting.tables; imported from here too
+    "FRAME_COLUMNS",
+    "GROUP",
+    "known_cpu",
+    "leaderboard_csv",
+    "leaderboard_frame",
+    "per_class_iou_frame",
+    "per_class_rows",
+    "rank_order",
+    "records_to_frame",
+    "report_frame",
+    "select_latest",
+]
+from bench.reporting.ties import per_image_loader
 
 if TYPE_CHECKING:
     from bench.devices import CpuInfo
-
-GROUP = ["suite", "dataset", "setting"]
-"""The columns that make one leaderboard section (one ranking per device under it)."""
 
 # Every column of the frame, in order: (pd.json_normalize column of RunRecord.to_dict() that it
 # copies, or None where it is derived below; its dtype).
@@ -63,7 +77,13 @@ _COLUMNS: dict[str, tuple[str | None, str]] = {
     "error_type": ("error.type", "text"),  # error columns: failed runs only
     "error_stage": ("error.stage", "text"),
     "error_message": ("error.message", "text"),
+    "rank": (None, "text"),  # in its ranking table (leaderboard_frame; "=2": a tie)
     "miou": ("metrics.miou", "float64"),
+    "miou_ci95_lo": (None, "float64"),  # metrics.miou_ci95: 95% bootstrap over the images
+    "miou_ci95_hi": (None, "float64"),
+    "n_seeds": (None, "Int64"),  # ok rows pooled over seeds (records sharing a seed_group)
+    "miou_seed_mean": (None, "float64"),  # their mean and sample standard deviation
+    "miou_seed_std": (None, "float64"),
     "pixel_acc": ("metrics.pixel_acc", "float64"),
     "mean_acc": ("metrics.mean_acc", "float64"),
     "fwiou": ("metrics.fwiou", "float64"),
@@ -86,6 +106,9 @@ _COLUMNS: dict[str, tuple[str | None, str]] = {
     "latency_cv": ("speed.latency_ms.cv", "float64"),
     "throughput_ips": ("speed.throughput_ips", "float64"),
     "throughput_batch": ("speed.throughput_batch_size", "Int64"),
+    "speed_variant": (None, "text"),  # speed.variants: the ok one with the lowest p50
+    "speed_variant_p50_ms": (None, "float64"),  # its latency p50
+    "speed_variant_speedup": (None, "float64"),  # its speed-up over eager
     "peak_mem_mb": ("speed.peak_mem_mb", "float64"),
     "peak_mem_kind": ("speed.peak_mem_kind", "text"),
     "efficiency": ("speed.efficiency", "float64"),
@@ -267,6 +290,18 @@ def _build(records: Sequence[RunRecord]) -> pd.DataFrame:
     frame["unsupported_ops"] = pd.array([u[0] for u in unsupported], dtype="Int64")
     frame["unsupported_heavy_ops"] = [u[1] for u in unsupported]
     frame["published_miou"] = [_published_miou(r) for r in records]
+    intervals = [r.metrics.miou_ci95 if r.metrics is not None else None for r in records]
+    frame["miou_ci95_lo"] = [ci[0] if ci else math.nan for ci in intervals]
+    frame["miou_ci95_hi"] = [ci[1] if ci else math.nan for ci in intervals]
+    frame["rank"] = None  # set by leaderboard_frame, which knows the tables
+    frame["n_seeds"] = None  # set by report_frame, over the selected rows (_seed_stats)
+    frame["miou_seed_mean"] = frame["miou_seed_std"] = math.nan
+    best = [r.speed.best_variant() if r.speed is not None else None for r in records]
+    frame["speed_variant"] = [v.name if v else None for v in best]
+    frame["speed_variant_p50_ms"] = [v.latency_ms.p50 if v else math.nan for v in best]  # type: ignore[union-attr]
+    frame["speed_variant_speedup"] = [
+        v.speedup if v is not None and v.speedup is not None else math.nan for v in best
+    ]
     frame["device"] = device_labels(records)
     frame["device_name"] = _first_present(flat["speed.device_name"], flat["env.device_name"])
     # Both sides numeric first: filling a float column from an all-None (object) one is
@@ -287,6 +322,23 @@ def _build(records: Sequence[RunRecord]) -> pd.DataFrame:
     frame["device_key"] = frame["device"].fillna("")
     frame["dtype_key"] = frame["dtype"].fillna("")
     frame["weights_key"] = frame["weights"].fillna("")
+    frame["seed_group"] = [r.seed_group for r in records]
+    return frame
+
+
+def _seed_stats(frame: pd.DataFrame) -> pd.DataFrame:
+    """Fills ``n_seeds``, ``miou_seed_mean`` and ``miou_seed_std`` of pooled rows.
+
+    Pooled: ok rows of several seeds (records of one suite, dataset, ``seed_group``, arch,
+    weights, device and dtype) among the selected rows; other rows keep them missing.
+    """
+    key = ["suite", "dataset", "seed_group", "arch", "weights_key", "device_key", "dtype_key"]
+    pooled = frame[(frame["status"] == "ok") & frame["seed_group"].notna() & frame["miou"].notna()]
+    for _, rows in pooled.groupby(key, sort=False):
+        if len(rows) > 1:
+            frame.loc[rows.index, "n_seeds"] = len(rows)
+            frame.loc[rows.index, "miou_seed_mean"] = rows["miou"].mean()
+            frame.loc[rows.index, "miou_seed_std"] = rows["miou"].std(ddof=1)
     return frame
 
 
@@ -342,7 +394,7 @@ def report_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
     Raises:
         TypeError: An element of ``records`` is not a :class:`RunRecord`.
     """
-    return _select(_build(records))
+    return _seed_stats(_select(_build(records)))
 
 
 def records_to_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
@@ -389,23 +441,30 @@ def select_latest(records: Sequence[RunRecord]) -> list[RunRecord]:
     return list(report_frame(records)["record"])
 
 
-def leaderboard_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
+def leaderboard_frame(
+    records: Sequence[RunRecord], results_dir: Path | str | None = None
+) -> pd.DataFrame:
     """The de-duplicated leaderboard as a frame: what ``leaderboard.csv`` holds.
 
     Args:
         records: Run records.
+        results_dir: The folder they were read from: the per-image confusion matrices their
+            records name are read there for tie ranks (``rank``); None: plain ranks.
 
     Returns:
         :func:`records_to_frame` of the records kept by :func:`select_latest`, in the order
-        :func:`select_latest` documents, with a fresh ``RangeIndex``.
+        :func:`select_latest` documents, with a fresh ``RangeIndex``, and ``rank`` filled in.
 
     Raises:
         TypeError: An element of ``records`` is not a :class:`RunRecord`.
+        RecordError: A per-image file's hash is not its record's.
     """
-    return report_frame(records)[list(FRAME_COLUMNS)]
+    frame = report_frame(records)
+    frame["rank"] = rank_column(frame, per_image_loader(results_dir))
+    return frame[list(FRAME_COLUMNS)]
 
 
-def leaderboard_csv(records: Sequence[RunRecord]) -> str:
+def leaderboard_csv(records: Sequence[RunRecord], results_dir: Path | str | None = None) -> str:
     r"""Renders the de-duplicated leaderboard as CSV text.
 
     Columns are :data:`FRAME_COLUMNS` in order; rows are ordered as :func:`select_latest`
@@ -414,33 +473,17 @@ def leaderboard_csv(records: Sequence[RunRecord]) -> str:
 
     Args:
         records: Run records.
+        results_dir: See :func:`leaderboard_frame`.
 
     Returns:
         The CSV text, ``\n`` line endings, header first.
 
     Raises:
         TypeError: An element of ``records`` is not a :class:`RunRecord`.
+        RecordError: See :func:`leaderboard_frame`.
     """
-    return leaderboard_frame(records).to_csv(index=False, float_format="%.10g", lineterminator="\n")
-
-
-def rank_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows of one table in ranking order: ok with mIoU (highest first), ok without, failed.
-
-    Args:
-        rows: Frame rows as dicts (``report_frame(...).to_dict("records")``).
-
-    Returns:
-        The rows sorted; ties broken by arch, then run_id.
-    """
-
-    def key(row: dict[str, Any]) -> tuple[Any, ...]:
-        miou = row["miou"]
-        has = not pd.isna(miou)
-        tier = 0 if row["status"] == "ok" and has else 1 if row["status"] == "ok" else 2
-        return (tier, -miou if has else 0.0, row["arch"], row["run_id"])
-
-    return sorted(rows, key=key)
+    frame = leaderboard_frame(records, results_dir)
+    return frame.to_csv(index=False, float_format="%.10g", lineterminator="\n")
 
 
 def _with_device(row: dict[str, Any]) -> str:

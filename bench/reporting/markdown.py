@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from bench.errors import ConfigError
@@ -31,14 +32,10 @@ from bench.records import RunRecord
 from bench.reporting._format import NA, Row, arch_label, cell, fmt, is_ok, md_table, missing
 from bench.reporting.frame import GROUP, known_cpu, report_frame
 from bench.reporting.published import group_title, published_section
-from bench.reporting.ranking import (
-    DISAGREE_MARK,
-    NOT_LEARNED,
-    SEED_SPREAD,
-    UNSUPPORTED_MARK,
-    group_tables,
-)
+from bench.reporting.ranking import DISAGREE_MARK, UNSUPPORTED_MARK, group_tables
 from bench.reporting.semisup import semisup_section
+from bench.reporting.tables import NOT_LEARNED, SEED_SPREAD
+from bench.reporting.ties import per_image_loader
 
 __all__ = ["NA", "render_markdown"]
 
@@ -251,6 +248,20 @@ def _header(n_records: int, n_shown: int, *, known_cpus: bool) -> list[str]:
         "- **De-duplication**: the newest ok record (by `created`, then `run_id`) per suite, "
         "dataset, setting, architecture, device and dtype is shown; a failed run is shown (at the "
         "bottom) only when no ok record exists for it.",
+        "- **Intervals**: `29.3 [27.1, 31.4]` is the mIoU with its 95% percentile bootstrap "
+        "interval over the evaluation images (1,000 seeded resamples of the per-image confusion "
+        "matrices the run kept). It measures how much the number depends on which test images "
+        "were drawn, for this one trained model; it says nothing of the spread over training "
+        "seeds. Records from before the per-image matrices were kept have no interval.",
+        "- **Ranks and ties**: rows are ranked by mIoU. Two rows that a paired bootstrap on the "
+        "same resampled images cannot tell apart (the 95% interval of their difference contains "
+        "0) share a rank, written `=2`; a row's rank is one plus the number of rows above it "
+        "that it is told apart from. A row without per-image matrices has its plain rank.",
+        "- **Seeds**: where a setting was run with several seeds (`run --seeds 0,1,2`), each "
+        "seed's run is a row of its own table (its interval: the test images), and the column "
+        "*mIoU % over seeds* gives the mean ± sample standard deviation of the seeds' mIoU and "
+        "their number: how much the number moves with the training seed. The two measure "
+        "different things; neither replaces the other.",
         "- **Baselines** (rank `baseline`, marked *baseline*) are trivial reference predictors, "
         "not ranked.",
         f"- **Not learned** (rank `{NOT_LEARNED}`): a model trained here whose mIoU is less than "
@@ -263,7 +274,7 @@ def _header(n_records: int, n_shown: int, *, known_cpus: bool) -> list[str]:
     ]
 
 
-def render_markdown(records: Sequence[RunRecord]) -> str:
+def render_markdown(records: Sequence[RunRecord], results_dir: Path | str | None = None) -> str:
     """Renders the leaderboard as GitHub-flavoured Markdown.
 
     Sections: a header stating units and conventions; the environment taken from the records;
@@ -275,6 +286,8 @@ def render_markdown(records: Sequence[RunRecord]) -> str:
 
     Args:
         records: Run records (e.g. from :func:`bench.records.load_records`).
+        results_dir: The folder they were read from, where their per-image confusion matrices
+            are (tie ranks, :mod:`bench.reporting.ties`); None: plain competition ranks.
 
     Returns:
         The Markdown text, ending in a newline.
@@ -298,11 +311,12 @@ def render_markdown(records: Sequence[RunRecord]) -> str:
             "`python run_bench.py run` first, then render the records it wrote."
         )
     rows = frame.to_dict("records")
+    per_image = per_image_loader(results_dir)
     known = any(known_cpu(r["record"]) for r in rows)
     lines = _header(len(records), len(rows), known_cpus=known) + _environment_section(rows)
     for (suite, dataset, setting), members in frame.groupby(GROUP, sort=True):
         title = group_title(suite, dataset, setting, members.to_dict("records"))
-        lines += [title, "", *group_tables(members)]
+        lines += [title, "", *group_tables(members, per_image)]
     lines += _paper_section(rows)
     lines += published_section(rows)
     lines += semi

@@ -13,7 +13,6 @@ and speed conditions, and the per-class IoU table follows the rankings.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -36,66 +35,14 @@ from bench.reporting._format import (
     signed_points,
     uniform,
 )
-from bench.reporting.frame import per_class_rows, rank_order
+from bench.reporting.frame import per_class_rows
+from bench.reporting.tables import Table, device_tables, rank_order, table_ranks
+from bench.reporting.ties import PerImage, no_per_image
 
 DISAGREE_MARK = "†"
 """Marks GFLOPs where the FLOP counter and its cross-check disagree."""
 UNSUPPORTED_MARK = "‡"
 """Marks GFLOPs where the counter skipped a compute-heavy operator (an undercount)."""
-
-
-SEED_SPREAD = 0.0259
-"""Seed spread of a short from-scratch run's mIoU (fraction): the root mean square of the sample
-standard deviations over seeds 0, 1, 2 of five ``quick`` entries (64x64 synthetic, 60 steps):
-BiSeNet 1.87, ENet 2.78, ERFNet 2.07, LinkNet 3.99, SegFormer-B0 1.47 points; measured with
-``run --suite <quick with seed: N, speed off> --archs enet,erfnet,linknet,bisenet_r18,
-segformer_b0`` on an AVX512 CPU (2026-12-06)."""
-NOT_LEARNED = "not learned"
-"""Rank text of a trained row within noise of its table's all-background baseline."""
-
-
-def not_learned(row: Row, baseline_miou: float | None) -> bool:
-    """Whether a model trained here is within noise of the baseline.
-
-    Within noise: less than two seed spreads (:data:`SEED_SPREAD`) above it. Such a row is not
-    ranked (its number says nothing about the architecture at this budget). Published weights
-    and rows without a baseline never are.
-    """
-    if row["kind"] != "model" or baseline_miou is None or missing(row["miou"]):
-        return False
-    return float(row["miou"]) < baseline_miou + 2 * SEED_SPREAD
-
-
-@dataclass(frozen=True, eq=False)
-class _Table:
-    device: str | None
-    dtype: str | None
-    rows: list[Row]
-
-
-def _device_tables(rows: list[Row]) -> list[_Table]:
-    """Splits one (suite, dataset, setting) into ranking tables, one per (device, dtype)."""
-    timed_keys = sorted(
-        {(r["device"] or "", r["dtype"], r["device_type"]) for r in rows if is_timed(r)}
-    )
-    tables: list[_Table] = []
-    placed: set[int] = set()
-    for device, dtype, kind in timed_keys:
-        members = [
-            r for r in rows if is_timed(r) and (r["device"] or "", r["dtype"]) == (device, dtype)
-        ]
-        ok_archs = {r["arch"] for r in members if is_ok(r)}
-        for i, row in enumerate(rows):
-            if not is_timed(row) and row["device_type"] == kind:
-                placed.add(i)
-                if row["arch"] not in ok_archs:
-                    members.append(row)
-        tables.append(_Table(device or None, dtype, members))
-    leftovers = [r for i, r in enumerate(rows) if not is_timed(r) and i not in placed]
-    for device in sorted({r["device"] or "" for r in leftovers}):
-        members = [r for r in leftovers if (r["device"] or "") == device]
-        tables.append(_Table(device or None, None, members))
-    return tables
 
 
 def _complexity_marks(row: Row) -> str:
@@ -114,7 +61,7 @@ def _ranking_cells(row: Row, rank_text: str, res: str | None, bs: Any, timed: bo
         arch_label(row),
         paper_link(row["paper"]),
         NA if row["year"] is None else str(row["year"]),
-        pct(row["miou"]),
+        miou_cell(row),
         pct(row["pixel_acc"]),
         pct(row["mean_acc"]),
         fmt(row["params_m"], 2),
@@ -131,24 +78,54 @@ def _ranking_cells(row: Row, rank_text: str, res: str | None, bs: Any, timed: bo
     return cells
 
 
-def _ranking_table(table: _Table) -> list[str]:
+def _variant_cell(row: Row) -> str:
+    """The fastest ok speed variant: ``compile 12.34 ms (1.80x)``, or NA."""
+    if not row["speed_variant"]:
+        return NA
+    text = f"{row['speed_variant']} {fmt(row['speed_variant_p50_ms'], 2)} ms"
+    speedup = row["speed_variant_speedup"]
+    return text if missing(speedup) else f"{text} ({speedup:.2f}x)"
+
+
+def miou_cell(row: Row) -> str:
+    """MIoU in percent with its 95% bootstrap interval where the record has one."""
+    text = pct(row["miou"])
+    if text != NA and not missing(row.get("miou_ci95_lo")):
+        text += f" [{100 * row['miou_ci95_lo']:.1f}, {100 * row['miou_ci95_hi']:.1f}]"
+    return text
+
+
+def seeds_cell(row: Row) -> str:
+    """``28.9 ± 0.8 (3)``: mean and sample std of the mIoU over the row's seeds, or NA."""
+    if missing(row.get("n_seeds")):
+        return NA
+    mean, std = 100 * row["miou_seed_mean"], 100 * row["miou_seed_std"]
+    return f"{mean:.1f} ± {std:.1f} ({row['n_seeds']})"
+
+
+def _ranking_table(table: Table, per_image: PerImage = no_per_image) -> list[str]:
     rows = rank_order(table.rows)
+    ranks = table_ranks(table, per_image)
     res = uniform([r["complexity_res"] for r in rows])
     has_res = any(r["complexity_res"] for r in rows)
     bs = uniform([r["latency_batch_size"] for r in rows])
     timed = table.dtype is not None
     where = device_label(table.device, table.dtype)
+    variants = timed and any(r["speed_variant"] for r in rows)  # speed.variants measured
+    seeds = any(not missing(r.get("n_seeds")) for r in rows)  # run over several seeds
     headers = [
         "rank",
         "architecture",
         "paper",
         "year",
-        "mIoU %",
+        "mIoU % [95% CI]" if any(not missing(r.get("miou_ci95_lo")) for r in rows) else "mIoU %",
         "pixel acc %",
         "mean acc %",
         "params (M)",
         f"GFLOPs @ {res}" if res else ("GFLOPs @ res" if has_res else "GFLOPs"),
     ]
+    if seeds:
+        headers.insert(5, "mIoU % over seeds (mean ± std, n)")
     if timed:
         headers += [
             f"latency p50 ms @ {where}/bs{bs}" if bs else f"latency p50 ms @ {where}",
@@ -156,6 +133,8 @@ def _ranking_table(table: _Table) -> list[str]:
             f"peak mem MiB @ {table.device}",
             f"efficiency % @ {where}",
         ]
+    if variants:
+        headers.append("fastest variant (p50 ms, speed-up)")
     loaded = any(r["kind"] == "loaded" for r in rows)
     if loaded:  # published weights beside models trained here: say which row is which
         headers += ["weights", "published mIoU %", "measured - published (points)"]
@@ -164,23 +143,12 @@ def _ranking_table(table: _Table) -> list[str]:
         headers.append("status")
 
     cells: list[list[str]] = []
-    baselines = [r["miou"] for r in rows if r["kind"] == "baseline" and not missing(r["miou"])]
-    baseline = float(max(baselines)) if baselines else None
-    rank, position, previous = 0, 0, None
     for row in rows:
-        if row["kind"] == "baseline":
-            rank_text = "baseline"
-        elif is_ok(row) and not_learned(row, baseline):
-            rank_text = NOT_LEARNED
-        elif is_ok(row) and not missing(row["miou"]):
-            position += 1
-            if previous is None or row["miou"] != previous:
-                rank = position  # equal mIoU: equal rank
-            previous = row["miou"]
-            rank_text = str(rank)
-        else:
-            rank_text = NA
-        line = _ranking_cells(row, rank_text, res, bs, timed)
+        line = _ranking_cells(row, ranks[row["run_id"]], res, bs, timed)
+        if seeds:
+            line.insert(5, seeds_cell(row))
+        if variants:
+            line.append(_variant_cell(row))
         if loaded:
             trained = "baseline" if row["kind"] == "baseline" else "trained here"
             line += [
@@ -282,7 +250,7 @@ def _varying(label: str, rows: list[Row], describe: Callable[[RunRecord], str]) 
     return f"{label} (differs between records!): {listed}."
 
 
-def _table_context(table: _Table) -> list[str]:
+def _table_context(table: Table) -> list[str]:
     ok_rows = [r for r in table.rows if is_ok(r)] or table.rows
     models = [r for r in ok_rows if r["kind"] == "model"] or ok_rows
     lines = [
@@ -332,21 +300,23 @@ def _per_class_table(frame: pd.DataFrame) -> list[str]:
     ]
 
 
-def group_tables(frame: pd.DataFrame) -> list[str]:
+def group_tables(frame: pd.DataFrame, per_image: PerImage = no_per_image) -> list[str]:
     """Markdown lines of one ``(suite, dataset, setting)``: its ranking tables, then per-class IoU.
 
     Args:
         frame: :func:`~bench.reporting.frame.report_frame` rows of one group.
+        per_image: The rows' per-image confusion matrices, for tie ranks
+            (:func:`bench.reporting.ties.per_image_loader`; none: plain ranks).
 
     Returns:
         The lines, each table preceded by its heading and conditions.
     """
     lines: list[str] = []
-    for tab in _device_tables(frame.to_dict("records")):
+    for tab in device_tables(frame.to_dict("records")):
         title = (
             f"### Ranking, speed on {device_label(tab.device, tab.dtype)}"
             if tab.dtype is not None
             else f"### Ranking, device {tab.device or 'unknown'} (speed not measured)"
         )
-        lines += [title, "", *_table_context(tab), *_ranking_table(tab)]
+        lines += [title, "", *_table_context(tab), *_ranking_table(tab, per_image)]
     return lines + _per_class_table(frame)

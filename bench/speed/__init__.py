@@ -33,6 +33,11 @@ Every measurement takes the model, the input shape and a :class:`SpeedConfig` (a
 :func:`measure_speed` (:mod:`~bench.speed.report`) runs peak memory, latency, throughput and
 efficiency and returns the run record's ``speed`` object (:class:`SpeedReport`).
 
+* **Variants** (:func:`measure_variants`, :mod:`~bench.speed.variants`): the batch-1 latency and
+  the throughput at one batch size again, under each deployment setting of ``speed.variants``
+  (``eager``, ``channels_last``, ``compile``, ``fp16``, ``bf16``), with the speed-up over
+  ``eager``; a variant that fails is recorded as failed and the others go on.
+
 Sizes in MB are MiB (2**20 bytes). Backend flags (``cudnn.benchmark``) are not touched at import;
 :func:`measure_speed` sets ``cudnn.benchmark`` for its own duration on CUDA only, restores it, and
 reports the value used. ``torch.utils.benchmark.Timer`` is not used (see
@@ -40,12 +45,12 @@ reports the value used. ``torch.utils.benchmark.Timer`` is not used (see
 
 This package is pure measurement: modules in, numbers out. It imports neither datasets,
 training, suites nor the runner. Its modules, bottom up: ``config`` (no torch), ``statistics``,
-``timing``, ``throughput``, ``memory``, ``roofline``, ``normalised``, ``report``.
+``timing``, ``throughput``, ``memory``, ``roofline``, ``normalised``, ``report``, ``variants``.
 """
 
 from __future__ import annotations
 
-from bench.speed.config import DTYPE_NAMES, Dtype, SpeedConfig
+from bench.speed.config import DTYPE_NAMES, VARIANT_NAMES, Dtype, SpeedConfig, Variant
 from bench.speed.memory import PEAK_MEM_KINDS, PeakMemory, release_free_heap
 from bench.speed.normalised import (
     REFERENCE_NAME,
@@ -66,6 +71,7 @@ from bench.speed.throughput import (
     throughput_sweep,
 )
 from bench.speed.timing import DTYPES, cpu_affinity, cpu_affinity_list, measure_latency
+from bench.speed.variants import VariantResult, measure_variants
 
 __all__ = [
     "DTYPES",
@@ -74,6 +80,7 @@ __all__ = [
     "PEAK_MEM_KINDS",
     "REFERENCE_NAME",
     "THROUGHPUT_MIN_ITERS",
+    "VARIANT_NAMES",
     "Dtype",
     "LatencyStats",
     "PeakMemory",
@@ -82,6 +89,8 @@ __all__ = [
     "SpeedReport",
     "ThroughputPoint",
     "ThroughputResult",
+    "Variant",
+    "VariantResult",
     "cpu_affinity",
     "cpu_affinity_list",
     "doubling_batch_sizes",
@@ -94,6 +103,7 @@ __all__ = [
     "measure_latency",
     "measure_relative_latency",
     "measure_speed",
+    "measure_variants",
     "paired_ratio",
     "reference_net",
     "release_free_heap",
