@@ -230,9 +230,11 @@ def differs(values: np.ndarray, level: float = 0.95) -> np.ndarray:
 def tie_ranks(values: Sequence[float], differs: Sequence[Sequence[bool]]) -> list[str]:
     """Competition ranks in which rows that are not told apart share a rank (``"=2"``).
 
-    Rows are ranked by ``values`` (higher first). A row's rank is one plus the number of rows
-    that are significantly better than it (``differs[i][j]``: the interval of ``i - j``
-    excludes 0); rows with the same rank are shown with ``=``.
+    Rows are taken by ``values``, higher first. Each row either joins the group of the row that
+    opened the current group (when the two are not told apart: ``differs[i][j]`` False) and gets
+    its rank (so does an equal value), or opens a new group with its own position as rank (1,
+    2, 2, 4: competition ranking). Ties are not transitive: a row within noise of its neighbour but told apart from
+    the group's first row opens a group of its own. Shared ranks are written with ``=``.
 
     Args:
         values: The metric of each row.
@@ -241,10 +243,13 @@ def tie_ranks(values: Sequence[float], differs: Sequence[Sequence[bool]]) -> lis
     Returns:
         The rank of each row, in input order: ``"1"``, ``"=2"``, ...
     """
-    n = len(values)
-    ranks = [
-        1 + sum(1 for j in range(n) if j != i and differs[i][j] and values[j] > values[i])
-        for i in range(n)
-    ]
+    order = sorted(range(len(values)), key=lambda i: -values[i])  # stable: input order on ties
+    ranks = [0] * len(values)
+    leader = None
+    for position, i in enumerate(order, start=1):
+        if leader is not None and (values[i] == values[leader] or not differs[i][leader]):
+            ranks[i] = ranks[leader]
+        else:
+            leader, ranks[i] = i, position
     shared = {r for r in ranks if ranks.count(r) > 1}
     return [f"={r}" if r in shared else str(r) for r in ranks]

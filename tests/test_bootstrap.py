@@ -86,8 +86,12 @@ def test_paired_difference_of_one_model_with_itself_and_with_a_worse_one():
 def test_tie_ranks_share_a_rank_where_no_difference_is_shown():
     differs = [[False, False, True], [False, False, True], [True, True, False]]
     assert tie_ranks([0.50, 0.49, 0.30], differs) == ["=1", "=1", "3"]
+    # A ~ B and B ~ C but A and C told apart: C opens a group of its own at its position.
     chain = [[False, False, True], [False, False, False], [True, False, False]]
-    assert tie_ranks([0.50, 0.45, 0.40], chain) == ["=1", "=1", "2"]
+    assert tie_ranks([0.50, 0.45, 0.40], chain) == ["=1", "=1", "3"]
+    # Two groups: competition ranks 1, 1, 3, 3 (then 5).
+    groups = [[a // 2 != b // 2 for b in range(5)] for a in range(5)]
+    assert tie_ranks([0.9, 0.8, 0.7, 0.6, 0.5], groups) == ["=1", "=1", "=3", "=3", "5"]
     apart = [[False, True], [True, False]]
     assert tie_ranks([0.4, 0.6], apart) == ["2", "1"]
 

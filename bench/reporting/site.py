@@ -165,9 +165,12 @@ _CONVENTIONS = (
     "evaluation split; params in millions; GFLOPs = 2 x GMACs for one image; latency the "
     "batch-1 p50 in ms; throughput the best images/s over the batch sweep; efficiency the "
     "achieved GFLOP/s over the measured dense-matmul GFLOP/s. One table per device and dtype "
-    "(CPU kernels are part of the device). Equal mIoU, equal rank; baselines and rows within "
-    "noise of the baseline (<em>not learned</em>) are not ranked. A missing value is an en "
-    "dash. Click a column header to sort; type in a box to filter."
+    "(CPU kernels are part of the device). mIoU [lo, hi]: the 95% bootstrap interval over the "
+    "test images. Rows that a paired bootstrap on the same images cannot tell apart share a "
+    "rank (=2); rows without per-image data have their plain rank. mIoU over seeds: mean ± "
+    "std over training seeds (another source of spread than the interval). Baselines and rows "
+    "within noise of the baseline (<em>not learned</em>) are not ranked. A missing value is an "
+    "en dash. Click a column header to sort; type in a box to filter."
 )
 
 
