@@ -31,11 +31,13 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from bench.errors import ConfigError
 from bench.records import RunRecord
 from bench.reporting._figure import Data, as_frame, labels, new_figure, one_group, save, slug
+from bench.reporting._labels import place_labels
 from bench.reporting.curves import curve_rows, plot_learning_curves
 from bench.reporting.frame import FRAME_COLUMNS, GROUP, per_class_iou_frame
 from bench.reporting.qualitative import plot_qualitative_grid
@@ -123,8 +125,47 @@ def _scatter(
     on_front = np.zeros(len(xs), dtype=bool)
     on_front[front] = True
 
-    figure = new_figure(8.0, 5.5)
-    ax = figure.add_subplot()
+    names = labels(models)
+    # Labels are placed most important first: the Pareto front, then by mIoU.
+    order = [*front, *(i for i in range(len(xs)) if not on_front[i])]
+    figure, numbered = _draw(
+        xs, ys, sizes, on_front, front, baselines, x_label, title, largest, baseline_note,
+        names, order, key=False,
+    )  # fmt: skip
+    if numbered:  # some labels did not fit: again, with a column for the key of their numbers
+        figure, numbered = _draw(
+            xs, ys, sizes, on_front, front, baselines, x_label, title, largest, baseline_note,
+            names, order, key=True,
+        )  # fmt: skip
+    return save(figure, out_path)
+
+
+def _draw(
+    xs: np.ndarray,
+    ys: np.ndarray,
+    sizes: np.ndarray,
+    on_front: np.ndarray,
+    front: list[int],
+    baselines: pd.DataFrame,
+    x_label: str,
+    title: str,
+    largest: float,
+    baseline_note: str,
+    names: list[str],
+    order: list[int],
+    *,
+    key: bool,
+) -> tuple[Figure, list[int]]:
+    """The scatter figure; returns it and the points labelled by number (see ``key``).
+
+    With ``key`` a column right of the plot lists the numbered points' names.
+    """
+    figure = new_figure(10.5 if key else 8.0, 5.5)
+    if key:
+        ax, key_ax = figure.subplots(1, 2, width_ratios=[3.2, 1.0])
+        key_ax.axis("off")
+    else:
+        ax = figure.add_subplot()
     ax.scatter(
         xs[~on_front],
         ys[~on_front],
@@ -146,15 +187,12 @@ def _scatter(
         zorder=4,
     )
     ax.step(xs[front], ys[front], where="post", color="tab:red", linewidth=1.2, zorder=2)
-    for x, y, size, label in zip(xs, ys, sizes, labels(models), strict=True):
-        # Offset the label past the marker's radius (marker area is in points^2).
-        offset = math.sqrt(float(size)) / 2.0 + 2.0
-        ax.annotate(label, (x, y), xytext=(offset, offset), textcoords="offset points", fontsize=8)
+    notes = []
     for row in baselines.itertuples(index=False):
         ax.axhline(row.miou * 100.0, linestyle="--", color="grey", linewidth=1.0, zorder=1)
         # The baseline's title may say "baseline" already: "all background (baseline)".
         name = str(row.title) if "baseline" in str(row.title) else f"baseline: {row.title}"
-        ax.annotate(
+        note = ax.annotate(
             f"{name}: {row.miou * 100.0:.1f}%",
             (0.01, row.miou * 100.0),
             xycoords=("axes fraction", "data"),
@@ -163,6 +201,7 @@ def _scatter(
             fontsize=8,
             color="dimgrey",
         )
+        notes.append(note)
     if xs.max() / xs.min() > 10.0:
         ax.set_xscale("log")
     ax.margins(x=0.08, y=0.1)  # room for labels next to the outermost markers
@@ -184,8 +223,17 @@ def _scatter(
     ]
     if not baselines.empty:
         handles.append(Line2D([], [], linestyle="--", color="grey", label=baseline_note))
-    ax.legend(handles=handles, loc="best", fontsize=8)
-    return save(figure, out_path)
+    legend = ax.legend(handles=handles, loc="best", fontsize=8)
+    texts = [names[i] for i in order]
+    picked = place_labels(
+        figure, ax, xs[order], ys[order], sizes[order], texts, avoid=[legend, *notes]
+    )
+    numbered = [order[i] for i in picked]
+    if key and numbered:
+        lines = [f"{n}  {names[i]}" for n, i in enumerate(numbered, start=1)]
+        key_ax.text(0.0, 1.0, "\n".join(["crowded points:", *lines]), va="top", fontsize=7,
+                    transform=key_ax.transAxes, wrap=True)  # fmt: skip
+    return figure, numbered
 
 
 def plot_miou_vs_latency(data: Data, out_path: Path, *, title: str | None = None) -> Path:
