@@ -27,11 +27,11 @@ from bench.reporting.plots import (
 )
 from bench.reporting.qualitative import plot_qualitative_grid
 from tests.factories import fixture_cpu, run_record
+from tests.site_expect import write_samples
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SETTING = "res8-steps5-b2"
 PREFIX = f"quick__synthetic__{SETTING}"
-INPUTS_FILE = "samples/quick__synthetic__inputs.npz"
 
 
 def plot_record(arch: str, miou: float, **kwargs: Any) -> RunRecord:
@@ -48,22 +48,6 @@ def fixture_records() -> list[RunRecord]:
         plot_record("fcn8s", 0.60, p50=1.2, device="cuda", dtype="fp16", samples=False),
         plot_record("background", 0.10, kind="baseline", dtype=None, params=None, samples=False),
     ]
-
-
-def write_samples(results_dir: Path, records: list[RunRecord]) -> None:
-    """Tiny FIXTURE sample files: 2 images of 8x8, each prediction = label shifted by one pixel."""
-    (results_dir / "samples").mkdir(parents=True, exist_ok=True)
-    label = np.zeros((2, 8, 8), dtype=np.uint8)
-    label[:, 2:5, 2:5] = 1
-    label[:, 5:7, 5:7] = 2
-    label[0, 0, 0] = 255  # one ignore pixel
-    image = np.stack([label * 80] * 3, axis=-1).astype(np.uint8)
-    indices = np.array([4, 9])
-    np.savez(results_dir / INPUTS_FILE, image=image, label=label, indices=indices)
-    for r in records:
-        if r.samples is not None:
-            pred = (np.roll(label, 1, axis=2) % 3).astype(np.uint8)
-            np.savez(results_dir / r.samples.file, pred=pred, indices=indices)
 
 
 def assert_png(path: Path, min_side: int = 200) -> tuple[int, int]:

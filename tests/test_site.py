@@ -16,7 +16,6 @@ import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -25,41 +24,12 @@ from bench.records import PublishedFigure, RunRecord, SemiSupInfo, WeightsUsed, 
 from bench.reporting.frame import leaderboard_csv, leaderboard_frame
 from bench.reporting.site import render_site, write_site
 from tests.factories import ROOT, fixture_sweep, run_cli, run_record
+from tests.site_expect import shown, write_samples
 
-# How the page shows a CSV number, written out here (not imported): (scale, decimals).
-SHOWN = {
-    "miou": (100, 1),
-    "miou_ci95_lo": (100, 1),
-    "miou_ci95_hi": (100, 1),
-    "miou_seed_std": (100, 2),
-    "pixel_acc": (100, 1),
-    "mean_acc": (100, 1),
-    "published_miou": (100, 1),
-    "efficiency": (100, 1),
-    "params_m": (1, 2),
-    "gflops": (1, 2),
-    "latency_p50_ms": (1, 2),
-    "throughput_ips": (1, 1),
-    "peak_mem_mb": (1, 1),
-    "speed_variant_p50_ms": (1, 2),
-    "speed_variant_speedup": (1, 2),
-}
-AS_WRITTEN = {"year", "latency_batch_size", "throughput_batch", "n_seeds", "train_steps"}
 LEAF = re.compile(
     r'<(?:span|code) class="([ntx])" data-col="([^"]*)" data-value="([^"]*)">([^<]*)</(?:span|code)>'
 )
 RANK_CELL = re.compile(r'data-col="rank" data-value="[^"]*">([^<]*)</span>')
-SAMPLES_INPUTS = "samples/quick__synthetic__inputs.npz"
-
-
-def shown(column: str, value: str) -> str:
-    """What the page should show for a CSV field (the rule of the module docstring)."""
-    if value == "":
-        return "–"
-    if column in AS_WRITTEN:
-        return value
-    scale, digits = SHOWN[column]
-    return f"{float(value) * scale:.{digits}f}"
 
 
 def loaded(arch: str, miou: float, name: str) -> RunRecord:
@@ -90,22 +60,6 @@ def fixture_records() -> list[RunRecord]:
         semi(0, 0.30),
         semi(1, 0.32),
     ]
-
-
-def write_samples(results_dir: Path, records: list[RunRecord]) -> None:
-    """FIXTURE sample files: 2 images of 8x8; each prediction is the label shifted by a pixel."""
-    (results_dir / "samples").mkdir(parents=True, exist_ok=True)
-    label = np.zeros((2, 8, 8), dtype=np.uint8)
-    label[:, 2:5, 2:5] = 1
-    label[:, 5:7, 5:7] = 2
-    label[0, 0, 0] = 255  # one ignore pixel
-    image = np.stack([label * 80] * 3, axis=-1).astype(np.uint8)
-    indices = np.array([4, 9])
-    np.savez(results_dir / SAMPLES_INPUTS, image=image, label=label, indices=indices)
-    for record in records:
-        if record.samples is not None:
-            pred = (np.roll(label, 1, axis=2) % 3).astype(np.uint8)
-            np.savez(results_dir / record.samples.file, pred=pred, indices=indices)
 
 
 @pytest.fixture()

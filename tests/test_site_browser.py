@@ -33,6 +33,7 @@ from bench.records import load_records
 from bench.reporting.frame import leaderboard_csv
 from bench.reporting.site import write_site
 from tests.factories import ROOT
+from tests.site_expect import shown  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -51,33 +52,6 @@ from selenium.webdriver.common.by import By  # noqa: E402
 
 RESULTS = ROOT / "results"
 LOAD_TIMEOUT_S = 60.0
-# How the page shows a CSV number (scale, decimals), written out here, not imported.
-SHOWN = {
-    "miou": (100, 1),
-    "miou_ci95_lo": (100, 1),
-    "miou_ci95_hi": (100, 1),
-    "miou_seed_std": (100, 2),
-    "pixel_acc": (100, 1),
-    "mean_acc": (100, 1),
-    "published_miou": (100, 1),
-    "efficiency": (100, 1),
-    "params_m": (1, 2),
-    "gflops": (1, 2),
-    "latency_p50_ms": (1, 2),
-    "throughput_ips": (1, 1),
-    "peak_mem_mb": (1, 1),
-    "speed_variant_p50_ms": (1, 2),
-    "speed_variant_speedup": (1, 2),
-}
-
-
-def shown(column: str, value: str) -> str:
-    if value == "":
-        return "–"
-    if column not in SHOWN:  # counts and the year: as the CSV writes them
-        return value
-    scale, digits = SHOWN[column]
-    return f"{float(value) * scale:.{digits}f}"
 
 
 class _Quiet(SimpleHTTPRequestHandler):
