@@ -18,21 +18,20 @@ Conventions (those of mmsegmentation):
 Speed: the update builds one flat index ``num_classes * target + pred`` without compacting the
 valid pixels with a boolean mask (the slow part of the classic NumPy recipe). Ignored and invalid
 labels simply land in their own rows of a slightly larger histogram; those rows are dropped
-(ignored) or reported (invalid). uint8 inputs (what the harness passes) are the fast path: no
+(ignored) or reported (invalid). uint8 inputs (what the harness passes) need no
 scan of the labels is needed (256 rows hold every value) and the index is int16, so each pass
 moves 2 bytes per pixel. On one CPU thread an update costs about 1.1-1.5x a bare
 ``torch.bincount`` of the same number of indices (``tests/benchmarks/test_bench_metrics.py``).
-Wider labels (int64 is what ``argmax`` and most data loaders give) cost more, as reading 8 bytes
-per label is most of the work: on CPU each chunk of labels is read from memory once, by an exact
-range check, and once more from cache to narrow it into the index. That is about 2.2-2.5x a bare
-bincount on one thread, where merely reading the two int64 inputs once and counting costs
-1.6-1.8x.
+Wider labels (int64 is what ``argmax`` and most data loaders give) are read, checked and counted
+in one fused pass on CPU (:mod:`bench.confusion_kernel`, compiled by numba): about 0.8-1.0x a
+bare int32 bincount on one thread, where passes of NumPy or torch operations cost 2.2-2.6x.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,9 +44,6 @@ _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 _MAX_HIST_BINS = 1 << 22
 # Pixels per chunk of a CPU update: its int16 buffers (2 x 1 MiB) stay in cache between passes.
 _CPU_CHUNK = 1 << 19
-# Pixels per chunk of a CPU update of wider labels: two chunks of int64 labels (2 x 512 KiB) stay
-# in cache from the range check to the narrowing.
-_CPU_WIDE_CHUNK = 1 << 16
 
 
 class ConfusionMatrix:
@@ -208,51 +204,26 @@ class ConfusionMatrix:
     def _update_wide_cpu(self, pred: torch.Tensor, target: torch.Tensor) -> bool:
         """Updates from flat CPU labels wider than uint8 (int64 from argmax or a data loader).
 
-        Returns False, having added nothing, to leave the update to the general path: a label
-        is out of range (that path raises, naming the values), or the dtypes or the ignore
-        index don't fit here.
-
-        Reading 8-byte labels is most of the cost, so each chunk is read from memory once: a
-        NumPy maximum of the labels viewed as unsigned bounds them on both sides in one pass
-        (a negative label is a huge unsigned one; torch's int64 ``aminmax`` took twice as
-        long). The narrowing into the int16 index then reads the chunk again from cache, fused
-        with the arithmetic (``np.multiply``/``np.add`` with ``dtype``). The bound is exact, so
-        the narrowing cannot alias an invalid label onto a class; target labels under the bound
-        that are neither classes nor the ignore index get histogram rows of their own, reported
-        by :meth:`_commit`. These NumPy passes use one thread whatever torch's setting (the
-        counting, ``torch.bincount``, does too).
+        One fused pass of :func:`bench.confusion_kernel.count_pairs` reads, checks and counts
+        each pixel (see that module for why). Returns False, having added nothing, to leave the
+        update to the general path: a label is out of range (that path raises, naming the
+        values), the histogram would be too large, or numba is not installed. Target labels in
+        range that are neither classes nor the ignore index get histogram rows of their own,
+        reported by :meth:`_commit`.
         """
-        k, ignore = self.num_classes, self.ignore_index
-        if torch.int8 in (pred.dtype, target.dtype):
+        kernel = _fused_kernel()
+        if kernel is None:
             return False
+        k, ignore = self.num_classes, self.ignore_index
         lo, hi = (0, max(k - 1, ignore)) if ignore >= 0 else (ignore, k - 1)
         rows = hi - lo + 1
         if rows * k > _MAX_HIST_BINS:
             return False
-        dtype = np.int16 if rows * k <= 2**15 else np.int32
-        p, t = pred.numpy(), target.numpy()
-        # Unsigned views: one maximum checks 0 <= label <= bound. A uint8 target needs no check
-        # when the rows cover 0..255.
-        pu = p.view(f"u{p.itemsize}")
-        tu = None if t.dtype == np.uint8 and hi >= 255 else t.view(f"u{t.itemsize}")
-        n = t.size
-        idx = np.empty(n, dtype=dtype)
-        for start in range(0, n, _CPU_WIDE_CHUNK):
-            stop = min(start + _CPU_WIDE_CHUNK, n)
-            i, tc, pc = idx[start:stop], t[start:stop], p[start:stop]
-            if lo:  # a negative ignore index: a signed range check
-                if tc.min() < lo or tc.max() > hi:
-                    return False
-            elif tu is not None and tu[start:stop].max() > hi:
-                return False
-            np.multiply(tc, k, out=i, dtype=dtype, casting="unsafe")
-            if pu[start:stop].max() >= k:
-                return False
-            np.add(i, pc, out=i, dtype=dtype, casting="unsafe")  # i = k * target + pred
-            if lo:
-                np.subtract(i, k * lo, out=i)
-        hist = torch.bincount(torch.from_numpy(idx), minlength=rows * k)
-        self._commit(hist.view(rows, k), lo)
+        hist, hist2 = np.zeros(rows * k, dtype=np.int64), np.zeros(rows * k, dtype=np.int64)
+        if not kernel(target.numpy(), pred.numpy(), lo, rows, k, hist, hist2):
+            return False
+        hist += hist2
+        self._commit(torch.from_numpy(hist).view(rows, k), lo)
         return True
 
     def _check_pred(self, pred: torch.Tensor) -> None:
@@ -360,6 +331,19 @@ class SegMetrics:
             "per_class_acc": {k: clean(v) for k, v in self.per_class_acc.items()},
             "per_class_dice": {k: clean(v) for k, v in self.per_class_dice.items()},
         }
+
+
+@functools.cache
+def _fused_kernel() -> Callable[..., bool] | None:
+    """The fused count :func:`bench.confusion_kernel.count_pairs`, or None without numba.
+
+    Without it the general path counts wide labels: the same numbers, about twice as slowly.
+    """
+    try:
+        from bench.confusion_kernel import count_pairs
+    except ImportError:
+        return None
+    return count_pairs
 
 
 def _nanmean(x: np.ndarray) -> float:

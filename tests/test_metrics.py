@@ -414,13 +414,12 @@ def test_inputs_are_not_modified_and_strided_inputs_work() -> None:
 def test_chunked_update_matches_one_pass(
     monkeypatch: pytest.MonkeyPatch, chunk: int, dtype: torch.dtype
 ) -> None:
-    """CPU updates run in chunks of ``_CPU_CHUNK`` (uint8) or ``_CPU_WIDE_CHUNK`` (wider labels)
-    pixels; a ragged last chunk included."""
+    """uint8 CPU updates run in chunks of ``_CPU_CHUNK`` pixels, a ragged last chunk included;
+    int64 ones in one fused pass (the chunk size must not matter to them either)."""
     rng = np.random.default_rng(6)
     k = 5
     pred, target = random_batch(rng, k, (3, 11, 13), 0.1)  # 429 pixels: 429 % 64 = 45
     monkeypatch.setattr(metrics, "_CPU_CHUNK", chunk)
-    monkeypatch.setattr(metrics, "_CPU_WIDE_CHUNK", chunk)
     cm = ConfusionMatrix(k)
     cm.update(torch.from_numpy(pred).to(dtype), torch.from_numpy(target).to(dtype))
     np.testing.assert_array_equal(cm.matrix.numpy(), np_confusion(pred, target, k, 255))
@@ -471,13 +470,10 @@ def test_wide_labels_hand_computed_example(dtype: torch.dtype, ignore_index: int
 
 
 @pytest.mark.parametrize("ignore_index", [255, 21, -1])
-def test_int64_path_equals_uint8_path_over_many_chunks(
-    monkeypatch: pytest.MonkeyPatch, ignore_index: int
-) -> None:
+def test_int64_path_equals_uint8_path(ignore_index: int) -> None:
     rng = np.random.default_rng(7)
     k = 21
     pred, target = random_batch(rng, k, (4, 64, 64), 0.05, ignore=ignore_index)  # int64
-    monkeypatch.setattr(metrics, "_CPU_WIDE_CHUNK", 1000)  # 17 chunks, the last one ragged
     wide = ConfusionMatrix(k, ignore_index=ignore_index)
     with general_path_forbidden():
         wide.update(torch.from_numpy(pred), torch.from_numpy(target))
@@ -504,21 +500,37 @@ def test_int64_path_equals_uint8_path_over_many_chunks(
         (-1, "pred", 2**32, rf"found values in \[0, {2**32}\]\. "),  # low bits: class 0
     ],
 )
-def test_invalid_int64_label_in_a_middle_chunk_raises_and_adds_nothing(
-    monkeypatch: pytest.MonkeyPatch, ignore_index: int, which: str, value: int, message: str
+@pytest.mark.parametrize("where", [5500, 5501, -1])  # either pixel of a pair; the odd last one
+def test_invalid_int64_label_raises_and_adds_nothing(
+    ignore_index: int, which: str, value: int, message: str, where: int
 ) -> None:
     rng = np.random.default_rng(8)
     k = 21
-    pred, target = random_batch(rng, k, (4, 64, 64), 0.05, ignore=ignore_index)
-    monkeypatch.setattr(metrics, "_CPU_WIDE_CHUNK", 1000)
+    pred, target = random_batch(rng, k, (3, 45, 61), 0.05, ignore=ignore_index)  # odd count
     cm = ConfusionMatrix(k, ignore_index=ignore_index)
     cm.update(torch.from_numpy(pred), torch.from_numpy(target))
     before = cm.matrix.clone()
     bad = {"pred": pred.copy(), "target": target.copy()}
-    bad[which].reshape(-1)[5500] = value  # chunk 6 of 17
+    bad[which].reshape(-1)[where] = value
     with pytest.raises(ConfigError, match=message):
         cm.update(torch.from_numpy(bad["pred"]), torch.from_numpy(bad["target"]))
     assert torch.equal(cm.matrix, before)
+
+
+def test_without_numba_the_general_path_counts_wide_labels(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """numba missing: the same matrix (and the same error) from the torch path."""
+    monkeypatch.setattr(metrics, "_fused_kernel", lambda: None)
+    rng = np.random.default_rng(10)
+    k = 21
+    pred, target = random_batch(rng, k, (2, 33, 17), 0.05)
+    cm = ConfusionMatrix(k)
+    cm.update(torch.from_numpy(pred), torch.from_numpy(target))
+    np.testing.assert_array_equal(cm.matrix.numpy(), np_confusion(pred, target, k, 255))
+    target.reshape(-1)[7] = 2**40 + 1
+    with pytest.raises(ConfigError, match=rf"found {2**40 + 1}\. "):
+        cm.update(torch.from_numpy(pred), torch.from_numpy(target))
 
 
 def test_invalid_prediction_is_reported_before_an_earlier_invalid_target() -> None:
@@ -626,10 +638,7 @@ def test_matches_independent_numpy_implementation(
         pred = rng.choice(pred_classes, size=shape)
         target = rng.choice(gt_classes, size=shape)
         target[rng.random(shape) < ignore_frac] = ignore
-        with (
-            mock.patch.object(metrics, "_CPU_CHUNK", chunk),
-            mock.patch.object(metrics, "_CPU_WIDE_CHUNK", chunk),
-        ):
+        with mock.patch.object(metrics, "_CPU_CHUNK", chunk):
             cm.update(
                 torch.from_numpy(pred).to(pred_dtype), torch.from_numpy(target).to(target_dtype)
             )
