@@ -6,8 +6,8 @@ least twice (an exact range check, then the narrowing into a flat index) and cou
 pass (``torch.bincount``, which scans its input for its minimum and maximum before counting):
 2.2-2.6x a bare int32 ``bincount`` of the same pixels on one thread. This kernel, compiled by
 numba, reads each (target, prediction) pair once, checks both exactly and counts it, in one
-loop over the pixels, with no temporary array: about 0.8-1.0x that bare ``bincount``
-(``tests/benchmarks/test_bench_metrics.py``). Two histograms take alternate pixels, so runs of
+loop over the pixels, with no temporary array: 1.1-1.3x that bare ``bincount`` in the
+pytest-benchmark benchmark (``tests/benchmarks/test_bench_metrics.py``). Two histograms take alternate pixels, so runs of
 one flat index (real masks are made of regions) do not make every increment wait for the one
 before it.
 

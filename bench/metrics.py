@@ -23,8 +23,10 @@ scan of the labels is needed (256 rows hold every value) and the index is int16,
 moves 2 bytes per pixel. On one CPU thread an update costs about 1.1-1.5x a bare
 ``torch.bincount`` of the same number of indices (``tests/benchmarks/test_bench_metrics.py``).
 Wider labels (int64 is what ``argmax`` and most data loaders give) are read, checked and counted
-in one fused pass on CPU (:mod:`bench.confusion_kernel`, compiled by numba): about 0.8-1.0x a
-bare int32 bincount on one thread, where passes of NumPy or torch operations cost 2.2-2.6x.
+in one fused pass on CPU (:mod:`bench.confusion_kernel`, compiled by numba): 1.1-1.3x a bare
+int32 bincount on one thread (1.4-1.7x when other work has evicted the labels from cache, as
+reading 16 bytes of labels per pixel instead of 4 shows), where passes of NumPy or torch
+operations cost 2.2-2.6x.
 """
 
 from __future__ import annotations
