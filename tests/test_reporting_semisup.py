@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from bench.reporting import write_report
@@ -29,6 +31,7 @@ RECORDS = [
     semi("enet", "advsemi", 0, 0.43),
     semi("enet", "advsemi", 1, 0.44),
     semi("enet", "supervised", 0, 0.50, fraction=0.25),
+    semi("enet", "advsemi", 0, 0.47, fraction=0.25),
 ]
 
 
@@ -42,7 +45,8 @@ def test_seeds_are_pooled_and_gains_are_paired_by_seed():
     # Per-seed differences: +3 (seed 0), 0 (seed 1): mean 1.5, stdev 2.1213.
     assert adv["gain"][0] == pytest.approx(1.5) and adv["gain"][1] == pytest.approx(2.1213203)
     assert adv["train_s"] == pytest.approx(15.0)
-    assert rows[("supervised", "1/4")]["miou"] == (pytest.approx(50.0), 0.0)
+    assert rows[("supervised", "1/4")]["miou"] == (pytest.approx(50.0), None)  # one seed: no std
+    assert rows[("advsemi", "1/4")]["gain"] == (pytest.approx(-3.0), None)
 
 
 def test_share_labels():
@@ -55,5 +59,15 @@ def test_semi_supervised_records_get_their_own_section_not_ranking_tables(tmp_pa
     assert "## Semi-supervised track" in text
     assert "| 1/8 | enet | advsemi | 2 | 43.5 ± 0.7 | +1.5 ± 2.1 | 15 |" in text
     assert "seed0-advsemi" not in text  # no ranking table per semi-supervised setting
+    # One seed: the value alone (no "± 0.0" that would claim a measured spread).
+    assert "| 1/4 | enet | supervised | 1 | 50.0 | - | 10 |" in text
+    assert "| 1/4 | enet | advsemi | 1 | 47.0 | -3.0 | 10 |" in text
     written = write_report(tmp_path, RECORDS)
     assert tmp_path / "plots" / "semisup_synthetic__synthetic__semisup.png" in written
+
+
+def test_one_seed_shows_its_bootstrap_interval():
+    one = semi("enet", "supervised", 0, 0.50, fraction=0.25)
+    one = one.replace(metrics=dataclasses.replace(one.metrics, miou_ci95=(0.481, 0.523)))
+    text = render_markdown([one])
+    assert "| 1/4 | enet | supervised | 1 | 50.0 [48.1, 52.3] | - |" in text

@@ -51,8 +51,9 @@ def semisup_records(records: Sequence[RunRecord]) -> list[RunRecord]:
     ]
 
 
-def _spread(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+def _spread(values: list[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (None for one value: no spread is measured)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
 def summary(records: Sequence[RunRecord]) -> list[dict]:
@@ -79,6 +80,7 @@ def summary(records: Sequence[RunRecord]) -> list[dict]:
                 "suite": suite, "dataset": dataset, "arch": arch, "method": method,
                 "share": share, "share_value": _share_value(first), "seeds": sorted(seeds),
                 "miou": _spread(mious), "gain": _spread(gains) if gains else None,
+                "miou_ci95": first.metrics.miou_ci95 if len(seeds) == 1 else None,  # type: ignore[union-attr]
                 "train_s": statistics.fmean(seconds) if seconds else None,
                 "params_m": first.complexity.params / 1e6
                 if first.complexity and first.complexity.params else None,
@@ -92,11 +94,21 @@ def summary(records: Sequence[RunRecord]) -> list[dict]:
     return rows
 
 
-def _pm(pair: tuple[float, float] | None, signed: bool = False) -> str:
+def _pm(
+    pair: tuple[float, float | None] | None,
+    signed: bool = False,
+    ci95: Sequence[float] | None = None,
+) -> str:
+    """``mean ± std``; one seed: the value, with its bootstrap interval (``ci95``) if given."""
     if pair is None:
         return "-"
     mean, std = pair
-    return f"{mean:+.1f} ± {std:.1f}" if signed else f"{mean:.1f} ± {std:.1f}"
+    text = f"{mean:+.1f}" if signed else f"{mean:.1f}"
+    if std is not None:
+        return f"{text} ± {std:.1f}"
+    if ci95 is not None:
+        return f"{text} [{100 * ci95[0]:.1f}, {100 * ci95[1]:.1f}]"
+    return text
 
 
 def _num(value: float | None, digits: int) -> str:
@@ -115,7 +127,10 @@ def semisup_section(records: Sequence[RunRecord]) -> list[str]:
         "same labelled share (the CPS convention), on the same labelled images (the split file "
         "each record names by sha256); evaluation is the suite's protocol. mIoU is the mean ± "
         "standard deviation over seeds; the gain is the mean ± standard deviation of the "
-        "per-seed differences from the supervised-only run with the same seed. Train seconds "
+        "per-seed differences from the supervised-only run with the same seed. With one seed no "
+        "spread is measured: the mIoU is that run's, with its 95% bootstrap interval over the "
+        "test images where the record has one (what varies is which images were drawn, not "
+        "the training), and the gain is one difference. Train seconds "
         "are this machine's wall time (methods add a discriminator or generator and extra "
         "forward passes).",
         "",
@@ -134,7 +149,7 @@ def semisup_section(records: Sequence[RunRecord]) -> list[str]:
         for r in members:
             lines.append(
                 f"| {r['share']} | {r['title']} | {r['method']} | {len(r['seeds'])} "
-                f"| {_pm(r['miou'])} | {_pm(r['gain'], signed=True)} "
+                f"| {_pm(r['miou'], ci95=r['miou_ci95'])} | {_pm(r['gain'], signed=True)} "
                 f"| {_num(r['train_s'], 0)} | {_num(r['params_m'], 2)} | {_num(r['gflops'], 2)} |"
             )
         lines += [
@@ -163,7 +178,7 @@ def write_semisup_plots(records: Sequence[RunRecord], plots_dir: Path) -> list[P
             shift = 2 ** (0.04 * (i - (n - 1) / 2))  # apart, so that error bars do not overlap
             ax.errorbar(
                 [p["share_value"] * shift for p in pts], [p["miou"][0] for p in pts],
-                yerr=[p["miou"][1] for p in pts], marker="o", capsize=3,
+                yerr=[p["miou"][1] or 0.0 for p in pts], marker="o", capsize=3,
                 linestyle="--" if method == "supervised" else "-", label=f"{title}: {method}",
             )  # fmt: skip
         shares = sorted({(r["share_value"], r["share"]) for r in rows})
@@ -171,7 +186,7 @@ def write_semisup_plots(records: Sequence[RunRecord], plots_dir: Path) -> list[P
         ax.set_xticks([v for v, _ in shares], [label for _, label in shares])
         ax.minorticks_off()
         ax.set_xlabel("labelled share of the training split")
-        ax.set_ylabel("mIoU (%), mean ± std over seeds")
+        ax.set_ylabel("mIoU (%), mean ± std over seeds (one seed: no bar)")
         ax.set_title(f"{suite} on {dataset}: semi-supervised vs supervised-only")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
