@@ -1,11 +1,12 @@
-"""Locks on (suite, architecture, dataset) combinations of a results folder.
+"""Locks on (suite, architecture, dataset, setting) combinations of a results folder.
 
 Two runs writing into one results folder (two terminals, or a job array whose shards overlap)
 would otherwise repeat each other's work silently. Before it runs a combination, a sweep takes
-``<results_dir>/.locks/<suite>__<arch>__<dataset>.lock``, a small JSON file naming the process
-(pid, host, start time, command); a second sweep that finds the lock held by a live process
-skips the combination and says who holds it. Shards of one suite run disjoint combinations, so
-they share a folder without waiting on each other.
+``<results_dir>/.locks/<suite>__<arch>__<dataset>__<setting>.lock``, a small JSON file naming
+the process (pid, host, start time, command); a second sweep that finds the lock held by a live
+process skips the combination and says who holds it. Shards of one suite run disjoint
+combinations, so they share a folder without waiting on each other; so do runs of one suite's
+other settings (seeds, semi-supervised methods and shares), which train other models.
 
 A lock left by a process that died (``kill -9``, a crash) on this host is recognised (its pid is
 gone) and taken over. A lock from another host cannot be checked: the message names the file
@@ -43,9 +44,9 @@ class LockHolder:
         return f"pid {self.pid} on host {self.host} since {self.started} ({self.command})"
 
 
-def lock_path(results_dir: Path | str, suite: str, arch: str, dataset: str) -> Path:
+def lock_path(results_dir: Path | str, suite: str, arch: str, dataset: str, setting: str) -> Path:
     """The lock file of one combination."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{suite}__{arch}__{dataset}")
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{suite}__{arch}__{dataset}__{setting}")
     return Path(results_dir) / LOCKS_DIR / f"{name}.lock"
 
 

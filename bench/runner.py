@@ -569,7 +569,7 @@ class Sweep:
         """Runs one combination under its lock; None when another live run holds it."""
         s = self.suite
         holder = locks.this_process(self.command, created_stamp(utc_now()))
-        path = locks.lock_path(self.results_dir, s.name, arch, s.dataset)
+        path = locks.lock_path(self.results_dir, s.name, arch, s.dataset, s.setting)
         other = locks.acquire(path, holder)
         if other is not None:
             summary.busy.append((arch, other.describe()))

@@ -320,7 +320,7 @@ def test_ctrl_c_prints_one_line_with_the_resume_command_and_exits_130(tmp_path):
     assert len(lines) == 1, err
     assert lines[0].startswith("interrupted: 3 of 5 combination(s) finished (")
     assert lines[0].endswith(f"--results-dir {results} -q --resume")
-    assert not (results / ".locks" / "fault_suite__fault_sleepy__synthetic.lock").exists()
+    assert not list((results / ".locks").glob("fault_suite__fault_sleepy__synthetic__*.lock"))
 
 
 def test_a_second_sweep_skips_what_a_live_one_is_running_then_takes_over_its_lock(
@@ -328,7 +328,7 @@ def test_a_second_sweep_skips_what_a_live_one_is_running_then_takes_over_its_loc
 ):
     results = tmp_path / "results"
     with sleepy_sweep(results) as proc:
-        lock = results / ".locks" / "fault_suite__fault_sleepy__synthetic.lock"
+        (lock,) = (results / ".locks").glob("fault_suite__fault_sleepy__synthetic__*.lock")
         assert json.loads(lock.read_text())["pid"] == proc.pid
         monkeypatch.setenv("SEMSEG_TEST_SLEEP_S", "0")
         argv = fault_suite_run(results)
@@ -379,3 +379,22 @@ def test_samples_left_by_a_run_killed_before_its_record_are_removed(tmp_path, fa
     assert f"fault_conv_a: removed {orphan} (left by a run killed before its record)" in logs
     (written,) = [r for r in read_record_files(results) if r["arch"] == "fault_conv_a"]
     assert (results / written["samples"]["file"]).is_file()
+
+
+def test_locks_are_per_setting_so_other_seeds_and_methods_run_beside(tmp_path):
+    """Two settings of one (suite, arch, dataset) (e.g. seeds, semi-supervised methods) train
+    other models: each has its own lock; the same setting is refused while held."""
+    from bench import locks
+
+    me = locks.this_process("python run_bench.py run --suite s", "2026-12-07T00:00:00Z")
+    # Another live process on this host (pid 1 is always alive) holds seed 0's lock.
+    other = locks.LockHolder(pid=1, host=me.host, started="earlier", command="first")
+    seed0 = locks.lock_path(tmp_path, "s", "enet", "synthetic", "64x64-seed0-advsemi-f0.125")
+    seed1 = locks.lock_path(tmp_path, "s", "enet", "synthetic", "64x64-seed1-advsemi-f0.125")
+    assert seed0 != seed1
+    assert locks.acquire(seed0, other) is None
+    assert locks.acquire(seed1, me) is None  # not blocked by seed 0's lock
+    assert locks.acquire(seed0, me) == other  # the same combination: held, and by whom
+    locks.release(seed1, me)
+    locks.release(seed0, other)
+    assert not seed0.exists() and not seed1.exists()
