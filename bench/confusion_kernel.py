@@ -7,9 +7,9 @@ pass (``torch.bincount``, which scans its input for its minimum and maximum befo
 2.2-2.6x a bare int32 ``bincount`` of the same pixels on one thread. This kernel, compiled by
 numba, reads each (target, prediction) pair once, checks both exactly and counts it, in one
 loop over the pixels, with no temporary array: 1.1-1.3x that bare ``bincount`` in the
-pytest-benchmark benchmark (``tests/benchmarks/test_bench_metrics.py``). Two histograms take alternate pixels, so runs of
-one flat index (real masks are made of regions) do not make every increment wait for the one
-before it.
+pytest-benchmark benchmark (``tests/benchmarks/test_bench_metrics.py``). Two histograms take
+alternate pixels, so runs of one flat index (real masks are made of regions) do not make every
+increment wait for the one before it.
 
 Compiled on first use for each pair of input dtypes (about a second) and cached on disk by numba
 (``cache=True``) next to this file.

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,10 +43,13 @@ class LockHolder:
         return f"pid {self.pid} on host {self.host} since {self.started} ({self.command})"
 
 
-def lock_path(results_dir: Path | str, suite: str, arch: str, dataset: str, setting: str) -> Path:
-    """The lock file of one combination."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{suite}__{arch}__{dataset}__{setting}")
-    return Path(results_dir) / LOCKS_DIR / f"{name}.lock"
+def lock_path(results_dir: Path | str, key: str) -> Path:
+    """The lock file of one combination.
+
+    ``key`` is :meth:`bench.runner.Sweep.key`, ``<suite>__<arch>__<dataset>__<setting>``,
+    already safe as a file name (it also names the combination's training state).
+    """
+    return Path(results_dir) / LOCKS_DIR / f"{key}.lock"
 
 
 def _alive(pid: int) -> bool:

@@ -18,9 +18,9 @@ Conventions (those of mmsegmentation):
 Speed: the update builds one flat index ``num_classes * target + pred`` without compacting the
 valid pixels with a boolean mask (the slow part of the classic NumPy recipe). Ignored and invalid
 labels simply land in their own rows of a slightly larger histogram; those rows are dropped
-(ignored) or reported (invalid). uint8 inputs (what the harness passes) need no
-scan of the labels is needed (256 rows hold every value) and the index is int16, so each pass
-moves 2 bytes per pixel. On one CPU thread an update costs about 1.1-1.5x a bare
+(ignored) or reported (invalid). uint8 inputs (what the harness passes) need no scan of the
+labels (256 rows hold every value) and the index is int16, so each pass moves 2 bytes per
+pixel. On one CPU thread an update costs about 1.1-1.5x a bare
 ``torch.bincount`` of the same number of indices (``tests/benchmarks/test_bench_metrics.py``).
 Wider labels (int64 is what ``argmax`` and most data loaders give) are read, checked and counted
 in one fused pass on CPU (:mod:`bench.confusion_kernel`, compiled by numba): 1.1-1.3x a bare

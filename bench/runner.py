@@ -567,9 +567,8 @@ class Sweep:
         self, arch: str, inputs_rel: str | None, summary: SweepSummary
     ) -> RunRecord | None:
         """Runs one combination under its lock; None when another live run holds it."""
-        s = self.suite
         holder = locks.this_process(self.command, created_stamp(utc_now()))
-        path = locks.lock_path(self.results_dir, s.name, arch, s.dataset, s.setting)
+        path = locks.lock_path(self.results_dir, self.key(arch))
         other = locks.acquire(path, holder)
         if other is not None:
             summary.busy.append((arch, other.describe()))

@@ -389,8 +389,8 @@ def test_locks_are_per_setting_so_other_seeds_and_methods_run_beside(tmp_path):
     me = locks.this_process("python run_bench.py run --suite s", "2026-12-07T00:00:00Z")
     # Another live process on this host (pid 1 is always alive) holds seed 0's lock.
     other = locks.LockHolder(pid=1, host=me.host, started="earlier", command="first")
-    seed0 = locks.lock_path(tmp_path, "s", "enet", "synthetic", "64x64-seed0-advsemi-f0.125")
-    seed1 = locks.lock_path(tmp_path, "s", "enet", "synthetic", "64x64-seed1-advsemi-f0.125")
+    seed0 = locks.lock_path(tmp_path, "s__enet__synthetic__64x64-seed0-advsemi-f0.125")
+    seed1 = locks.lock_path(tmp_path, "s__enet__synthetic__64x64-seed1-advsemi-f0.125")
     assert seed0 != seed1
     assert locks.acquire(seed0, other) is None
     assert locks.acquire(seed1, me) is None  # not blocked by seed 0's lock
