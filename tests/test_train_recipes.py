@@ -6,10 +6,11 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import TensorDataset
+from torch.utils.data import Subset, TensorDataset
 
 from bench.errors import ConfigError
 from bench.models import PadCrop
@@ -19,11 +20,13 @@ from bench.train import (
     class_frequencies,
     class_weights_for,
     enet_class_weights,
+    label_counts,
     lr_factor,
     make_optimizer,
     median_frequency_weights,
     train,
 )
+from bench.train.losses import FREQUENCY_SEED
 from bench.train.scalars import LR_TAG
 from tests.factories import write_suite
 
@@ -372,3 +375,90 @@ def test_a_sweep_trains_each_architecture_with_its_recipe(tmp_path):
     info = sweep.info
     expected = median_frequency_weights(sweep.train_set, info.num_classes, info.ignore_index)
     assert recipe["class_weights"] == pytest.approx(expected.tolist(), abs=1e-6)
+
+
+# -- class frequencies are the training labels', the same in every process ---------------------
+
+
+def _stored_counts(root, names: list[str], num_classes: int = 11) -> torch.Tensor:
+    """Hand count of CamVid label files: values 0..10 are classes, 11 (void) is not counted."""
+    from PIL import Image
+
+    rows = []
+    for name in names:
+        raw = torch.from_numpy(np.array(Image.open(root / "trainannot" / name))).long()
+        rows.append(torch.bincount(raw[raw < num_classes], minlength=num_classes).double())
+    return torch.stack(rows)
+
+
+@pytest.fixture
+def augmented_camvid(tmp_path):
+    from bench.data import build_dataset
+    from bench.data.fixtures import write_fixture
+
+    root = write_fixture("camvid", tmp_path / "camvid", size=(12, 16))
+    # Strong augmentation: a 6x8 crop after a 0.5-2x rescale sees a different part each read.
+    dataset, info = build_dataset(
+        "camvid", split="train", root=root, size=(12, 16), crop=(6, 8), scale_range=(0.5, 2.0)
+    )
+    names = [
+        line.split()[1].rsplit("/", 1)[1]
+        for line in (root / "train.txt").read_text().split("\n")
+        if line
+    ]
+    return dataset, info, root, names
+
+
+def test_class_weights_count_the_stored_labels_not_an_augmented_draw(augmented_camvid):
+    dataset, info, root, names = augmented_camvid
+    assert not torch.equal(dataset[0][1], dataset[0][1])  # the samples are augmented
+    hand = _stored_counts(root, names)
+    torch.manual_seed(1)
+    first = label_counts(dataset, 11, info.ignore_index)
+    state = torch.get_rng_state()
+    torch.manual_seed(2)
+    second = class_frequencies(dataset, 11, info.ignore_index)
+    assert torch.equal(first, hand)
+    assert torch.equal(second, hand.sum(0) / hand.sum())
+    torch.manual_seed(1)
+    label_counts(dataset, 11, info.ignore_index)
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's random state is untouched
+
+
+def test_class_weights_of_a_subset_count_its_own_images(augmented_camvid):
+    dataset, info, root, names = augmented_camvid
+    view = Subset(Subset(dataset, [2, 0, 1]), [0, 1])  # images 2 and 0, in that order
+    assert torch.equal(
+        label_counts(view, 11, info.ignore_index), _stored_counts(root, [names[2], names[0]])
+    )
+    assert torch.equal(
+        label_counts(view, 11, info.ignore_index, max_samples=1), _stored_counts(root, [names[2]])
+    )
+
+
+class _RandomMasks(torch.utils.data.Dataset):
+    """No stored labels: each read draws a new 2x2 mask of classes 0..2 from the global state."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.zeros(3, 2, 2), torch.randint(0, 3, (2, 2))
+
+
+def test_class_weights_of_a_dataset_without_stored_labels_are_drawn_under_a_fixed_seed():
+    torch.manual_seed(5)
+    first = class_weights_for("median_frequency", _RandomMasks(), 3, 255, 4)
+    state = torch.get_rng_state()
+    torch.manual_seed(6)
+    second = class_weights_for("median_frequency", _RandomMasks(), 3, 255, 4)
+    assert torch.equal(first, second)
+    torch.manual_seed(FREQUENCY_SEED)  # the same masks, read by hand
+    masks = torch.stack([_RandomMasks()[i][1] for i in range(4)])
+    assert torch.equal(
+        label_counts(_RandomMasks(), 3, 255),
+        torch.stack([torch.bincount(m.flatten(), minlength=3).double() for m in masks]),
+    )
+    torch.manual_seed(5)
+    class_weights_for("median_frequency", _RandomMasks(), 3, 255, 4)
+    assert torch.equal(torch.get_rng_state(), state)

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from bench.errors import ConfigError
 from bench.train.config import TrainConfig
@@ -87,10 +88,57 @@ def summed_losses(losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
     return torch.stack(list(losses.values())).sum()
 
 
+FREQUENCY_SEED = 0  # the random state a dataset without stored labels is read under
+
+
+def label_counts(
+    dataset: Dataset, num_classes: int, ignore_index: int, max_samples: int = 200
+) -> torch.Tensor:
+    """Pixels of each class in each of the first ``max_samples`` training labels.
+
+    Class frequencies describe the training labels, not one draw of their augmentation. A
+    dataset that reads its labels as stored (a ``label(index)`` method returning the ``(H, W)``
+    class ids, as :class:`~bench.data.file_dataset.SegmentationFiles` has; ``Subset`` views are
+    followed to it) is counted from those. Any other is read through ``dataset[index]`` with the
+    global random state forked and seeded with :data:`FREQUENCY_SEED`. Either way the counts are
+    the same in every process, whatever ran before, and the caller's random state is left as it
+    was (it seeds the model and the data order next).
+
+    Args:
+        dataset: Yields ``(image, mask)`` pairs.
+        num_classes: Classes counted (label values ``0 .. num_classes - 1``).
+        ignore_index: Label value not counted.
+        max_samples: Samples read at most (the first ones).
+
+    Returns:
+        ``(n, num_classes)`` float64 pixel counts, one row per sample read.
+    """
+    n = min(max_samples, len(dataset))
+    base, indices = dataset, list(range(n))
+    while isinstance(base, Subset):
+        indices = [int(base.indices[i]) for i in indices]
+        base = base.dataset
+    stored = getattr(base, "label", None)
+    rows = torch.zeros(n, num_classes, dtype=torch.float64)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(FREQUENCY_SEED)
+        for row, index in enumerate(indices):
+            if callable(stored):
+                mask = torch.from_numpy(np.asarray(stored(index))).long().flatten()
+            else:
+                mask = dataset[row][1].long().flatten()
+            mask = mask[mask != ignore_index]
+            rows[row] = torch.bincount(mask, minlength=num_classes)[:num_classes].double()
+    return rows
+
+
 def class_frequencies(
     dataset: Dataset, num_classes: int, ignore_index: int, max_samples: int = 200
 ) -> torch.Tensor:
-    """Fraction of (non-ignored) pixels per class over the first ``max_samples`` samples.
+    """Fraction of (non-ignored) pixels per class over the first ``max_samples`` labels.
+
+    Counted as :func:`label_counts` says: from the labels as stored where the dataset can read
+    them, so the weights are the training set's and the same in every run.
 
     Args:
         dataset: Yields ``(image, mask)`` pairs.
@@ -104,11 +152,7 @@ def class_frequencies(
     Raises:
         ConfigError: Every sampled pixel is ignored.
     """
-    counts = torch.zeros(num_classes, dtype=torch.float64)
-    for i in range(min(max_samples, len(dataset))):
-        mask = dataset[i][1].long().flatten()
-        mask = mask[mask != ignore_index]
-        counts += torch.bincount(mask, minlength=num_classes)[:num_classes].double()
+    counts = label_counts(dataset, num_classes, ignore_index, max_samples).sum(0)
     total = counts.sum()
     if total == 0:
         raise ConfigError(
@@ -147,7 +191,7 @@ def median_frequency_weights(
         dataset: Yields ``(image, mask)`` pairs.
         num_classes: Classes counted (label values ``0 .. num_classes - 1``).
         ignore_index: Label value not counted.
-        max_samples: Samples read at most (the first ones).
+        max_samples: Samples read at most (the first ones; counted as :func:`label_counts`).
 
     Returns:
         float32 weights, one per class.
@@ -155,14 +199,9 @@ def median_frequency_weights(
     Raises:
         ConfigError: Every sampled pixel is ignored.
     """
-    counts = torch.zeros(num_classes, dtype=torch.float64)
-    present_pixels = torch.zeros(num_classes, dtype=torch.float64)
-    for i in range(min(max_samples, len(dataset))):
-        mask = dataset[i][1].long().flatten()
-        mask = mask[mask != ignore_index]
-        image_counts = torch.bincount(mask, minlength=num_classes)[:num_classes].double()
-        counts += image_counts
-        present_pixels += (image_counts > 0).double() * image_counts.sum()
+    per_image = label_counts(dataset, num_classes, ignore_index, max_samples)
+    counts = per_image.sum(0)
+    present_pixels = ((per_image > 0).double() * per_image.sum(1, keepdim=True)).sum(0)
     present = counts > 0
     if not present.any():
         raise ConfigError(
