@@ -14,6 +14,7 @@ from torch.utils.data import Subset, TensorDataset
 
 from bench.errors import ConfigError
 from bench.models import PadCrop
+from bench.stored_labels import LABEL_READ_SEED
 from bench.suites import load_suite
 from bench.train import (
     TrainConfig,
@@ -26,7 +27,6 @@ from bench.train import (
     median_frequency_weights,
     train,
 )
-from bench.train.losses import FREQUENCY_SEED
 from bench.train.scalars import LR_TAG
 from tests.factories import write_suite
 
@@ -453,7 +453,7 @@ def test_class_weights_of_a_dataset_without_stored_labels_are_drawn_under_a_fixe
     torch.manual_seed(6)
     second = class_weights_for("median_frequency", _RandomMasks(), 3, 255, 4)
     assert torch.equal(first, second)
-    torch.manual_seed(FREQUENCY_SEED)  # the same masks, read by hand
+    torch.manual_seed(LABEL_READ_SEED)  # the same masks, read by hand
     masks = torch.stack([_RandomMasks()[i][1] for i in range(4)])
     assert torch.equal(
         label_counts(_RandomMasks(), 3, 255),

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 
 from bench.errors import ConfigError
 from bench.fileio import write_atomic
+from bench.stored_labels import map_labels
 
 
 def sample_ids(dataset: Dataset) -> list[str]:
@@ -51,7 +52,8 @@ def draw_labelled(
     ``per_class`` (or all the split has).
 
     Args:
-        dataset: The training split (``dataset[i][1]`` is read for ``per_class`` only).
+        dataset: The training split (its labels are read for ``per_class`` only, as stored:
+            :func:`bench.stored_labels.map_labels`).
         num_classes: K.
         fraction: The labelled share, in (0, 1].
         per_class: Labelled images per class.
@@ -66,7 +68,7 @@ def draw_labelled(
         return sorted(int(i) for i in order[: max(1, round(fraction * n))])
     assert per_class is not None
     counts = np.zeros(num_classes, dtype=np.int64)
-    present = [classes_present(dataset[int(i)][1], num_classes).bool().numpy() for i in order]
+    present = map_labels(dataset, order, lambda m: classes_present(m, num_classes).bool().numpy())
     wanted = np.any(present, axis=0) if present else np.zeros(num_classes, bool)
     taken = []
     for i, has in zip(order, present, strict=True):

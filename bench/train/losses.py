@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 
 from bench.errors import ConfigError
+from bench.stored_labels import map_labels
 from bench.train.config import TrainConfig
 
 
@@ -88,21 +88,14 @@ def summed_losses(losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
     return torch.stack(list(losses.values())).sum()
 
 
-FREQUENCY_SEED = 0  # the random state a dataset without stored labels is read under
-
-
 def label_counts(
     dataset: Dataset, num_classes: int, ignore_index: int, max_samples: int = 200
 ) -> torch.Tensor:
     """Pixels of each class in each of the first ``max_samples`` training labels.
 
-    Class frequencies describe the training labels, not one draw of their augmentation. A
-    dataset that reads its labels as stored (a ``label(index)`` method returning the ``(H, W)``
-    class ids, as :class:`~bench.data.file_dataset.SegmentationFiles` has; ``Subset`` views are
-    followed to it) is counted from those. Any other is read through ``dataset[index]`` with the
-    global random state forked and seeded with :data:`FREQUENCY_SEED`. Either way the counts are
-    the same in every process, whatever ran before, and the caller's random state is left as it
-    was (it seeds the model and the data order next).
+    The labels are read as stored, not through their random augmentation
+    (:func:`bench.stored_labels.map_labels`): the counts are the training set's, the same in every
+    process whatever ran before, and the caller's random state is left as it was.
 
     Args:
         dataset: Yields ``(image, mask)`` pairs.
@@ -113,23 +106,14 @@ def label_counts(
     Returns:
         ``(n, num_classes)`` float64 pixel counts, one row per sample read.
     """
-    n = min(max_samples, len(dataset))
-    base, indices = dataset, list(range(n))
-    while isinstance(base, Subset):
-        indices = [int(base.indices[i]) for i in indices]
-        base = base.dataset
-    stored = getattr(base, "label", None)
-    rows = torch.zeros(n, num_classes, dtype=torch.float64)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(FREQUENCY_SEED)
-        for row, index in enumerate(indices):
-            if callable(stored):
-                mask = torch.from_numpy(np.asarray(stored(index))).long().flatten()
-            else:
-                mask = dataset[row][1].long().flatten()
-            mask = mask[mask != ignore_index]
-            rows[row] = torch.bincount(mask, minlength=num_classes)[:num_classes].double()
-    return rows
+
+    def count(mask: torch.Tensor) -> torch.Tensor:
+        mask = mask.long().flatten()
+        mask = mask[mask != ignore_index]
+        return torch.bincount(mask, minlength=num_classes)[:num_classes].double()
+
+    rows = map_labels(dataset, range(min(max_samples, len(dataset))), count)
+    return torch.stack(rows) if rows else torch.zeros(0, num_classes, dtype=torch.float64)
 
 
 def class_frequencies(
@@ -137,8 +121,8 @@ def class_frequencies(
 ) -> torch.Tensor:
     """Fraction of (non-ignored) pixels per class over the first ``max_samples`` labels.
 
-    Counted as :func:`label_counts` says: from the labels as stored where the dataset can read
-    them, so the weights are the training set's and the same in every run.
+    Counted as :func:`label_counts` says: from the labels as stored, so the weights are the
+    training set's and the same in every run.
 
     Args:
         dataset: Yields ``(image, mask)`` pairs.
