@@ -49,6 +49,28 @@ def test_per_class_draw_reaches_the_count_of_every_class(synthetic):
     assert len(chosen) < len(data)
 
 
+def test_per_class_draw_reads_the_stored_labels_whatever_the_random_state(tmp_path):
+    # A CamVid miniature whose training samples are random 4x4 crops: read through dataset[i],
+    # the classes an image holds (and so the draw) would change with the global random state.
+    from bench.data.fixtures import write_fixture
+
+    root = write_fixture("camvid", tmp_path / "camvid", size=(12, 16))
+    data, _ = build_dataset(
+        "camvid", split="train", root=root, size=(12, 16), crop=(4, 4), scale_range=(0.5, 1.0)
+    )
+    draws = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        draws.append(draw_labelled(data, num_classes=11, per_class=2, split_seed=0))
+    assert draws[0] == draws[1]
+    # By hand: the stored labels of the fixture's three images hold every class (12x16
+    # pixels of 12 values), so the first two images of the seeded permutation reach 2 each.
+    import numpy as np
+
+    order = np.random.default_rng(0).permutation(len(data))
+    assert draws[0] == sorted(int(i) for i in order[:2])
+
+
 def test_the_split_file_is_written_once_and_read_back(synthetic, tmp_path):
     data, _ = synthetic
     ids = [str(i) for i in range(len(data))]
