@@ -580,7 +580,7 @@ class Sweep:
         try:
             for orphan in self._remove_orphan_samples(arch):
                 summary.orphans_removed.append(orphan)
-                self.log(f"{arch}: removed {orphan} (left by a run killed before its record)")
+                self.log(f"{arch}: removed {orphan} (no record names it)")
             if arch == BASELINE_ARCH:
                 record = self.run_baseline()
             elif self.timeout_per_arch is None:

@@ -376,7 +376,7 @@ def test_samples_left_by_a_run_killed_before_its_record_are_removed(tmp_path, fa
     summary = sweep.run(["fault_conv_a"])
     assert summary.orphans_removed == [str(orphan)]
     assert not orphan.exists() and other.exists()
-    assert f"fault_conv_a: removed {orphan} (left by a run killed before its record)" in logs
+    assert f"fault_conv_a: removed {orphan} (no record names it)" in logs
     (written,) = [r for r in read_record_files(results) if r["arch"] == "fault_conv_a"]
     assert (results / written["samples"]["file"]).is_file()
 
