@@ -371,8 +371,9 @@ class Sweep:
         The training state goes to :meth:`train_state_path` every ``checkpoint_every`` steps; a
         resumed sweep continues from it (:func:`bench.train.train`, ``resume``).
         """
-        s, t = self.suite, self.suite.train_for(arch)  # the suite's train, with arch's recipe
-        weights, k = self.arch_weights(arch), self.info.num_classes
+        s, t, k = self.suite, self.suite.train_for(arch), self.info.num_classes  # t: arch's recipe
+        own = entry.info.train_needs_targets  # computes its own losses: class weights never apply
+        weights = None if own else self.arch_weights(arch)
         result = train(
             model,
             self.train_set,
@@ -392,7 +393,7 @@ class Sweep:
             validation=None if self.val_set is None else self._validation(arch, model, run_id),
             semisup=semisup.supervision(self.semi, k, tuple(s.resolution), t.batch_size, model),
         )
-        info = {**result.to_dict(), "class_weighting": t.class_weighting}
+        info = {**result.to_dict(), "class_weighting": "none" if own else t.class_weighting}
         if weights is not None:
             info["class_weights"] = [round(w, 6) for w in weights.tolist()]
         if trunk := s.backbone_weights.get(arch):

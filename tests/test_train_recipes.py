@@ -377,6 +377,57 @@ def test_a_sweep_trains_each_architecture_with_its_recipe(tmp_path):
     assert recipe["class_weights"] == pytest.approx(expected.tolist(), abs=1e-6)
 
 
+class _OwnLoss(nn.Module):
+    """A 1x1 conv that, given targets in training, returns its own (unweighted) loss."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, num_classes, 1)
+
+    def forward(self, x, targets=None, ignore_index=255):
+        out = self.conv(x)
+        if targets is None:
+            return out
+        return {"ce": nn.functional.cross_entropy(out, targets.long(), ignore_index=ignore_index)}
+
+
+def test_an_entry_with_its_own_losses_is_recorded_without_the_class_weights_it_never_used(
+    tmp_path,
+):
+    """DecoupledNet and Mask R-CNN compute their own losses: a suite's class weights do not
+    reach them, and their records must not say they trained with them."""
+    from architectures import _registry
+    from bench.runner import Sweep
+    from tests.factories import fixture_arch_info, read_record_files, registry_restored
+
+    text = (
+        "dataset: synthetic\ndataset_options: {num_samples: 4}\nresolution: [16, 16]\n"
+        "archs: [own_loss_test_arch, plain_test_arch]\nthreads: 1\n"
+        "train: {steps: 2, batch_size: 2, class_weighting: enet}\n"
+        "eval: {num_samples: 0}\nspeed: {enabled: false}\ncomplexity: {enabled: false}\n"
+    )
+    suite = load_suite(str(write_suite(tmp_path, text)))
+    with registry_restored():
+        own = fixture_arch_info("own_loss_test_arch", input_divisor=1, train_needs_targets=True)
+        _registry.register(own)(lambda *, num_classes: _OwnLoss(num_classes))
+        plain = fixture_arch_info("plain_test_arch", input_divisor=1)
+        _registry.register(plain)(lambda *, num_classes: nn.Conv2d(3, num_classes, 1))
+        sweep = Sweep(suite, results_dir=tmp_path / "out", device="cpu", progress=False,
+                      log=lambda m: None)  # fmt: skip
+        sweep.run(["own_loss_test_arch", "plain_test_arch"])
+    records = {r["arch"]: r for r in read_record_files(tmp_path / "out")}
+    assert records["own_loss_test_arch"]["status"] == "ok"
+    trained = records["own_loss_test_arch"]["train"]
+    assert trained["class_weighting"] == "none" and trained.get("class_weights") is None
+    weighted = records["plain_test_arch"]["train"]
+    info = sweep.info
+    expected = enet_class_weights(
+        class_frequencies(sweep.train_set, info.num_classes, info.ignore_index)
+    )
+    assert weighted["class_weighting"] == "enet"
+    assert weighted["class_weights"] == pytest.approx(expected.tolist(), abs=1e-6)
+
+
 # -- class frequencies are the training labels', the same in every process ---------------------
 
 
