@@ -397,8 +397,9 @@ def test_an_entry_with_its_own_losses_is_recorded_without_the_class_weights_it_n
     """DecoupledNet and Mask R-CNN compute their own losses: a suite's class weights do not
     reach them, and their records must not say they trained with them."""
     from architectures import _registry
+    from bench.records import load_records
     from bench.runner import Sweep
-    from tests.factories import fixture_arch_info, read_record_files, registry_restored
+    from tests.factories import fixture_arch_info, registry_restored
 
     text = (
         "dataset: synthetic\ndataset_options: {num_samples: 4}\nresolution: [16, 16]\n"
@@ -415,17 +416,17 @@ def test_an_entry_with_its_own_losses_is_recorded_without_the_class_weights_it_n
         sweep = Sweep(suite, results_dir=tmp_path / "out", device="cpu", progress=False,
                       log=lambda m: None)  # fmt: skip
         sweep.run(["own_loss_test_arch", "plain_test_arch"])
-    records = {r["arch"]: r for r in read_record_files(tmp_path / "out")}
-    assert records["own_loss_test_arch"]["status"] == "ok"
-    trained = records["own_loss_test_arch"]["train"]
-    assert trained["class_weighting"] == "none" and trained.get("class_weights") is None
-    weighted = records["plain_test_arch"]["train"]
+    records = {r.arch: r for r in load_records(tmp_path / "out")}
+    assert records["own_loss_test_arch"].status == "ok"
+    trained = records["own_loss_test_arch"].train
+    assert trained.class_weighting == "none" and trained.class_weights is None
+    weighted = records["plain_test_arch"].train
     info = sweep.info
     expected = enet_class_weights(
         class_frequencies(sweep.train_set, info.num_classes, info.ignore_index)
     )
-    assert weighted["class_weighting"] == "enet"
-    assert weighted["class_weights"] == pytest.approx(expected.tolist(), abs=1e-6)
+    assert weighted.class_weighting == "enet"
+    assert list(weighted.class_weights) == pytest.approx(expected.tolist(), abs=1e-6)
 
 
 # -- class frequencies are the training labels', the same in every process ---------------------
